@@ -1,0 +1,86 @@
+"""The one small interface that every controller shares (in the spirit of scikit-learn).
+
+A controller *requests*; the core grants what is safe. ``__init__`` only stores keyword
+parameters; ``reset(net)`` builds the run state (attributes ending in ``_``); ``step`` turns
+one observation into a boolean request per signal group. Nothing here can make a light show
+something unsafe: :class:`ivri.core.engine.SignalCore` has the last word.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork
+from ivri.core.state import SignalState
+
+__all__ = ["Observation", "Controller"]
+
+#: ``gap_s`` when nothing was ever detected.
+NO_DETECTION_S = 1.0e9
+
+
+@dataclass
+class Observation:
+    """What the detectors of all intersections saw this tick, per signal group (``[I, G]``).
+
+    The SUMO bridge fills it from subscriptions; the MQTT gateway and tests fill it directly.
+    Arrays are reused from tick to tick: copy what you keep.
+    """
+
+    t_s: float
+    demand: np.ndarray               # bool:    a road user waits or approaches (a call for green)
+    gap_s: np.ndarray                # float64: time since a vehicle last passed an extension detector
+    queue_veh: np.ndarray            # float64: halting road users on the group's approach lanes
+    approach_veh: np.ndarray         # float64: road users in the detection zone of the approach
+    downstream_queue_veh: np.ndarray  # float64: halting vehicles on the lanes the group feeds
+
+    @classmethod
+    def empty(cls, net: CompiledNetwork, t_s: float = 0.0) -> Observation:
+        """An observation with no road users anywhere (for tests and for start-up)."""
+        return cls(
+            t_s=t_s,
+            demand=net.full(False, np.bool_),
+            gap_s=net.full(NO_DETECTION_S),
+            queue_veh=net.full(0.0),
+            approach_veh=net.full(0.0),
+            downstream_queue_veh=net.full(0.0),
+        )
+
+
+class Controller(ABC):
+    """Base class of every controller and priority application.
+
+    Subclasses set ``name`` (the registry key), take only keyword arguments in ``__init__``
+    and store them unchanged under the same names, and implement :meth:`step`.
+    """
+
+    name: ClassVar[str] = ""
+
+    def reset(self, net: CompiledNetwork) -> None:
+        """Forget everything from an earlier run and prepare for ``net``. Idempotent."""
+        self.net_ = net
+
+    @abstractmethod
+    def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
+        """Return ``request_green``: bool ``[I, G]``, True where the controller wants green.
+
+        ``signals`` is the core's current state (read it, never write it).
+        """
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, for benchmark logs and reports."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self" and sig.parameters[p].kind == inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

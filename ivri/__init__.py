@@ -1,0 +1,19 @@
+"""ivri: an open engine for intelligent traffic lights (iVRI)."""
+
+from ivri.config import IntersectionConfig, NetworkConfig, SignalGroupConfig, load_network_config
+from ivri.errors import ConfigError, IvriError, NetworkError, SafetyViolation, SimulationError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "IntersectionConfig",
+    "NetworkConfig",
+    "SignalGroupConfig",
+    "load_network_config",
+    "IvriError",
+    "ConfigError",
+    "NetworkError",
+    "SimulationError",
+    "SafetyViolation",
+]

@@ -1,0 +1,5 @@
+"""``python -m ivri`` is the ``ivri`` command."""
+
+from ivri.cli import main
+
+main()

@@ -1,0 +1,145 @@
+"""The ``ivri`` command: run scenarios, compare controllers, list what is bundled."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ivri.errors import ConfigError, IvriError
+
+app = typer.Typer(
+    name="ivri",
+    help="ivri: an open engine for intelligent traffic lights. Run SUMO scenarios under "
+    "different controllers and compare vehicle-loss hours, fuel, stops and delay per mode.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _controller_names(controller: str | None, compare: str | None) -> list[str]:
+    if controller and compare:
+        raise ConfigError("give either --controller or --compare, not both")
+    names = [n.strip() for n in (compare or controller or "actuated").split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--compare needs at least one controller name")
+    from controllers import validate_run_choice
+
+    for n in names:
+        validate_run_choice(n)
+    return names
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="a bundled scenario (see `ivri scenarios`), e.g. "
+                                            "'grid' or 'crossing:short', or a path to a .sumocfg")],
+    controller: Annotated[str | None, typer.Option("--controller", "-c", help="controller to run "
+                          "(see `ivri controllers`); 'sumo-native' runs SUMO's own programs")] = None,
+    compare: Annotated[str | None, typer.Option(help="comma-separated controllers to run side by "
+                       "side with the same seed, e.g. fixed-time,actuated,sumo-native")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write kpis.json, a comparison "
+                   "plot and SUMO's outputs into this folder")] = None,
+    seed: Annotated[int, typer.Option(help="random seed for SUMO")] = 42,
+    end: Annotated[float | None, typer.Option(help="stop the simulation at this time [s] "
+                   "instead of the scenario's end")] = None,
+    config: Annotated[Path | None, typer.Option(help="intersection config (TOML/YAML/JSON) instead "
+                      "of deriving the intersections from the SUMO network")] = None,
+    traci: Annotated[bool, typer.Option("--traci", help="talk to SUMO over a TraCI socket instead "
+                     "of libsumo (slower; for remote runs)")] = False,
+    gui: Annotated[bool, typer.Option("--gui", help="watch the run in sumo-gui (implies --traci)")] = False,
+) -> None:
+    """Run a scenario under one or more controllers and print the KPIs."""
+    try:
+        _run(scenario, controller, compare, out, seed, end, config, traci, gui)
+    except IvriError as exc:
+        _fail(str(exc))
+
+
+def _run(scenario: str, controller: str | None, compare: str | None, out: Path | None, seed: int,
+         end: float | None, config: Path | None, traci: bool, gui: bool) -> None:
+    from ivri.metrics import kpi_table, plot_comparison, write_kpis_json
+    from ivri.runner import RunSpec, resolve_scenario, run_controller
+
+    names = _controller_names(controller, compare)
+    label, _ = resolve_scenario(scenario)
+    if config is not None:
+        from ivri.config import load_network_config
+
+        load_network_config(config)  # fail before SUMO starts
+    out_dir = out if out is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "ivri-run"
+    records = []
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:>6.0f}/{task.total:.0f} sim s"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                  transient=False) as bar:
+        for name in names:
+            task = bar.add_task(f"{label} · {name}", total=1.0)
+
+            def report(done_s: float, total_s: float, task: int = task) -> None:
+                bar.update(task, completed=done_s, total=total_s)
+
+            spec = RunSpec(scenario=scenario, controller=name, seed=seed, out_dir=out_dir,
+                           backend="traci" if (traci or gui) else "libsumo", gui=gui,
+                           intersections=config, end_s=end)
+            records.append(run_controller(spec, progress=report))
+    console.print(kpi_table(records))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_kpis_json(records, out / "kpis.json")
+        plot_comparison(records, out / "comparison.png", title=f"{label} (seed {seed})")
+        console.print(f"wrote {out / 'kpis.json'} and {out / 'comparison.png'}")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the bundled scenarios."""
+    from ivri.sumo_networks import bundled_scenarios
+
+    table = Table(title="bundled scenarios")
+    table.add_column("name")
+    table.add_column("description")
+    table.add_column("sumocfg", overflow="fold")
+    for s in bundled_scenarios():
+        name = s.name if s.variant == "peak" else f"{s.name}:{s.variant}"
+        table.add_row(name, s.description, str(s.sumocfg))
+    console.print(table)
+
+
+@app.command()
+def controllers() -> None:
+    """List the controllers that `ivri run --controller` accepts."""
+    from controllers import describe_controllers
+
+    table = Table(title="controllers")
+    table.add_column("name")
+    table.add_column("what it does")
+    for name, text in describe_controllers().items():
+        table.add_row(name, text)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point that turns every deliberate error into one line and a non-zero exit."""
+    try:
+        app()
+    except IvriError as exc:  # raised outside a command body
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,145 @@
+"""Run one scenario with one controller, end to end: SUMO -> controller -> core -> SUMO -> KPIs.
+
+This is the loop of the design's data flow. Everything per tick is array work: the bridge
+fills an :class:`~controllers.base.Observation` from subscriptions, the controller returns a
+request per signal group, the core grants what is safe, and the bridge writes the states of
+the intersections that changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ivri.config import NetworkConfig, load_network_config
+from ivri.errors import ConfigError, NetworkError
+
+__all__ = ["RunSpec", "resolve_scenario", "run_controller", "SUMO_NATIVE"]
+
+SUMO_NATIVE = "sumo-native"
+
+#: Called with (simulated seconds done, simulated seconds in total).
+ProgressCallback = Callable[[float, float], None]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one run; two equal specs give the same result."""
+
+    scenario: str
+    controller: str
+    seed: int = 42
+    out_dir: Path = Path("out")
+    backend: Literal["libsumo", "traci"] = "libsumo"
+    gui: bool = False
+    intersections: Path | None = None
+    end_s: float | None = None
+    controller_params: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_scenario(scenario: str) -> tuple[str, Path]:
+    """A bundled scenario name (``grid``, ``grid:short``) or a path to a ``.sumocfg``.
+
+    Returns a label for reports and the path of the ``.sumocfg``.
+    """
+    path = Path(scenario)
+    if path.suffix == ".sumocfg" or path.exists():
+        if not path.is_file():
+            raise NetworkError(f"scenario file {path} does not exist")
+        return path.stem, path.resolve()
+    from ivri.sumo_networks import get_scenario
+
+    try:
+        found = get_scenario(scenario)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]) if exc.args else f"unknown scenario {scenario!r}") from None
+    return f"{found.name}:{found.variant}", found.sumocfg
+
+
+def _load_intersections(path: Path | None) -> NetworkConfig | None:
+    return None if path is None else load_network_config(path)
+
+
+def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Run ``spec`` and return its result record (the row of ``kpis.json``).
+
+    The record holds no vehicle or person identities: only aggregates.
+    """
+    from controllers import make_controller
+    from ivri.core.engine import SignalCore
+    from ivri.metrics import VTypeInfo, compute_kpis, sumo_output_options, tripinfo_path
+    from ivri.sumo.bridge import SumoBridge
+    from ivri.sumo.connection import sumo_version
+
+    label, sumocfg = resolve_scenario(spec.scenario)
+    native = spec.controller == SUMO_NATIVE
+    controller = None if native else make_controller(spec.controller, **spec.controller_params)
+    run_dir = spec.out_dir / spec.controller.replace("+", "_")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra = sumo_output_options(run_dir)
+    if spec.end_s is not None:
+        extra += ["--end", str(spec.end_s)]
+
+    started = time.perf_counter()
+    bridge = SumoBridge(
+        sumocfg,
+        backend=spec.backend,
+        gui=spec.gui,
+        seed=spec.seed,
+        out_dir=run_dir,
+        extra_args=extra,
+        intersections=_load_intersections(spec.intersections),
+        control=not native,
+    )
+    with bridge:
+        net = bridge.start()
+        end_s = spec.end_s if spec.end_s is not None else bridge.end_s
+        if end_s is None:
+            raise NetworkError(f"{sumocfg} has no end time; give one with --end")
+        begin_s = bridge.begin_s
+        span_s = max(end_s - begin_s, 1e-9)
+        next_report_s = begin_s
+        core = None
+        if controller is not None and net is not None:
+            core = SignalCore(net, bridge.dt_s)
+            controller.reset(net)
+            bridge.actuate(core.signals, core.changed | True)
+        t_s = begin_s
+        while t_s < end_s - 1e-9:
+            t_s = bridge.step()
+            if core is not None:
+                obs = bridge.observe()
+                request = controller.step(obs, core.signals)
+                changed = core.advance(request, obs.demand)
+                bridge.actuate(core.signals, changed)
+            if progress is not None and t_s >= next_report_s:
+                progress(t_s - begin_s, span_s)
+                next_report_s = t_s + 10.0
+        vtypes = {k: VTypeInfo(vclass=v[0], emission_class=v[1]) for k, v in bridge.vtypes().items()}
+        per_intersection = bridge.intersection_stats()
+    wall_s = time.perf_counter() - started
+    if progress is not None:
+        progress(span_s, span_s)
+
+    kpis = compute_kpis(tripinfo_path(run_dir), vtypes)
+    record: dict[str, Any] = {
+        "scenario": label,
+        "sumocfg": str(sumocfg),
+        "controller": spec.controller,
+        "controller_params": {} if controller is None else _jsonable(controller.get_params()),
+        "seed": spec.seed,
+        "backend": spec.backend,
+        "sumo_version": sumo_version(),
+        "simulated_s": end_s - begin_s,
+        "wall_time_s": round(wall_s, 3),
+        **kpis.to_dict(),
+        "by_intersection": per_intersection,
+    }
+    return record
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in params.items()}

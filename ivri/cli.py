@@ -37,7 +37,7 @@ def _controller_names(controller: str | None, compare: str | None) -> list[str]:
     names = [n.strip() for n in (compare or controller or "actuated").split(",") if n.strip()]
     if not names:
         raise ConfigError("--compare needs at least one controller name")
-    from controllers import validate_run_choice
+    from ivri.controllers import validate_run_choice
 
     for n in names:
         validate_run_choice(n)
@@ -123,7 +123,7 @@ def scenarios() -> None:
 @app.command()
 def controllers() -> None:
     """List the controllers that `ivri run --controller` accepts."""
-    from controllers import describe_controllers
+    from ivri.controllers import describe_controllers
 
     table = Table(title="controllers")
     table.add_column("name")

@@ -68,7 +68,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
 
     The record holds no vehicle or person identities: only aggregates.
     """
-    from controllers import make_controller
+    from ivri.controllers import make_controller
     from ivri.core.engine import SignalCore
     from ivri.metrics import VTypeInfo, compute_kpis, sumo_output_options, tripinfo_path
     from ivri.sumo.bridge import SumoBridge

@@ -1,0 +1,145 @@
+"""Detectors for the signal groups, written as a SUMO additional file.
+
+Every incoming lane of a vehicle signal group (motor, bicycle, bus, tram) gets, with ids
+prefixed ``ivri_``:
+
+* a stop-line loop (E1 ``inductionLoop``) 1.5 m before the lane end. SUMO stops the first
+  vehicle at a red light with its front about 1.0 m before the lane end, so a point loop at
+  exactly 1 m would miss it; 1.5 m is covered by any waiting car or bicycle;
+* an extension loop (E1) 40 m upstream, or at the lane start on a shorter lane (left out
+  when the lane is too short to hold both loops apart);
+* a detection zone (E2 ``laneAreaDetector``) from the extension loop to the lane end: the
+  road users approaching the stop line, which the lane counts cannot tell (a lane can be
+  hundreds of metres long).
+
+Outputs go to ``NUL`` (SUMO's null device on every platform) with a one-day period: the
+bridge reads the detectors through subscriptions, never through files. Lanes shared by
+several groups get one set of detectors that counts for each of them. Lanes that admit only
+pedestrians are skipped. Ids that the scenario's own additional files already use are
+avoided with a numeric suffix.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from xml.sax.saxutils import quoteattr
+
+from ivri.errors import NetworkError
+from ivri.sumo.network import TlsLinkMap, find_lane, read_net
+
+__all__ = [
+    "DETECTOR_PREFIX",
+    "EXTENSION_DISTANCE_M",
+    "STOPLINE_OFFSET_M",
+    "Detector",
+    "detector_ids_in",
+    "write_detectors",
+]
+
+DETECTOR_PREFIX = "ivri_"
+STOPLINE_OFFSET_M = 1.5
+EXTENSION_DISTANCE_M = 40.0
+_PERIOD_S = 86400
+
+DetectorKind = Literal["stopline", "extension", "zone"]
+
+_DETECTOR_TAGS = {"inductionLoop", "e1Detector", "laneAreaDetector", "e2Detector", "instantInductionLoop",
+                  "entryExitDetector", "e3Detector"}
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One detector that the bridge placed, and the signal groups it serves."""
+
+    id: str
+    lane: str
+    kind: DetectorKind
+    pos_m: float                               # position on the lane (start of a zone)
+    length_m: float                            # zone length; 0 for a loop
+    targets: tuple[tuple[int, int], ...]       # (intersection index, group index) pairs
+
+
+def detector_ids_in(files: Iterable[str | Path]) -> set[str]:
+    """Ids of the detectors already defined in SUMO additional files (unreadable files are skipped)."""
+    ids: set[str] = set()
+    for f in files:
+        try:
+            for _, el in ET.iterparse(str(f), events=("start",)):
+                if el.tag in _DETECTOR_TAGS and "id" in el.attrib:
+                    ids.add(el.attrib["id"])
+        except (ET.ParseError, OSError):
+            continue
+    return ids
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, n = name, 2
+    while out in taken:
+        out, n = f"{name}_{n}", n + 1
+    taken.add(out)
+    return out
+
+
+def write_detectors(
+    link_maps: Sequence[TlsLinkMap],
+    net: str | Path | Any,
+    path: str | Path,
+    *,
+    taken_ids: Iterable[str] = (),
+    extension_m: float = EXTENSION_DISTANCE_M,
+    stopline_offset_m: float = STOPLINE_OFFSET_M,
+) -> list[Detector]:
+    """Write the detectors of all intersections into the additional file ``path``.
+
+    ``link_maps[i]`` belongs to intersection ``i``; its ``in_lanes[g]`` are the lanes of group
+    ``g``. ``net`` is the network (path or :func:`~ivri.sumo.network.read_net` result), used
+    for lane lengths. Returns the detectors in file order.
+    """
+    if isinstance(net, (str, Path)):
+        net = read_net(net)
+    taken = set(taken_ids)
+    targets: dict[str, list[tuple[int, int]]] = {}
+    for i, lm in enumerate(link_maps):
+        for g, lanes in enumerate(lm.in_lanes):
+            for lane in lanes:
+                targets.setdefault(lane, []).append((i, g))
+
+    detectors: list[Detector] = []
+    for lane_id, tg in targets.items():
+        lane = find_lane(net, lane_id)
+        if lane is None:
+            raise NetworkError(f"detectors: lane {lane_id!r} is not in the network")
+        if lane_id.startswith(":") or set(lane.getPermissions()) <= {"pedestrian"}:
+            continue
+        length = float(lane.getLength())
+        tgt = tuple(tg)
+        stop_pos = max(0.0, length - stopline_offset_m)
+        ext_pos = max(0.0, length - extension_m)
+        detectors.append(Detector(_unique(f"{DETECTOR_PREFIX}sl_{lane_id}", taken), lane_id, "stopline",
+                                  round(stop_pos, 2), 0.0, tgt))
+        if stop_pos - ext_pos >= 1.0:
+            detectors.append(Detector(_unique(f"{DETECTOR_PREFIX}ext_{lane_id}", taken), lane_id,
+                                      "extension", round(ext_pos, 2), 0.0, tgt))
+        zone_len = max(length - ext_pos, 0.1)
+        detectors.append(Detector(_unique(f"{DETECTOR_PREFIX}zone_{lane_id}", taken), lane_id, "zone",
+                                  round(ext_pos, 2), round(zone_len, 2), tgt))
+
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             "<!-- written by ivri.sumo.detectors: read through subscriptions, outputs discarded -->",
+             "<additional>"]
+    for d in detectors:
+        common = (f'id={quoteattr(d.id)} lane={quoteattr(d.lane)} pos="{d.pos_m:.2f}" '
+                  f'period="{_PERIOD_S}" file="NUL" friendlyPos="true"')
+        if d.kind == "zone":
+            lines.append(f'    <laneAreaDetector {common} endPos="{d.pos_m + d.length_m:.2f}"/>')
+        else:
+            lines.append(f"    <inductionLoop {common}/>")
+    lines.append("</additional>")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return detectors

@@ -104,9 +104,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         next_report_s = begin_s
         core = None
         if controller is not None and net is not None:
-            core = SignalCore(net, bridge.dt_s)
+            core = SignalCore(net, bridge.dt_s, start_s=begin_s)
             controller.reset(net)
-            bridge.actuate(core.signals, core.changed | True)
         t_s = begin_s
         while t_s < end_s - 1e-9:
             t_s = bridge.step()

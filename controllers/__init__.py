@@ -1,0 +1,155 @@
+"""Controllers: the strategies that request green, picked by name.
+
+A run names its controller with a *spec*: one base controller, optionally followed by priority
+applications joined with ``+`` (``"actuated"``, later ``"actuated+greenflow"``)::
+
+    from ivri.controllers import make_controller
+    ctl = make_controller("actuated", gap_s=2.5)
+
+Registries (adding a strategy is one line in one of them):
+
+* :data:`CONTROLLERS` maps a base controller's name to its class.
+* :data:`APPLICATIONS` maps a priority application's name to a factory called as
+  ``factory(inner=<controller so far>, **params)``; it returns a controller that wraps
+  ``inner`` (applications stack left to right). None is registered yet.
+
+``"sumo-native"`` (:data:`SUMO_NATIVE`) is a valid *run* choice but not an engine controller:
+it means SUMO runs the network's own programs and the engine stays out. The runner checks for
+it before it calls :func:`make_controller`, which raises :class:`~ivri.errors.ConfigError` for
+it rather than returning ``None``: an ``Optional`` result would make every other caller check
+for a controller that silently is not there.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ivri.errors import ConfigError
+
+from .actuated import VehicleActuated
+from .base import Controller, Observation
+from .fixed_time import FixedTime
+from .max_pressure import MaxPressure
+
+__all__ = [
+    "APPLICATIONS",
+    "CONTROLLERS",
+    "SUMO_NATIVE",
+    "Controller",
+    "FixedTime",
+    "MaxPressure",
+    "Observation",
+    "VehicleActuated",
+    "available_controllers",
+    "describe_controllers",
+    "make_controller",
+    "parse_spec",
+    "validate_run_choice",
+]
+
+#: The run choice that lets SUMO run its own traffic-light programs (no engine controller).
+SUMO_NATIVE = "sumo-native"
+
+#: Base controllers by name. One line per controller.
+CONTROLLERS: dict[str, type[Controller]] = {
+    cls.name: cls
+    for cls in (
+        FixedTime,
+        VehicleActuated,
+        MaxPressure,
+    )
+}
+
+#: Priority applications by name: ``factory(inner=controller, **params) -> Controller``.
+#: One line per application, e.g. ``"greenflow": GreenFlow``.
+APPLICATIONS: dict[str, Callable[..., Controller]] = {}
+
+
+def available_controllers() -> list[str]:
+    """The base controller names, in registry order (``sumo-native`` is not one of them)."""
+    return list(CONTROLLERS)
+
+
+def _valid_names() -> str:
+    return ", ".join([*CONTROLLERS, SUMO_NATIVE])
+
+
+def describe_controllers() -> dict[str, str]:
+    """Every run choice with a one-line description (for ``ivri controllers``)."""
+    out = {name: _first_line(cls.__doc__) for name, cls in CONTROLLERS.items()}
+    out.update({f"+{name}": _first_line(f.__doc__) for name, f in APPLICATIONS.items()})
+    out[SUMO_NATIVE] = "SUMO's own traffic-light programs from the network; the engine stays out"
+    return out
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def parse_spec(spec: str) -> tuple[str, tuple[str, ...]]:
+    """Split ``"base+app+app"`` into the base name and the application names, all checked.
+
+    Raises :class:`~ivri.errors.ConfigError` (one line, listing the valid names) for an empty
+    or unknown name, and for ``sumo-native``, which is no engine controller.
+    """
+    parts = tuple(p.strip() for p in str(spec).split("+"))
+    base, apps = parts[0], parts[1:]
+    if base == SUMO_NATIVE:
+        if apps:
+            raise ConfigError(
+                f"{spec!r}: priority applications need an engine controller, "
+                f"not {SUMO_NATIVE!r}; valid: {', '.join(CONTROLLERS)}"
+            )
+        raise ConfigError(
+            f"{SUMO_NATIVE!r} runs SUMO's own programs and is not an engine controller "
+            f"(the runner handles it); engine controllers: {', '.join(CONTROLLERS)}"
+        )
+    if base not in CONTROLLERS:
+        raise ConfigError(f"unknown controller {base!r}; valid: {_valid_names()}")
+    for app in apps:
+        if app not in APPLICATIONS:
+            valid = ", ".join(APPLICATIONS) or "none registered yet"
+            raise ConfigError(
+                f"unknown priority application {app!r} in {spec!r}; valid: {valid}"
+            )
+    if len(set(apps)) != len(apps):
+        raise ConfigError(f"{spec!r} names a priority application twice")
+    return base, apps
+
+
+def make_controller(name: str, **params: Any) -> Controller:
+    """Build the controller that ``name`` specifies (see :func:`parse_spec`).
+
+    ``params`` go to the base controller, except that a keyword named after one of the spec's
+    applications carries that application's parameters as a dict:
+    ``make_controller("actuated+greenflow", gap_s=2.5, greenflow={"range_m": 300})``.
+    A parameter the controller does not take raises :class:`~ivri.errors.ConfigError`.
+    """
+    base, apps = parse_spec(name)
+    app_params = {a: dict(params.pop(a, None) or {}) for a in apps}
+    controller = _build(base, CONTROLLERS[base], params)
+    for app in apps:
+        controller = _build(app, APPLICATIONS[app], {"inner": controller, **app_params[app]})
+    return controller
+
+
+def _build(name: str, factory: Callable[..., Controller], params: dict[str, Any]) -> Controller:
+    try:
+        inspect.signature(factory).bind(**params)
+    except TypeError as exc:
+        # A misspelt parameter must fail loudly, in the same one-line form as a wrong name.
+        raise ConfigError(f"controller {name!r}: {exc}") from None
+    return factory(**params)
+
+
+def validate_run_choice(name: str) -> str:
+    """Return ``name`` if ``ivri run --controller`` accepts it (``sumo-native`` included).
+
+    Raises :class:`~ivri.errors.ConfigError` with the valid names otherwise.
+    """
+    if name.strip() == SUMO_NATIVE:
+        return SUMO_NATIVE
+    parse_spec(name)
+    return name

@@ -1,0 +1,274 @@
+"""Max-pressure control (Varaiya 2013): serve the stage whose queues push hardest.
+
+Every decision, per intersection, each stage ``s`` gets the pressure of its groups::
+
+    pressure_s = sum over groups g in s of (queue_veh[g] - downstream_queue_veh[g])
+
+and the stage with the largest pressure is requested until the next decision. Varaiya weighs
+each movement with its saturation flow; ivri has no saturation flows per group, so every
+group weighs 1 (a lane-count weight is folded into ``queue_veh`` already, which sums over the
+group's lanes). A group whose downstream lanes are full has low or negative pressure, so the
+controller does not send traffic into a blocked exit: the property that makes max-pressure
+stable in networks.
+
+Ties, in order: more road users in the detection zones (``approach_veh``: traffic about to
+arrive, so at low flow, when no one queues yet, the controller turns to where traffic
+comes), then more calling groups (``demand``: a push button with no queue count), then the
+running stage (no switch, no lost intergreen, for nothing), then the lowest stage index. So
+when all stages are zero everywhere, the running stage stays.
+
+Which groups of the chosen stage are requested: those that call (``demand``), and motor
+groups that are green already (so a green is not cut by a short lull in detection and then
+restarted). Groups nobody calls for are not realised, and pedestrian and bicycle groups are
+released once their callers have gone (after their minimum green, which the core
+guarantees): a crossing's clearance (10-16 s over a wide road) then runs while the stage is
+still green instead of lengthening every stage change.
+
+Decision times. A decision is taken once the requested groups of the running stage are all
+green, have been green together for ``period_s`` and for their minimum greens, and
+``period_s`` has passed since the last decision; a stage that keeps winning is held in steps
+of ``period_s``. One
+exception: when the core is about to end a green of the running stage at max green (a
+conflicting group calls), the controller decides on that tick, not up to a period later.
+
+Max green. The core ends a green at its ``max_green_s`` when a conflicting group calls; a
+controller that keeps requesting it would see it stutter (end, and start again after its
+amber and minimum red). So at a decision a stage is not eligible when one of its green groups
+would pass its max green before the next decision while a conflicting group calls; the best
+eligible stage wins, even with less pressure. When no stage is eligible, the running one stays
+and the core cuts what it must.
+
+Per tick the whole network is one call of :func:`max_pressure_kernel`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork, Timing
+from ivri.core.idx import GREEN
+from ivri.core.jit import njit
+from ivri.core.state import SignalState
+from ivri.errors import ConfigError
+
+from ._common import EPS_S, TickClock, check_observation, contiguous_timing, slow_mode_mask
+from .base import Controller, Observation
+
+__all__ = ["MaxPressure", "PressureState", "max_pressure_kernel"]
+
+
+class PressureState(NamedTuple):
+    """What the controller remembers between ticks, per intersection (a numba-friendly struct)."""
+
+    stage: np.ndarray        # int64[I]   the requested stage; -1 before the first decision
+    decided_s: np.ndarray    # float64[I] time of the last decision
+    pressure: np.ndarray     # float64[I, S] pressure of every stage at the last decision
+
+
+@njit
+def _better(p: float, a: float, d: float, cur: bool, bp: float, ba: float, bd: float, bcur: bool) -> bool:
+    """Lexicographic (pressure, approach, demand, running) comparison; a tie is not better."""
+    if p != bp:
+        return p > bp
+    if a != ba:
+        return a > ba
+    if d != bd:
+        return d > bd
+    return cur and not bcur
+
+
+@njit
+def _decide(
+    timing: Timing,
+    stages: np.ndarray,
+    n_s: int,
+    sig: SignalState,
+    demand: np.ndarray,
+    queue: np.ndarray,
+    approach: np.ndarray,
+    downstream: np.ndarray,
+    period_s: float,
+    dt_s: float,
+    cur: int,
+    pressure: np.ndarray,
+    i: int,
+) -> int:
+    """The stage to request at intersection ``i`` from now on (``cur`` if nothing beats it)."""
+    n_g = sig.state.shape[1]
+    valid = timing.valid[i]
+    best = cur
+    b_elig = False
+    bp = ba = bd = 0.0
+    b_cur = True
+    for s in range(n_s):
+        row = stages[i, s]
+        p = 0.0
+        a = 0.0
+        d = 0.0
+        eligible = True
+        for g in range(n_g):
+            if not (row[g] and valid[g]):
+                continue
+            p += queue[i, g] - downstream[i, g]
+            a += approach[i, g]
+            if demand[i, g]:
+                d += 1.0
+            # Would the core cut it at max green before the next decision?
+            if (
+                eligible
+                and sig.state[i, g] == GREEN
+                and sig.elapsed_s[i, g] + dt_s + period_s > timing.max_green_s[i, g] + EPS_S
+            ):
+                for k in range(n_g):
+                    if timing.conflict[i, g, k] and valid[k] and demand[i, k]:
+                        eligible = False
+                        break
+        pressure[i, s] = p
+        is_cur = s == cur
+        if s == 0 or (eligible and not b_elig) or (
+            eligible == b_elig and _better(p, a, d, is_cur, bp, ba, bd, b_cur)
+        ):
+            best, b_elig, bp, ba, bd, b_cur = s, eligible, p, a, d, is_cur
+    if not b_elig and cur >= 0:
+        return cur
+    return best
+
+
+@njit
+def _serves(
+    timing: Timing, stages: np.ndarray, along: np.ndarray, sig: SignalState, demand: np.ndarray,
+    s: int, i: int, g: int,
+) -> bool:
+    """Whether stage ``s`` requests group ``g``: it calls, or it is a green motor group."""
+    if not (stages[i, s, g] and timing.valid[i, g]):
+        return False
+    return demand[i, g] or (sig.state[i, g] == GREEN and not along[i, g])
+
+
+@njit
+def _cut_now(
+    timing: Timing, stages: np.ndarray, sig: SignalState, demand: np.ndarray, dt_s: float,
+    cur: int, i: int,
+) -> bool:
+    """Whether the core ends a green of the running stage at max green on this tick."""
+    n_g = sig.state.shape[1]
+    for g in range(n_g):
+        if not (stages[i, cur, g] and timing.valid[i, g] and sig.state[i, g] == GREEN):
+            continue
+        if sig.elapsed_s[i, g] + dt_s >= timing.max_green_s[i, g] - EPS_S:
+            for k in range(n_g):
+                if timing.conflict[i, g, k] and timing.valid[i, k] and demand[i, k]:
+                    return True
+    return False
+
+
+@njit
+def max_pressure_kernel(
+    timing: Timing,
+    stages: np.ndarray,
+    n_stages: np.ndarray,
+    along: np.ndarray,
+    hold_s: np.ndarray,
+    sig: SignalState,
+    demand: np.ndarray,
+    queue: np.ndarray,
+    approach: np.ndarray,
+    downstream: np.ndarray,
+    t_s: float,
+    dt_s: float,
+    period_s: float,
+    st: PressureState,
+    request: np.ndarray,
+) -> None:
+    """One tick of max-pressure control for every intersection, in place.
+
+    ``along`` (bool ``[I, G]``) marks the pedestrian and bicycle groups, released when no
+    longer called. ``hold_s`` (float ``[I, S]``) is how long a stage's groups must have been
+    green together before the next decision (``period_s`` or their largest minimum green). ``t_s`` is the
+    time of the tick these requests are for, ``dt_s`` the tick length (the state ``sig`` was
+    set ``dt_s`` earlier). Updates ``st`` and writes ``request`` (bool ``[I, G]``).
+    """
+    n_i, n_g = sig.state.shape
+    for i in range(n_i):
+        cur = st.stage[i]
+        due = cur < 0 or _cut_now(timing, stages, sig, demand, dt_s, cur, i)
+        if not due and t_s - st.decided_s[i] >= period_s - EPS_S:
+            # Green together for: the shortest green among the stage's groups, as it will
+            # be at the end of this tick; none if one of them is not green.
+            together_s = np.inf
+            for g in range(n_g):
+                if _serves(timing, stages, along, sig, demand, cur, i, g):
+                    if sig.state[i, g] != GREEN:
+                        together_s = -1.0
+                        break
+                    together_s = min(together_s, sig.elapsed_s[i, g] + dt_s)
+            due = together_s >= hold_s[i, cur] - EPS_S
+        if due:
+            st.stage[i] = _decide(
+                timing, stages, n_stages[i], sig, demand, queue, approach, downstream,
+                period_s, dt_s, cur, st.pressure, i,
+            )
+            st.decided_s[i] = t_s
+        s = st.stage[i]
+        for g in range(n_g):
+            request[i, g] = _serves(timing, stages, along, sig, demand, s, i, g)
+
+
+class MaxPressure(Controller):
+    """Max-pressure (Varaiya): every ``period_s`` the stage with the largest queue pressure.
+
+    Parameters (keyword only, stored unchanged):
+
+    ``period_s`` (default 5.0 s)
+        Decision period: a chosen stage is green together for at least this long (and at
+        least its groups' minimum greens) before the next decision, and decisions are at least
+        this far apart. 5 s is the shortest period common in the max-pressure literature
+        with SUMO: shorter periods barely react faster (queues change by ~2 vehicles in 5 s
+        per lane) but switch more often on noise, and each switch costs an intergreen.
+
+    Attributes after :meth:`reset`: ``state_`` (:class:`PressureState`: ``stage`` int
+    ``[I]``, ``decided_s`` float ``[I]``, ``pressure`` float ``[I, S]`` at the last decision),
+    ``hold_s_`` (float ``[I, S]``), ``along_`` (bool ``[I, G]``: pedestrian and bicycle groups),
+    ``request_`` (returned by :meth:`step`, reused).
+    """
+
+    name: ClassVar[str] = "max-pressure"
+
+    def __init__(self, *, period_s: float = 5.0) -> None:
+        self.period_s = period_s
+
+    def reset(self, net: CompiledNetwork) -> None:
+        """No stage yet: the first tick decides, everywhere."""
+        super().reset(net)
+        if not float(self.period_s) > 0.0:
+            raise ConfigError(f"max-pressure: period_s must be positive, got {self.period_s}")
+        self.timing_ = contiguous_timing(net)
+        self.stages_ = np.ascontiguousarray(net.stages, dtype=np.bool_)
+        self.n_stages_ = np.ascontiguousarray(net.n_stages, dtype=np.int64)
+        self.along_ = np.ascontiguousarray(slow_mode_mask(net) & net.timing.valid)
+        # Largest min green per stage (0 for empty and padding stages): never decide earlier.
+        min_green = np.where(
+            self.stages_ & self.timing_.valid[:, None, :], self.timing_.min_green_s[:, None, :], 0.0
+        ).max(axis=2)
+        self.hold_s_ = np.maximum(min_green, float(self.period_s))
+        n_i, n_s, _ = self.stages_.shape
+        self.state_ = PressureState(
+            stage=np.full(n_i, -1, dtype=np.int64),
+            decided_s=np.full(n_i, -np.inf),
+            pressure=np.zeros((n_i, n_s)),
+        )
+        self.request_ = net.full(False, np.bool_)
+        self.clock_ = TickClock()
+
+    def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
+        """One kernel call for the whole network; returns ``request_``."""
+        check_observation(obs, self.request_.shape, self.name)
+        dt_s = self.clock_.tick(obs.t_s)
+        max_pressure_kernel(
+            self.timing_, self.stages_, self.n_stages_, self.along_, self.hold_s_, signals,
+            obs.demand, obs.queue_veh, obs.approach_veh, obs.downstream_queue_veh,
+            float(obs.t_s), dt_s, float(self.period_s), self.state_, self.request_,
+        )
+        return self.request_

@@ -1,0 +1,265 @@
+"""The public face of the signal-timing core: :class:`SignalCore`.
+
+It owns the state arrays of a run, checks what controllers hand it, advances every
+intersection with one kernel call per tick, and watches the result with an independent
+conflict monitor::
+
+    core = SignalCore(compile_network(config), dt_s=0.5)
+    for _ in range(n_ticks):
+        changed = core.advance(request_green, demand)   # bool [I]; same array every tick
+        ...core.signals.state...                         # int8 [I, G]: idx.RED / GREEN / AMBER
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork, Timing
+from ivri.core.idx import AMBER, GREEN
+from ivri.core.jit import njit
+from ivri.core.kernel import (
+    ConflictSets,
+    advance_kernel,
+    advance_kernel_parallel,
+    build_conflict_sets,
+)
+from ivri.core.safety import conflicting_greens, conflicting_pairs
+from ivri.core.state import SignalState, initial_state
+from ivri.errors import ConfigError, SafetyViolation
+
+__all__ = ["SignalCore", "TimeToChange", "time_to_change_kernel"]
+
+# Float noise allowed when a remaining time is turned into a whole number of ticks.
+_TICK_TOL = 1.0e-6
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+
+
+class TimeToChange(NamedTuple):
+    """Seconds from ``SignalCore.t_s`` to the next change of aspect, per group (float64 ``[I, G]``).
+
+    ``min_s`` is a hard bound: the aspect will not change sooner, whatever the requests.
+    ``max_s`` is the latest change if the present calls persist; ``inf`` when it depends on
+    future requests (a green that nothing competes with, every red, padding columns).
+    Both are whole numbers of ticks, at least one tick.
+    """
+
+    min_s: np.ndarray
+    max_s: np.ndarray
+
+
+@njit
+def _ticks_until(remaining_s: float, dt_s: float) -> int:
+    """Ticks until a timer that needs ``remaining_s`` more seconds expires (at least one)."""
+    n = math.ceil(remaining_s / dt_s - _TICK_TOL)
+    return n if n > 1 else 1
+
+
+@njit
+def _ticks_at_least(remaining_s: float, dt_s: float) -> int:
+    """Ticks until ``remaining_s`` more seconds have passed (zero when they already have)."""
+    n = math.ceil(remaining_s / dt_s - _TICK_TOL)
+    return n if n > 0 else 0
+
+
+@njit
+def time_to_change_kernel(
+    timing: Timing,
+    sets: ConflictSets,
+    sig: SignalState,
+    t_s: float,
+    dt_s: float,
+    min_s: np.ndarray,
+    max_s: np.ndarray,
+) -> None:
+    """Fill ``min_s`` / ``max_s`` (see :class:`TimeToChange`) from the state after the tick at ``t_s``.
+
+    Mirrors the rules of :func:`~ivri.core.kernel.advance_kernel`: a green ends no sooner
+    than its minimum green, and no later than its maximum green (or a conflicting group's
+    starvation) while a conflicting group calls; an amber lasts its amber time; a red may start
+    once its minimum red and every intergreen from conflicting groups have passed (a
+    conflicting green first needs its own minimum green). "Calls" is read from ``wait_s > 0``.
+    """
+    n_i, n_g = sig.state.shape
+    inf = math.inf
+    for i in range(n_i):
+        for g in range(n_g):
+            if not timing.valid[i, g]:
+                min_s[i, g] = inf
+                max_s[i, g] = inf
+                continue
+            s = sig.state[i, g]
+            el = sig.elapsed_s[i, g]
+            cm = sets.conflict_mask[i, g]
+            if s == GREEN:
+                n_min = _ticks_until(timing.min_green_s[i, g] - el, dt_s)
+                n_max = -1
+                for k in range(n_g):
+                    if (cm & (_ONE << np.uint64(k))) == _ZERO or sig.wait_s[i, k] <= 0.0:
+                        continue
+                    n_k = _ticks_until(timing.max_green_s[i, g] - el, dt_s)
+                    n_starve = _ticks_until(timing.max_wait_s[i, k] - sig.wait_s[i, k], dt_s)
+                    if n_starve < n_k:
+                        n_k = n_starve
+                    if n_max < 0 or n_k < n_max:
+                        n_max = n_k
+                min_s[i, g] = n_min * dt_s
+                max_s[i, g] = inf if n_max < 0 else max(n_min, n_max) * dt_s
+            elif s == AMBER:
+                n = _ticks_until(timing.amber_s[i, g] - el, dt_s)
+                min_s[i, g] = n * dt_s
+                max_s[i, g] = n * dt_s
+            else:
+                n = _ticks_until(timing.min_red_s[i, g] - el, dt_s)
+                for k in range(n_g):
+                    if (cm & (_ONE << np.uint64(k))) == _ZERO:
+                        continue
+                    ig = timing.intergreen_s[i, k, g]
+                    sk = sig.state[i, k]
+                    if sk == GREEN:
+                        # k ends at the earliest after its minimum green; its amber must be over.
+                        n_end = _ticks_until(timing.min_green_s[i, k] - sig.elapsed_s[i, k], dt_s)
+                        n_k = n_end + max(
+                            _ticks_at_least(ig, dt_s), _ticks_at_least(timing.amber_s[i, k], dt_s)
+                        )
+                    else:
+                        n_k = _ticks_at_least(ig - (t_s - sig.green_end_s[i, k]), dt_s)
+                        if sk == AMBER:
+                            n_amb = _ticks_until(timing.amber_s[i, k] - sig.elapsed_s[i, k], dt_s)
+                            if n_amb > n_k:
+                                n_k = n_amb
+                    if n_k > n:
+                        n = n_k
+                min_s[i, g] = n * dt_s
+                max_s[i, g] = inf
+
+
+class SignalCore:
+    """The signal-timing core of a run: state arrays, one kernel call per tick, a conflict monitor.
+
+    Parameters: ``net`` (from :func:`~ivri.core.compile.compile_network`), ``dt_s`` (the tick
+    length, > 0), and keyword options ``monitor`` (check every tick with the independent
+    monitor of :mod:`ivri.core.safety` and raise :class:`~ivri.errors.SafetyViolation` on a
+    conflict; default True), ``parallel`` (split intersections over cores; pays off only for
+    thousands of intersections) and ``start_s`` (the time of the initial state).
+
+    Attributes: ``net``, ``dt_s``, ``signals`` (:class:`~ivri.core.state.SignalState`, written
+    in place: hold on to it, never write it), ``t_s`` (time of the current state) and
+    ``changed`` (bool ``[I]``, from the last tick).
+    """
+
+    def __init__(
+        self,
+        net: CompiledNetwork,
+        dt_s: float,
+        *,
+        monitor: bool = True,
+        parallel: bool = False,
+        start_s: float = 0.0,
+    ) -> None:
+        dt_s = float(dt_s)
+        if not (math.isfinite(dt_s) and dt_s > 0.0):
+            raise ConfigError(f"SignalCore: dt_s must be a positive number of seconds, got {dt_s}")
+        self.net = net
+        self.dt_s = dt_s
+        self.monitor = monitor
+        self.parallel = parallel
+        self.start_s = float(start_s)
+        t = net.timing
+        # One dtype and layout per array, so that numba compiles (and caches) one specialisation.
+        self._timing = Timing(
+            valid=np.ascontiguousarray(t.valid, dtype=np.bool_),
+            conflict=np.ascontiguousarray(t.conflict, dtype=np.bool_),
+            intergreen_s=np.ascontiguousarray(t.intergreen_s, dtype=np.float64),
+            amber_s=np.ascontiguousarray(t.amber_s, dtype=np.float64),
+            min_green_s=np.ascontiguousarray(t.min_green_s, dtype=np.float64),
+            max_green_s=np.ascontiguousarray(t.max_green_s, dtype=np.float64),
+            min_red_s=np.ascontiguousarray(t.min_red_s, dtype=np.float64),
+            max_wait_s=np.ascontiguousarray(t.max_wait_s, dtype=np.float64),
+        )
+        self._sets = build_conflict_sets(self._timing)
+        self._shape = self._timing.valid.shape
+        self._kernel = advance_kernel_parallel if parallel else advance_kernel
+        self.signals: SignalState = initial_state(net)
+        self.changed = np.zeros(self._shape[0], dtype=np.bool_)
+        self._bad = np.zeros(self._shape[0], dtype=np.bool_)
+        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape))
+        self._tick = 0
+        self.t_s = self.start_s
+
+    def reset(self) -> None:
+        """Back to the all-red start at ``start_s``. Idempotent; the arrays stay the same objects."""
+        for dst, src in zip(self.signals, initial_state(self.net), strict=True):
+            dst[...] = src
+        self.changed[:] = False
+        self._tick = 0
+        self.t_s = self.start_s
+
+    def _checked(self, a: np.ndarray, name: str) -> np.ndarray:
+        if not isinstance(a, np.ndarray):
+            a = np.asarray(a)
+        if a.shape != self._shape:
+            raise ValueError(
+                f"SignalCore.advance: {name} must have shape {self._shape} "
+                f"(intersections, signal groups), got {a.shape}"
+            )
+        if a.dtype != np.bool_:
+            raise ValueError(f"SignalCore.advance: {name} must be a bool array, got dtype {a.dtype}")
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+    def advance(self, request_green: np.ndarray, demand: np.ndarray | None = None) -> np.ndarray:
+        """Advance every intersection by one tick and return ``changed`` (bool ``[I]``).
+
+        ``request_green`` (bool ``[I, G]``) is what the controllers want; ``demand`` (bool
+        ``[I, G]``) marks groups with road users calling for green, which drives maximum green
+        and anti-starvation. Without ``demand`` the requests stand in for it. Requests for
+        padding columns are ignored.
+
+        The returned array is :attr:`changed` itself, overwritten by the next call: copy it to
+        keep it. Raises :class:`ValueError` on a wrong shape or dtype, and
+        :class:`~ivri.errors.SafetyViolation` if the monitor finds conflicting greens.
+        """
+        request = self._checked(request_green, "request_green")
+        calls = request if demand is None else self._checked(demand, "demand")
+        self._tick += 1
+        # Time from the tick count, not by summing dt_s: no drift over a day of 0.1 s ticks.
+        self.t_s = self.start_s + self._tick * self.dt_s
+        self._kernel(
+            self._timing, self._sets, self.signals, request, calls, self.t_s, self.dt_s, self.changed
+        )
+        if self.monitor and conflicting_greens(self._timing, self.signals.state, self._bad).any():
+            raise SafetyViolation(self._describe_violation())
+        return self.changed
+
+    def _describe_violation(self) -> str:
+        parts = []
+        for i in np.nonzero(self._bad)[0]:
+            ids = self.net.group_ids[i]
+            names = [
+                f"{ids[g] if g < len(ids) else g} + {ids[k] if k < len(ids) else k}"
+                for g, k in conflicting_pairs(self._timing, self.signals.state, int(i))
+            ]
+            parts.append(f"intersection {self.net.intersection_ids[i]!r}: {', '.join(names)}")
+        return f"conflicting greens at t={self.t_s:.6g} s: " + "; ".join(parts)
+
+    def time_to_change_s(self) -> TimeToChange:
+        """Seconds until each group can (``min_s``) and at the latest will (``max_s``) change aspect.
+
+        See :class:`TimeToChange`. Feeds SPaT (SPATEM ``minEndTime`` / ``maxEndTime`` are
+        ``t_s`` plus these). The two arrays are reused by the next call: copy them to keep them.
+        """
+        time_to_change_kernel(
+            self._timing, self._sets, self.signals, self.t_s, self.dt_s, self._ttc.min_s, self._ttc.max_s
+        )
+        return self._ttc
+
+    def green_mask(self) -> np.ndarray:
+        """bool ``[I, G]``: True where a group shows green now (a new array)."""
+        return self.signals.state == GREEN
+
+    def __repr__(self) -> str:
+        n_i, n_g = self._shape
+        return f"SignalCore({n_i} intersections x {n_g} groups, dt_s={self.dt_s}, t_s={self.t_s:.6g})"

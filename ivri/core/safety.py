@@ -1,0 +1,198 @@
+"""Independent safety checks: a run-time conflict monitor and a trace recorder for tests.
+
+Neither trusts the kernel (:mod:`ivri.core.kernel`): both read ``Timing.conflict`` and the
+timing limits directly, not the kernel's derived bit masks, so a fault in either is not hidden
+by the same fault in the other.
+
+* :func:`conflicting_greens` is the conflict monitor of EN 12675 practice: it looks at the
+  aspects of one tick only, is O(I x G) and cheap enough to run every tick
+  (:class:`~ivri.core.engine.SignalCore` does, with ``monitor=True``).
+* :class:`SafetyRecorder` (and :func:`check_trace`) follows aspects over time and checks every
+  timing rule: minimum green, amber, minimum red, intergreen, legal transitions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ivri.core.compile import Timing
+from ivri.core.idx import AMBER, GREEN, RED
+from ivri.core.jit import njit
+from ivri.errors import SafetyViolation
+
+__all__ = [
+    "conflicting_greens",
+    "conflicting_pairs",
+    "SafetyRecorder",
+    "check_trace",
+    "TRACE_TOL_S",
+]
+
+#: Slack of the recorder's duration checks. The kernel may act up to 1 ns early (its timer
+#: tolerance); anything beyond 1 us is a real violation, far below any tick length.
+TRACE_TOL_S = 1.0e-6
+
+_ASPECT = {RED: "red", GREEN: "green", AMBER: "amber"}
+
+
+@njit
+def _monitor_kernel(valid: np.ndarray, conflict: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    n_i, n_g = state.shape
+    n_bad = 0
+    for i in range(n_i):
+        bad = False
+        for g in range(n_g):
+            s = state[i, g]
+            if s == RED:
+                continue
+            if not valid[i, g]:
+                bad = True  # a padding column is never anything but red
+                break
+            if s == GREEN:
+                row = conflict[i, g]
+                for k in range(g + 1, n_g):
+                    if state[i, k] == GREEN and row[k]:
+                        bad = True
+                        break
+                if bad:
+                    break
+        out[i] = bad
+        if bad:
+            n_bad += 1
+    return n_bad
+
+
+def conflicting_greens(timing: Timing, state: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """bool ``[I]``: True where an intersection shows two conflicting greens (or a padding column is not red).
+
+    ``state`` is ``SignalState.state`` (int8 ``[I, G]``). Pass ``out`` (bool ``[I]``) to avoid
+    an allocation when calling every tick.
+    """
+    if out is None:
+        out = np.zeros(state.shape[0], dtype=np.bool_)
+    _monitor_kernel(timing.valid, timing.conflict, state, out)
+    return out
+
+
+def conflicting_pairs(timing: Timing, state: np.ndarray, i: int) -> list[tuple[int, int]]:
+    """The offending column pairs of intersection ``i`` (a padding column that is not red pairs with itself).
+
+    For error messages: plain Python, called only after :func:`conflicting_greens` found a fault.
+    """
+    n_g = state.shape[1]
+    pairs: list[tuple[int, int]] = []
+    for g in range(n_g):
+        if not timing.valid[i, g] and state[i, g] != RED:
+            pairs.append((g, g))
+        for k in range(g + 1, n_g):
+            if state[i, g] == GREEN and state[i, k] == GREEN and timing.conflict[i, g, k]:
+                pairs.append((g, k))
+    return pairs
+
+
+class SafetyRecorder:
+    """Follow the aspects of every signal group tick by tick and check every safety rule.
+
+    Feed it with :meth:`record` once for the state before the first tick and once after each
+    tick. ``t_s`` is the time from which the recorded state is shown. It checks:
+
+    * never two conflicting greens, never a padding column other than red;
+    * legal transitions only: red -> green -> amber -> red (green -> red only when
+      ``amber_s == 0``);
+    * every green lasts ``>= min_green_s``, every amber ``>= amber_s``, every red before a
+      green ``>= min_red_s``;
+    * a group j starts green only when every conflicting group k is red and at least
+      ``intergreen_s[k, j]`` has passed since k's green ended.
+
+    Aspects in force at the first record are taken to have started long ago (as after the
+    all-red start of :func:`~ivri.core.state.initial_state`).
+
+    With ``strict=True`` (default) the first violation raises
+    :class:`~ivri.errors.SafetyViolation`; otherwise they collect in :attr:`violations`.
+    """
+
+    def __init__(self, timing: Timing, *, strict: bool = True, tol_s: float = TRACE_TOL_S) -> None:
+        self.timing = timing
+        self.strict = strict
+        self.tol_s = tol_s
+        self.violations: list[str] = []
+        self.n_records = 0
+        shape = timing.valid.shape
+        self._state: np.ndarray | None = None
+        self._since_s = np.full(shape, -math.inf)
+        self._green_end_s = np.full(shape, -math.inf)
+        #: Green starts seen per group (red -> green transitions), for liveness checks in tests.
+        self.green_starts = np.zeros(shape, dtype=np.int64)
+
+    def _fail(self, t_s: float, i: int, msg: str) -> None:
+        text = f"t={t_s:.6g} s, intersection {i}: {msg}"
+        self.violations.append(text)
+        if self.strict:
+            raise SafetyViolation(text)
+
+    def record(self, t_s: float, state: np.ndarray) -> None:
+        """Check the aspects ``state`` (int8 ``[I, G]``) shown from ``t_s`` against the history."""
+        tm = self.timing
+        tol = self.tol_s
+        state = np.asarray(state)
+        green = state == GREEN
+        clash = tm.conflict & green[:, :, None] & green[:, None, :]
+        for i, g, k in zip(*np.nonzero(clash), strict=True):
+            if g < k:
+                self._fail(t_s, int(i), f"conflicting groups {g} and {k} are both green")
+        for i, g in zip(*np.nonzero(~tm.valid & (state != RED)), strict=True):
+            self._fail(t_s, int(i), f"padding column {g} shows {_ASPECT.get(int(state[i, g]), state[i, g])}")
+
+        prev = self._state
+        if prev is not None:
+            moved = np.nonzero(state != prev)
+            # Ends first: a green that ends on this tick counts for the intergreens checked below.
+            for i, g in zip(*moved, strict=True):
+                was, now = int(prev[i, g]), int(state[i, g])
+                dur = t_s - self._since_s[i, g]
+                if was == GREEN:
+                    if dur < tm.min_green_s[i, g] - tol:
+                        self._fail(t_s, int(i), f"group {g} green for {dur:.6g} s < min_green_s {tm.min_green_s[i, g]}")
+                    if now == RED and tm.amber_s[i, g] > 0.0:
+                        self._fail(t_s, int(i), f"group {g} went from green to red without amber")
+                    if now not in (AMBER, RED):
+                        self._fail(t_s, int(i), f"group {g}: illegal aspect {now} after green")
+                    self._green_end_s[i, g] = t_s
+                elif was == AMBER:
+                    if now != RED:
+                        self._fail(t_s, int(i), f"group {g} went from amber to {_ASPECT.get(now, now)}")
+                    if dur < tm.amber_s[i, g] - tol:
+                        self._fail(t_s, int(i), f"group {g} amber for {dur:.6g} s < amber_s {tm.amber_s[i, g]}")
+                elif was == RED and now != GREEN:
+                    self._fail(t_s, int(i), f"group {g} went from red to {_ASPECT.get(now, now)}")
+            for i, j in zip(*moved, strict=True):
+                if not (prev[i, j] == RED and state[i, j] == GREEN):
+                    continue
+                red_s = t_s - self._since_s[i, j]
+                if red_s < tm.min_red_s[i, j] - tol:
+                    self._fail(t_s, int(i), f"group {j} red for {red_s:.6g} s < min_red_s {tm.min_red_s[i, j]}")
+                for k in np.nonzero(tm.conflict[i, j])[0]:
+                    if state[i, k] != RED:
+                        self._fail(t_s, int(i), f"group {j} starts green while conflicting group {k} is "
+                                   f"{_ASPECT.get(int(state[i, k]), state[i, k])}")
+                    gap_s = t_s - self._green_end_s[i, k]
+                    if gap_s < tm.intergreen_s[i, k, j] - tol:
+                        self._fail(t_s, int(i), f"group {j} starts {gap_s:.6g} s after the end of green of "
+                                   f"{k}: intergreen_s is {tm.intergreen_s[i, k, j]}")
+                self.green_starts[i, j] += 1
+            self._since_s[moved] = t_s
+        self._state = state.copy()
+        self.n_records += 1
+
+
+def check_trace(timing: Timing, t_s: np.ndarray, states: np.ndarray, *, tol_s: float = TRACE_TOL_S) -> list[str]:
+    """Check a whole trace: ``states[n]`` (int8 ``[T, I, G]``) is shown from ``t_s[n]``.
+
+    Returns the violations (empty when the trace is safe); see :class:`SafetyRecorder`.
+    """
+    rec = SafetyRecorder(timing, strict=False, tol_s=tol_s)
+    for t, s in zip(t_s, states, strict=True):
+        rec.record(float(t), s)
+    return rec.violations

@@ -1,0 +1,415 @@
+"""One contract for every controller in the registry (scikit-learn's check_estimator, for ivri).
+
+Each controller runs against the real core (:class:`ivri.core.engine.SignalCore`) on a few
+compiled intersections (a Dutch four-arm template and random ones, padded to one width) with
+seeded random observations whose queues follow the signals. Whatever a controller is, it must:
+
+* return bool ``[I, G]``, the same array object every tick, never requesting a padding column;
+* leave the observation and the core's state alone;
+* be deterministic, and ``reset`` idempotent (and forgetting the previous run);
+* get every group that calls without pause to green within a bound;
+* report its constructor parameters through ``get_params``;
+* behave the same when its kernels run as plain Python (``NUMBA_DISABLE_JIT=1``).
+
+Safety (no conflicting greens, minimum green, intergreen) is the core's job; the contract
+still records every run with the core's independent :class:`~ivri.core.safety.SafetyRecorder`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivri.controllers import (
+    APPLICATIONS,
+    CONTROLLERS,
+    SUMO_NATIVE,
+    available_controllers,
+    describe_controllers,
+    make_controller,
+    validate_run_choice,
+)
+from ivri.controllers.base import NO_DETECTION_S, Controller, Observation
+from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
+from ivri.core.compile import CompiledNetwork, compile_network
+from ivri.core.engine import SignalCore
+from ivri.core.idx import GREEN, RED
+from ivri.core.safety import SafetyRecorder
+from ivri.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+N_TICKS = 600
+NAMES = sorted(CONTROLLERS)
+#: Controllers that by design ignore the detectors (their runs do not depend on the seed).
+DETECTOR_BLIND = {"fixed-time"}
+
+
+# -- networks ----------------------------------------------------------------------------------
+
+
+def four_arm(xid: str = "X4") -> IntersectionConfig:
+    """A Dutch four-arm template: two motor directions, cycle tracks and crossings beside them.
+
+    fc02/fc08 (north-south) conflict with fc05/fc11 (east-west); the cyclists fc22 and the
+    pedestrians fc31 run beside north-south, fc26 and fc33 beside east-west. Pedestrian
+    clearances are long, amber is 0 for pedestrians.
+    """
+    g = SignalGroupConfig
+    groups = (
+        g(id="fc02", min_green_s=6, max_green_s=30),
+        g(id="fc05", min_green_s=6, max_green_s=25),
+        g(id="fc08", min_green_s=6, max_green_s=30),
+        g(id="fc11", min_green_s=6, max_green_s=25),
+        g(id="fc22", mode="bicycle", amber_s=2.0, min_green_s=5, max_green_s=20),
+        g(id="fc26", mode="bicycle", amber_s=2.0, min_green_s=5, max_green_s=20),
+        g(id="fc31", mode="pedestrian", amber_s=0.0, min_green_s=5, max_green_s=15),
+        g(id="fc33", mode="pedestrian", amber_s=0.0, min_green_s=5, max_green_s=15),
+    )
+    ns = ("fc02", "fc08", "fc22", "fc31")
+    ew = ("fc05", "fc11", "fc26", "fc33")
+    speed = {"fc": 5.0}
+    conflicts = []
+    for a in ns:
+        for b in ew:
+            ig_ab = 8.0 if a == "fc31" else (6.0 if a == "fc22" else speed["fc"])
+            ig_ba = 8.0 if b == "fc33" else (6.0 if b == "fc26" else speed["fc"] + 0.5)
+            conflicts.append(ConflictConfig(between=(a, b), intergreen_s=(ig_ab, ig_ba)))
+    return IntersectionConfig(id=xid, signal_groups=groups, conflicts=tuple(conflicts))
+
+
+def random_intersection(seed: int, n_groups: int, xid: str) -> IntersectionConfig:
+    """Random groups, conflicts and timings (stages derived from the conflicts)."""
+    rng = np.random.default_rng(seed)
+    modes = ("motor", "motor", "bicycle", "pedestrian", "bus")
+    groups = []
+    for k in range(n_groups):
+        mode = str(rng.choice(modes))
+        min_g = float(rng.integers(4, 8))
+        groups.append(SignalGroupConfig(
+            id=f"g{k}", mode=mode, amber_s=0.0 if mode == "pedestrian" else float(rng.choice([2.0, 3.0])),
+            min_green_s=min_g, max_green_s=min_g + float(rng.integers(8, 30)),
+            min_red_s=float(rng.choice([0.0, 1.0, 2.0])),
+        ))
+    conflicts = []
+    for a in range(n_groups):
+        for b in range(a + 1, n_groups):
+            if rng.random() < 0.45:
+                ig = (groups[a].amber_s + float(rng.integers(0, 4)) + float(rng.choice([0.0, 0.5])),
+                      groups[b].amber_s + float(rng.integers(0, 4)) + float(rng.choice([0.0, 0.5])))
+                conflicts.append(ConflictConfig(between=(f"g{a}", f"g{b}"), intergreen_s=ig))
+    return IntersectionConfig(id=xid, signal_groups=tuple(groups), conflicts=tuple(conflicts))
+
+
+def contract_network() -> CompiledNetwork:
+    """Three intersections of different widths: the padding columns are real."""
+    return compile_network([
+        four_arm("X4"),
+        random_intersection(1, 6, "R6"),
+        random_intersection(2, 4, "R4"),
+    ])
+
+
+# -- observations ------------------------------------------------------------------------------
+
+
+class ObservationSource:
+    """Seeded, plausible detector data: queues grow at red, discharge at green.
+
+    ``continuous`` (bool ``[I, G]``) marks groups that call on every tick; the others call at
+    random. Everything else (gaps, approach counts, downstream queues) is random, but the same
+    for the same seed and the same signals.
+    """
+
+    def __init__(self, net: CompiledNetwork, seed: int, continuous: np.ndarray, dt_s: float) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.valid = net.timing.valid
+        self.continuous = continuous & self.valid
+        self.dt_s = dt_s
+        self.obs = Observation.empty(net)
+        self.queue = net.full(0.0)
+
+    def next(self, t_s: float, state: np.ndarray) -> Observation:
+        rng, shape = self.rng, self.valid.shape
+        green = state == GREEN
+        arrivals = rng.random(shape) < 0.25 * self.dt_s
+        self.queue += arrivals
+        self.queue[green] = np.maximum(self.queue[green] - 0.5 * self.dt_s, 0.0)
+        o = self.obs
+        o.t_s = t_s
+        o.demand[...] = self.valid & (self.continuous | (self.queue > 0) | (rng.random(shape) < 0.05))
+        o.queue_veh[...] = np.where(self.valid, self.queue, 0.0)
+        o.approach_veh[...] = np.where(self.valid, rng.poisson(1.0, shape), 0.0)
+        o.downstream_queue_veh[...] = np.where(self.valid, rng.integers(0, 3, shape), 0.0)
+        gaps = rng.exponential(2.5, shape)
+        o.gap_s[...] = np.where(self.valid & (rng.random(shape) < 0.9), gaps, NO_DETECTION_S)
+        return o
+
+
+def run(
+    ctl: Controller,
+    net: CompiledNetwork,
+    *,
+    seed: int = 7,
+    n_ticks: int = N_TICKS,
+    dt_s: float = 1.0,
+    continuous: np.ndarray | None = None,
+    reset: bool = True,
+    check: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drive ``ctl`` and a core as the runner does; return the requests and states per tick."""
+    core = SignalCore(net, dt_s)
+    rec = SafetyRecorder(net.timing)
+    rec.record(core.t_s, core.signals.state)
+    cont = net.full(False, np.bool_) if continuous is None else continuous
+    src = ObservationSource(net, seed, cont, dt_s)
+    if reset:
+        ctl.reset(net)
+    requests = np.zeros((n_ticks, *net.timing.valid.shape), dtype=np.bool_)
+    states = np.zeros((n_ticks, *net.timing.valid.shape), dtype=np.int8)
+    first = None
+    for n in range(n_ticks):
+        # The runner's order: observe at the time of the coming tick, decide, advance.
+        obs = src.next(core.t_s + dt_s, core.signals.state)
+        if check:
+            before_obs = [a.copy() for a in (obs.demand, obs.gap_s, obs.queue_veh,
+                                             obs.approach_veh, obs.downstream_queue_veh)]
+            before_sig = [a.copy() for a in core.signals]
+        req = ctl.step(obs, core.signals)
+        if check:
+            assert isinstance(req, np.ndarray) and req.dtype == np.bool_
+            assert req.shape == net.timing.valid.shape
+            first = req if first is None else first
+            assert req is first, "step must return the controller's own array, reused every tick"
+            assert not req[~net.timing.valid].any(), "requested a padding column"
+            for a, b in zip(before_obs, (obs.demand, obs.gap_s, obs.queue_veh,
+                                         obs.approach_veh, obs.downstream_queue_veh), strict=True):
+                assert np.array_equal(a, b), "step wrote into the observation"
+            for a, b in zip(before_sig, core.signals, strict=True):
+                assert np.array_equal(a, b), "step wrote into the core's state"
+        requests[n] = req
+        core.advance(req, obs.demand)
+        states[n] = core.signals.state
+        rec.record(core.t_s, core.signals.state)
+    return requests, states
+
+
+def digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def longest_wait_s(states: np.ndarray, calls: np.ndarray, dt_s: float) -> np.ndarray:
+    """Per group, the longest run of ticks not green, in seconds (for groups that always call)."""
+    longest = np.zeros(states.shape[1:])
+    run_s = np.zeros(states.shape[1:])
+    for s in states:
+        run_s = np.where(s == GREEN, 0.0, run_s + dt_s)
+        longest = np.maximum(longest, run_s)
+    return np.where(calls, longest, 0.0)
+
+
+def wait_bound_s(net: CompiledNetwork, dt_s: float) -> np.ndarray:
+    """Per intersection: one cycle with every stage at its longest (max green + intergreen).
+
+    A controller that serves stages in turn meets it; a controller that lets a calling group
+    wait longer than a whole cycle of maxed-out stages is broken, even if the core's
+    anti-starvation (``max_wait_s``, 120 s here) would rescue the group later.
+    """
+    t = net.timing
+    max_ig = t.intergreen_s.max(axis=(1, 2))
+    per_stage = np.where(net.stages & t.valid[:, None, :], t.max_green_s[:, None, :], 0.0).max(axis=2)
+    return per_stage.sum(axis=1) + net.n_stages * (max_ig + 2 * dt_s)
+
+
+# -- the contract ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def net() -> CompiledNetwork:
+    return contract_network()
+
+
+def test_the_contract_network_has_padding(net: CompiledNetwork) -> None:
+    assert not net.timing.valid.all()
+    assert (net.n_stages >= 2).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dt_s", [1.0, 0.5])
+def test_outputs_well_formed_and_safe(name: str, dt_s: float, net: CompiledNetwork) -> None:
+    ctl = make_controller(name)
+    _, states = run(ctl, net, dt_s=dt_s)
+    assert (states[:, ~net.timing.valid] == RED).all()
+    # The run did something: every intersection showed green, and changed aspects.
+    assert (states == GREEN).any(axis=(0, 2)).all()
+    assert (np.diff(states, axis=0) != 0).any(axis=(0, 2)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic(name: str, net: CompiledNetwork) -> None:
+    a = run(make_controller(name), net, seed=3)
+    b = run(make_controller(name), net, seed=3)
+    assert digest(*a) == digest(*b)
+    c = run(make_controller(name), net, seed=4)
+    if name not in DETECTOR_BLIND:
+        assert digest(*a) != digest(*c), "different observations should change something"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reset_is_idempotent_and_forgets(name: str, net: CompiledNetwork) -> None:
+    fresh = digest(*run(make_controller(name), net, seed=5))
+    ctl = make_controller(name)
+    ctl.reset(net)
+    ctl.reset(net)
+    twice = digest(*run(ctl, net, seed=5, reset=False))
+    ctl.reset(net)  # after a whole run: nothing of it may leak into the next
+    again = digest(*run(ctl, net, seed=5, reset=False))
+    assert fresh == twice == again
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dt_s", [1.0, 0.5])
+def test_continuous_demand_gets_green_within_bound(name: str, dt_s: float, net: CompiledNetwork) -> None:
+    calls = net.timing.valid.copy()
+    _, states = run(make_controller(name), net, continuous=calls, dt_s=dt_s, check=False)
+    waited = longest_wait_s(states, calls, dt_s)
+    bound = wait_bound_s(net, dt_s)
+    assert (waited <= bound[:, None]).all(), (waited, bound)
+    # Every group was served more than once (not a single lucky green).
+    starts = ((states[1:] == GREEN) & (states[:-1] != GREEN)).sum(axis=0)
+    assert (starts[calls] >= 2).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_some_groups_calling_without_pause_are_served(name: str, net: CompiledNetwork) -> None:
+    """Half the groups call all the time, the others at random: the callers still get green."""
+    rng = np.random.default_rng(11)
+    calls = net.timing.valid & (rng.random(net.timing.valid.shape) < 0.5)
+    _, states = run(make_controller(name), net, continuous=calls, check=False)
+    assert (longest_wait_s(states, calls, 1.0) <= wait_bound_s(net, 1.0)[:, None]).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_get_params_returns_the_constructor_parameters(name: str, net: CompiledNetwork) -> None:
+    cls = CONTROLLERS[name]
+    sig = inspect.signature(cls.__init__)
+    params = {p: v for p, v in sig.parameters.items() if p != "self"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values()), "keyword-only"
+    assert all(p.default is not inspect.Parameter.empty for p in params.values()), "defaults"
+    ctl = cls()
+    assert ctl.get_params() == {p: v.default for p, v in params.items()}
+    ctl.reset(net)
+    assert ctl.get_params() == {p: v.default for p, v in params.items()}, "reset changed a parameter"
+    clone = cls(**ctl.get_params())
+    assert clone.get_params() == ctl.get_params()
+    assert repr(clone).startswith(f"{cls.__name__}(")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_only_in_trailing_underscore_attributes(name: str, net: CompiledNetwork) -> None:
+    ctl = make_controller(name)
+    before = set(vars(ctl))
+    assert before == set(ctl.get_params()), "__init__ stores exactly its parameters"
+    ctl.reset(net)
+    assert all(a.endswith("_") for a in set(vars(ctl)) - before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_observation_shape_is_a_clear_error(name: str, net: CompiledNetwork) -> None:
+    ctl = make_controller(name)
+    ctl.reset(net)
+    other = compile_network([four_arm("A")])
+    core = SignalCore(net, 1.0)
+    obs = Observation.empty(other, t_s=1.0)
+    with pytest.raises(ValueError, match="shape"):
+        ctl.step(obs, core.signals)
+
+
+def test_registry_names_and_errors() -> None:
+    assert available_controllers() == ["fixed-time", "actuated", "max-pressure"]
+    assert all(CONTROLLERS[n].name == n for n in CONTROLLERS)
+    assert APPLICATIONS == {}
+    with pytest.raises(ConfigError, match=r"unknown controller 'nope'; valid: fixed-time, actuated, "
+                                          r"max-pressure, sumo-native$"):
+        make_controller("nope")
+    with pytest.raises(ConfigError, match="not an engine controller"):
+        make_controller(SUMO_NATIVE)
+    with pytest.raises(ConfigError, match="unknown priority application 'greenflow'"):
+        make_controller("actuated+greenflow")
+    with pytest.raises(ConfigError, match="'actuated'.*gapp"):
+        make_controller("actuated", gapp=2.0)
+    assert make_controller("actuated", gap_s=2.0).get_params()["gap_s"] == 2.0
+    assert validate_run_choice(SUMO_NATIVE) == SUMO_NATIVE
+    assert validate_run_choice("max-pressure") == "max-pressure"
+    with pytest.raises(ConfigError):
+        validate_run_choice("fixed")
+    described = describe_controllers()
+    assert list(described) == [*CONTROLLERS, SUMO_NATIVE]
+    assert all(text for text in described.values())
+
+
+def test_an_application_is_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A priority application wraps the controller before it; its parameters come by its name."""
+
+    class Everything(Controller):
+        """Test application: requests green everywhere on top of its inner controller."""
+
+        name = "everything"
+
+        def __init__(self, *, inner: Controller, extra: int = 0) -> None:
+            self.inner = inner
+            self.extra = extra
+
+        def step(self, obs: Observation, signals: object) -> np.ndarray:
+            return self.inner.step(obs, signals)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(APPLICATIONS, "everything", Everything)
+    ctl = make_controller("fixed-time+everything", green_s=12.0, everything={"extra": 3})
+    assert isinstance(ctl, Everything) and ctl.extra == 3
+    assert ctl.inner.get_params()["green_s"] == 12.0
+    assert "+everything" in describe_controllers()
+    with pytest.raises(ConfigError, match="twice"):
+        make_controller("fixed-time+everything+everything")
+
+
+# -- the kernels as plain Python ---------------------------------------------------------------
+
+
+def run_digests(n_ticks: int = 200) -> dict[str, str]:
+    """Digests of a short run per controller (imported by the no-JIT subprocess too)."""
+    net = contract_network()
+    calls = net.timing.valid & (np.arange(net.n_groups_max)[None, :] % 2 == 0)
+    return {
+        name: digest(*run(make_controller(name), net, seed=9, n_ticks=n_ticks, dt_s=0.5,
+                          continuous=calls, check=False))
+        for name in NAMES
+    }
+
+
+def test_kernels_without_jit_give_the_same_runs() -> None:
+    """NUMBA_DISABLE_JIT=1 turns the kernels into plain Python: the runs must be identical."""
+    code = (
+        "import sys, json; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "from ivri.core import jit\n"
+        "assert not jit.JIT_ENABLED\n"
+        "import test_controller_contract as t\n"
+        "print(json.dumps(t.run_digests()))\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(REPO), str(REPO / "tests")],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == run_digests()

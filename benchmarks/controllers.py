@@ -53,7 +53,8 @@ def main() -> None:
                 console.print(f"  {name} {ctrl} seed {seed}: {rec['vehicle_loss_hours']:.1f} veh-h "
                               f"({rec['wall_time_s']:.1f} s)")
 
-        def mean(ctrl: str, key: str, mode: str | None = None) -> float:
+        def mean(ctrl: str, key: str, mode: str | None = None,
+                 rows: dict[str, list[dict]] = rows) -> float:
             vals = [(r["by_mode"][mode]["mean_time_loss_s"] or 0.0) if mode else r[key] for r in rows[ctrl]]
             return statistics.fmean(vals)
 

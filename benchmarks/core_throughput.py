@@ -33,7 +33,7 @@ from ivri.core.kernel import advance_kernel, build_conflict_sets
 from ivri.core.state import initial_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from naive import naive_advance  # noqa: E402  (the reference lives with the tests)
+from naive import naive_advance
 
 TARGET_UPDATES_PER_S = 50e6
 N_STREAM = 64  # distinct request patterns, cycled

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from ivri.config import NetworkConfig, load_network_config
 from ivri.errors import ConfigError, NetworkError
 
-__all__ = ["RunSpec", "resolve_scenario", "run_controller", "SUMO_NATIVE"]
+__all__ = ["SUMO_NATIVE", "RunSpec", "resolve_scenario", "run_controller"]
 
 SUMO_NATIVE = "sumo-native"
 

@@ -16,7 +16,7 @@ REQUIRED_KEYS = {"scenario", "controller", "seed", "sumo_version", "vehicle_loss
 
 def ivri(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ivri", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ivri", *args], capture_output=True, text=True, check=False,
                           cwd=cwd, env=env, timeout=600)
 
 

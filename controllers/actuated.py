@@ -45,8 +45,6 @@ from ivri.errors import ConfigError
 from ._common import EPS_S, TickClock, check_observation, contiguous_timing, slow_mode_mask
 from .base import Controller, Observation
 
-import os
-HARD_ALONG = os.environ.get("HARD_ALONG") == "1"
 __all__ = ["ActuatedParams", "ActuatedState", "VehicleActuated", "actuated_kernel"]
 
 
@@ -105,8 +103,6 @@ def _along_is_free(
     Pedestrian clearances (10-16 s over a wide road) are often twice a car's; kept green to
     the end of every stage they would add their difference to every stage change.
     """
-    if HARD_ALONG:
-        return True
     n_g = sig.state.shape[1]
     for k in range(n_g):
         if not (timing.conflict[i, g, k] and timing.valid[i, k] and demand[i, k]

@@ -18,7 +18,7 @@ import numpy as np
 from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 
-__all__ = ["Observation", "Controller"]
+__all__ = ["Controller", "Observation"]
 
 #: ``gap_s`` when nothing was ever detected.
 NO_DETECTION_S = 1.0e9

@@ -423,7 +423,7 @@ def const(v: float) -> Callable[[float], float]:
 def test_max_pressure_picks_the_highest_pressure() -> None:
     # n: 3 + 0, e: 2 + 2 -> e first.
     sc = pressure_scenario({"n1": const(3), "e1": const(2), "e2": const(2)})
-    ctl = MaxPressure()
+    ctl = MaxPressure(period_s=5.0)
     run = Run(cross(), ctl, sc, 3)
     assert run.green_starts("e1") == [1] and run.green_starts("e2") == [1]
     assert run.greens("n1") == []
@@ -433,7 +433,7 @@ def test_max_pressure_picks_the_highest_pressure() -> None:
 def test_max_pressure_counts_downstream_queues() -> None:
     # e's exit is jammed (5 on e1's downstream lanes): 2 - 5 + 2 = -1 < 3: n first.
     sc = pressure_scenario({"n1": const(3), "e1": const(2), "e2": const(2)}, down={"e1": 5.0})
-    run = Run(cross(), MaxPressure(), sc, 3)
+    run = Run(cross(), MaxPressure(period_s=5.0), sc, 3)
     assert run.green_starts("n1") == [1]
 
 
@@ -463,7 +463,7 @@ def test_max_pressure_keeps_the_stage_while_it_wins() -> None:
     # tick (e no longer eligible), so e ends at exactly 31 and does not stutter; n from 35,
     # held 5 s; at 40 e wins again and is back from 44.
     sc = pressure_scenario({"n1": const(1), "e1": const(2), "e2": const(2)})
-    run = Run(cross(), MaxPressure(), sc, 45)
+    run = Run(cross(), MaxPressure(period_s=5.0), sc, 45)
     assert run.greens("e1") == [(1, 31), (44, 46)]
     assert run.greens("n1") == [(35, 40)]
 
@@ -481,9 +481,9 @@ def test_max_pressure_zero_pressure_keeps_the_running_stage() -> None:
 
         return scenario
 
-    run = Run(cross(), MaxPressure(), sc(False), 30)
+    run = Run(cross(), MaxPressure(period_s=5.0), sc(False), 30)
     assert run.greens("e1") == [(1, 31)]
-    run = Run(cross(), MaxPressure(), sc(True), 30)
+    run = Run(cross(), MaxPressure(period_s=5.0), sc(True), 30)
     assert run.greens("e1")[0] == (1, 6)
     assert run.green_starts("n1") == [10]
 
@@ -491,13 +491,13 @@ def test_max_pressure_zero_pressure_keeps_the_running_stage() -> None:
 def test_max_pressure_approaching_traffic_breaks_a_tie() -> None:
     # No queues anywhere; 2 road users approach on n2: n is chosen, then held (nothing beats it).
     sc = pressure_scenario({}, approach={"n2": 2.0})
-    run = Run(cross(), MaxPressure(), sc, 20)
+    run = Run(cross(), MaxPressure(period_s=5.0), sc, 20)
     assert run.greens("n2") == [(1, 21)]
 
 
 def test_max_pressure_negative_pressure_still_picks_the_largest() -> None:
     sc = pressure_scenario({"n1": const(1), "e1": const(1)}, down={"n1": 4.0, "e1": 2.0})
-    ctl = MaxPressure()
+    ctl = MaxPressure(period_s=5.0)
     run = Run(cross(), ctl, sc, 2)
     assert run.green_starts("e1") == [1]
     assert ctl.state_.pressure.tolist() == [[-3.0, -1.0]]

@@ -23,6 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+if not console.is_terminal:
+    # Piped into a file or CI log: rich would assume 80 columns and fold the KPI table.
+    console = Console(width=160)
 err_console = Console(stderr=True)
 
 

@@ -178,7 +178,7 @@ def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path):
         others = [idx[k] for k in ("N_C_lsr", "E_C_lsr", "S_C_lsr")]
         bridge.step()
         obs = bridge.observe()
-        assert not obs.demand.any()  # 190 m away: not yet in any detection zone
+        assert not obs.demand.any()  # 190 m away: not yet past the extension loop
         first_demand = None
         while bridge.t_s < 50:
             bridge.step()

@@ -312,7 +312,7 @@ def test_write_detectors(cross4: Path, tmp_path: Path):
     dets = write_detectors(maps, cross4, path, taken_ids={"ivri_sl_W_C_1"})
     lanes = {lane for g in xs[0].signal_groups if g.mode != "pedestrian" for lane in g.lanes}
     assert {d.lane for d in dets} == lanes
-    by_kind = {k: [d for d in dets if d.kind == k] for k in ("stopline", "extension", "zone")}
+    by_kind = {k: [d for d in dets if d.kind == k] for k in ("stopline", "extension")}
     assert all(len(v) == len(lanes) for v in by_kind.values())
     net = read_net(cross4)
     for d in by_kind["stopline"]:
@@ -324,7 +324,7 @@ def test_write_detectors(cross4: Path, tmp_path: Path):
     assert "ivri_sl_W_C_1" not in ids and "ivri_sl_W_C_1_2" in ids  # clash avoided
     assert set(ids) == detector_ids_in([path])
     text = path.read_text()
-    assert 'file="NUL"' in text and "laneAreaDetector" in text and "inductionLoop" in text
+    assert 'file="NUL"' in text and "inductionLoop" in text and "laneAreaDetector" not in text
 
 
 # --- state strings ---------------------------------------------------------------------------

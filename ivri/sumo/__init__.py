@@ -5,7 +5,7 @@
     sumocfg.py     read_sumocfg: the scenario's files and times
     connection.py  start_sumo: the one place that imports libsumo / traci (lazily)
     network.py     derive_intersections: signal groups, conflicts, intergreens, stages of any net
-    detectors.py   write_detectors: stop-line and extension loops, detection zones
+    detectors.py   write_detectors: one extension loop per vehicle lane
     observe.py     Observer: subscriptions -> Observation [intersection, group]
     actuate.py     Actuator: signal-group states -> tls state strings, written on change only
     bridge.py      SumoBridge: all of the above for one run

@@ -2,11 +2,12 @@
 
 At start :class:`Observer` subscribes, once per object:
 
-* every E1 loop of :mod:`ivri.sumo.detectors` to ``LAST_STEP_TIME_SINCE_DETECTION``, which
-  is 0 while a vehicle is over the loop: occupancy and gap in one value (each subscribed value
-  costs SUMO about a microsecond per step, and loops are the most numerous objects);
-* every E2 detection zone to ``LAST_STEP_VEHICLE_NUMBER``;
-* every incoming and outgoing lane of a group to ``LAST_STEP_VEHICLE_HALTING_NUMBER``;
+* every E1 loop of :mod:`ivri.sumo.detectors` (stop-line and extension loops) to
+  ``LAST_STEP_TIME_SINCE_DETECTION``, which is 0 while a vehicle is over the loop:
+  occupancy and gap in one value;
+* every incoming and outgoing lane of a group (each lane once, however many intersections
+  and groups it serves) to ``LAST_STEP_VEHICLE_HALTING_NUMBER`` and
+  ``LAST_STEP_VEHICLE_NUMBER``;
 * every junction with a signalised crossing to a *context* subscription of the persons
   within its outline (plus 5 m) with their ``VAR_ROAD_ID`` and ``VAR_NEXT_EDGE``. A person
   on a walking area whose next edge is a crossing wants to cross it: that is the push
@@ -19,12 +20,13 @@ Each tick :meth:`Observer.read` makes one ``getAllSubscriptionResults()`` call p
 :meth:`Observer.observation` then aggregates them to ``[intersection, group]`` with
 precomputed index arrays (``np.bincount``, ``np.minimum.at``), no Python loop over groups:
 
-* ``demand``: a vehicle over a stop-line loop, a halting vehicle on an incoming lane, a road
-  user in the detection zone, or a person waiting to cross;
+* ``demand``: a vehicle over a stop-line loop, a halting vehicle on an incoming lane, a
+  vehicle that passed a loop within the last :data:`CALL_WINDOW_S` (it is between the
+  extension loop and the stop line), or a person waiting to cross;
 * ``gap_s``: the shortest time since a vehicle was over any loop of the group's lanes;
 * ``queue_veh``: halting vehicles on the group's incoming lanes (a lane shared by several
   groups counts for each), persons waiting for pedestrian groups;
-* ``approach_veh``: road users in the detection zones (persons waiting, for pedestrians);
+* ``approach_veh``: vehicles on the group's incoming lanes (persons waiting, for pedestrians);
 * ``downstream_queue_veh``: halting vehicles on the lanes the group feeds.
 
 It also sums, per intersection, the halting vehicles on its incoming lanes times the step
@@ -54,6 +56,9 @@ LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
 VAR_ROAD_ID = 0x50
 VAR_NEXT_EDGE = 0xC1
 CMD_GET_PERSON_VARIABLE = 0xAE
+#: A vehicle that passed the extension loop this recently calls for green: 40 m at 5 m/s (a
+#: cyclist) takes 8 s, after which a vehicle held by red is halting and calls through the queue.
+CALL_WINDOW_S = 10.0
 #: Persons this far outside a junction's outline are still seen by its context subscription.
 PERSON_RANGE_MARGIN_M = 5.0
 
@@ -122,16 +127,10 @@ class Observer:
 
         # --- detectors ------------------------------------------------------------------------
         loops = [d for d in detectors if d.kind in ("stopline", "extension")] if not lanes_only else []
-        zones = [d for d in detectors if d.kind == "zone"] if not lanes_only else []
         self.loop_ids = tuple(d.id for d in loops)
-        self.zone_ids = tuple(d.id for d in zones)
         self._gap_loop, self._gap_col = _pairs(len(loops), [[col(i, g) for i, g in d.targets] for d in loops])
-        self._sl_loop, self._sl_col = _pairs(
-            len(loops), [[col(i, g) for i, g in d.targets] if d.kind == "stopline" else [] for d in loops]
-        )
-        self._zone_k, self._zone_col = _pairs(len(zones), [[col(i, g) for i, g in d.targets] for d in zones])
         self._loop_since = np.full(len(loops), NO_DETECTION_S)
-        self._zone_veh = np.zeros(len(zones))
+        self._vehicles = np.zeros(len(lane_ids))
 
         # --- pedestrians: (walking area, crossing) -> columns -----------------------------------
         self._ped_key: dict[tuple[str, str], list[int]] = {}
@@ -160,10 +159,10 @@ class Observer:
         c = self.conn
         for d in self.loop_ids:
             c.inductionloop.subscribe(d, [LAST_STEP_TIME_SINCE_DETECTION])
-        for d in self.zone_ids:
-            c.lanearea.subscribe(d, [LAST_STEP_VEHICLE_NUMBER])
+        lane_vars = ([LAST_STEP_VEHICLE_HALTING_NUMBER] if self.lanes_only
+                     else [LAST_STEP_VEHICLE_HALTING_NUMBER, LAST_STEP_VEHICLE_NUMBER])
         for lane in self.lane_ids:
-            c.lane.subscribe(lane, [LAST_STEP_VEHICLE_HALTING_NUMBER])
+            c.lane.subscribe(lane, lane_vars)
         for j in self.person_junctions:
             cx, cy = c.junction.getPosition(j)
             shape = c.junction.getShape(j) or [(cx, cy)]
@@ -186,16 +185,17 @@ class Observer:
         c = self.conn
         if self.lane_ids:
             res: dict[str, Any] = c.lane.getAllSubscriptionResults()
-            self._halting[:] = [res[k][LAST_STEP_VEHICLE_HALTING_NUMBER] for k in self.lane_ids]
+            rows = [res[k] for k in self.lane_ids]
+            self._halting[:] = [r[LAST_STEP_VEHICLE_HALTING_NUMBER] for r in rows]
             self._halting_s += self._halting
+            if self.lanes_only:
+                return
+            self._vehicles[:] = [r[LAST_STEP_VEHICLE_NUMBER] for r in rows]
         if self.lanes_only:
             return
         if self.loop_ids:
             res = c.inductionloop.getAllSubscriptionResults()
             self._loop_since[:] = [res[k][LAST_STEP_TIME_SINCE_DETECTION] for k in self.loop_ids]
-        if self.zone_ids:
-            res = c.lanearea.getAllSubscriptionResults()
-            self._zone_veh[:] = [res[k][LAST_STEP_VEHICLE_NUMBER] for k in self.zone_ids]
         if self.person_junctions:
             persons: dict[str, dict[int, Any]] = {}
             for found in c.junction.getAllContextSubscriptionResults().values():
@@ -214,8 +214,7 @@ class Observer:
         n = self._n_cols
         queue = np.bincount(self._in_col, weights=self._halting[self._in_lane], minlength=n)
         down = np.bincount(self._out_col, weights=self._halting[self._out_lane], minlength=n)
-        approach = np.bincount(self._zone_col, weights=self._zone_veh[self._zone_k], minlength=n)
-        on_loop = np.bincount(self._sl_col, weights=self._loop_since[self._sl_loop] <= 0.0, minlength=n)
+        approach = np.bincount(self._in_col, weights=self._vehicles[self._in_lane], minlength=n)
         if len(self._ped_cols):
             waiting = np.bincount(self._ped_cols, minlength=n).astype(np.float64)
             queue += waiting
@@ -227,5 +226,7 @@ class Observer:
         obs.queue_veh.reshape(-1)[:] = queue
         obs.approach_veh.reshape(-1)[:] = approach
         obs.downstream_queue_veh.reshape(-1)[:] = down
-        np.greater(on_loop + queue + approach, 0.0, out=obs.demand.reshape(-1))
+        demand = obs.demand.reshape(-1)
+        np.greater(queue, 0.0, out=demand)
+        demand |= gap < CALL_WINDOW_S
         return obs

@@ -109,6 +109,48 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
 
 
 @app.command()
+def derive(
+    scenario: Annotated[str, typer.Argument(help="a bundled scenario or a path to a .sumocfg")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="file to write: .yaml or .json")],
+) -> None:
+    """Write the intersections that ivri derives from a SUMO network, to review and edit.
+
+    Signal groups, conflicts, intergreen times, timing limits and stages, in the format that
+    `ivri run --config FILE` reads back.
+    """
+    try:
+        _derive(scenario, out)
+    except IvriError as exc:
+        _fail(str(exc))
+
+
+def _derive(scenario: str, out: Path) -> None:
+    import json
+
+    from ivri.config import NetworkConfig
+    from ivri.runner import resolve_scenario
+    from ivri.sumo.network import derive_intersections
+    from ivri.sumo.sumocfg import read_sumocfg
+
+    _, sumocfg = resolve_scenario(scenario)
+    configs, _ = derive_intersections(read_sumocfg(sumocfg).net_file)
+    data = NetworkConfig(intersections=tuple(configs)).model_dump(mode="json")
+    suffix = out.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        text = yaml.safe_dump(data, sort_keys=False)
+    elif suffix == ".json":
+        text = json.dumps(data, indent=2)
+    else:
+        raise ConfigError(f"--out {out}: use a .yaml or .json file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    n_groups = sum(len(c.signal_groups) for c in configs)
+    console.print(f"wrote {len(configs)} intersections with {n_groups} signal groups to {out}")
+
+
+@app.command()
 def scenarios() -> None:
     """List the bundled scenarios."""
     from ivri.sumo_networks import bundled_scenarios

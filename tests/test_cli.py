@@ -123,3 +123,22 @@ def test_listings() -> None:
     for name in ("fixed-time", "actuated", "max-pressure", "sumo-native"):
         assert name in ctrl.stdout
     assert "--compare" in ivri("run", "--help").stdout
+
+
+@pytest.mark.sumo
+def test_derived_config_round_trips_into_a_run(tmp_path: Path) -> None:
+    import yaml
+
+    derived = tmp_path / "crossing.yaml"
+    result = ivri("derive", "crossing:short", "--out", str(derived))
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(derived.read_text())
+    groups = data["intersections"][0]["signal_groups"]
+    assert len(groups) >= 12 and data["intersections"][0]["conflicts"]
+    run = ivri("run", "crossing:short", "-c", "actuated", "--config", str(derived), "--end", "60",
+               "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    # An engineer's edit that breaks a rule is refused before SUMO starts, naming the group.
+    groups[0]["min_green_s"] = groups[0]["max_green_s"] + 1
+    derived.write_text(yaml.safe_dump(data))
+    assert_clean_error(ivri("run", "crossing:short", "--config", str(derived)), groups[0]["id"])

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork, Timing
+from ivri.core.compile import contiguous_timing as compile_contiguous
 from ivri.core.idx import MODE_BICYCLE, MODE_PEDESTRIAN
 
 from .base import Observation
@@ -55,18 +56,8 @@ class TickClock:
 
 
 def contiguous_timing(net: CompiledNetwork) -> Timing:
-    """The timing arrays with one dtype and layout each, so numba compiles one specialisation."""
-    t = net.timing
-    return Timing(
-        valid=np.ascontiguousarray(t.valid, dtype=np.bool_),
-        conflict=np.ascontiguousarray(t.conflict, dtype=np.bool_),
-        intergreen_s=np.ascontiguousarray(t.intergreen_s, dtype=np.float64),
-        amber_s=np.ascontiguousarray(t.amber_s, dtype=np.float64),
-        min_green_s=np.ascontiguousarray(t.min_green_s, dtype=np.float64),
-        max_green_s=np.ascontiguousarray(t.max_green_s, dtype=np.float64),
-        min_red_s=np.ascontiguousarray(t.min_red_s, dtype=np.float64),
-        max_wait_s=np.ascontiguousarray(t.max_wait_s, dtype=np.float64),
-    )
+    """The network's timing arrays in the one layout the kernels are compiled for."""
+    return compile_contiguous(net.timing)
 
 
 def check_observation(obs: Observation, shape: tuple[int, int], who: str) -> None:

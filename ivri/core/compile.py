@@ -15,7 +15,7 @@ import numpy as np
 from ivri.config import IntersectionConfig, NetworkConfig
 from ivri.core.idx import MODE_CODES
 
-__all__ = ["Timing", "CompiledNetwork", "compile_network", "derive_stages"]
+__all__ = ["CompiledNetwork", "Timing", "compile_network", "contiguous_timing", "derive_stages"]
 
 
 class Timing(NamedTuple):
@@ -29,6 +29,20 @@ class Timing(NamedTuple):
     max_green_s: np.ndarray    # float64[I, G]
     min_red_s: np.ndarray      # float64[I, G]
     max_wait_s: np.ndarray     # float64[I, G]
+
+
+def contiguous_timing(t: Timing) -> Timing:
+    """The timing arrays with one dtype and layout each, so numba compiles one specialisation."""
+    return Timing(
+        valid=np.ascontiguousarray(t.valid, dtype=np.bool_),
+        conflict=np.ascontiguousarray(t.conflict, dtype=np.bool_),
+        intergreen_s=np.ascontiguousarray(t.intergreen_s, dtype=np.float64),
+        amber_s=np.ascontiguousarray(t.amber_s, dtype=np.float64),
+        min_green_s=np.ascontiguousarray(t.min_green_s, dtype=np.float64),
+        max_green_s=np.ascontiguousarray(t.max_green_s, dtype=np.float64),
+        min_red_s=np.ascontiguousarray(t.min_red_s, dtype=np.float64),
+        max_wait_s=np.ascontiguousarray(t.max_wait_s, dtype=np.float64),
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ivri.core.compile import CompiledNetwork, Timing
+from ivri.core.compile import CompiledNetwork, Timing, contiguous_timing
 from ivri.core.idx import AMBER, GREEN
 from ivri.core.jit import njit
 from ivri.core.kernel import (
@@ -55,14 +55,14 @@ class TimeToChange(NamedTuple):
 def _ticks_until(remaining_s: float, dt_s: float) -> int:
     """Ticks until a timer that needs ``remaining_s`` more seconds expires (at least one)."""
     n = math.ceil(remaining_s / dt_s - _TICK_TOL)
-    return n if n > 1 else 1
+    return max(1, n)
 
 
 @njit
 def _ticks_at_least(remaining_s: float, dt_s: float) -> int:
     """Ticks until ``remaining_s`` more seconds have passed (zero when they already have)."""
     n = math.ceil(remaining_s / dt_s - _TICK_TOL)
-    return n if n > 0 else 0
+    return max(0, n)
 
 
 @njit
@@ -102,8 +102,7 @@ def time_to_change_kernel(
                         continue
                     n_k = _ticks_until(timing.max_green_s[i, g] - el, dt_s)
                     n_starve = _ticks_until(timing.max_wait_s[i, k] - sig.wait_s[i, k], dt_s)
-                    if n_starve < n_k:
-                        n_k = n_starve
+                    n_k = min(n_k, n_starve)
                     if n_max < 0 or n_k < n_max:
                         n_max = n_k
                 min_s[i, g] = n_min * dt_s
@@ -129,10 +128,8 @@ def time_to_change_kernel(
                         n_k = _ticks_at_least(ig - (t_s - sig.green_end_s[i, k]), dt_s)
                         if sk == AMBER:
                             n_amb = _ticks_until(timing.amber_s[i, k] - sig.elapsed_s[i, k], dt_s)
-                            if n_amb > n_k:
-                                n_k = n_amb
-                    if n_k > n:
-                        n = n_k
+                            n_k = max(n_k, n_amb)
+                    n = max(n, n_k)
                 min_s[i, g] = n * dt_s
                 max_s[i, g] = inf
 
@@ -168,18 +165,8 @@ class SignalCore:
         self.monitor = monitor
         self.parallel = parallel
         self.start_s = float(start_s)
-        t = net.timing
         # One dtype and layout per array, so that numba compiles (and caches) one specialisation.
-        self._timing = Timing(
-            valid=np.ascontiguousarray(t.valid, dtype=np.bool_),
-            conflict=np.ascontiguousarray(t.conflict, dtype=np.bool_),
-            intergreen_s=np.ascontiguousarray(t.intergreen_s, dtype=np.float64),
-            amber_s=np.ascontiguousarray(t.amber_s, dtype=np.float64),
-            min_green_s=np.ascontiguousarray(t.min_green_s, dtype=np.float64),
-            max_green_s=np.ascontiguousarray(t.max_green_s, dtype=np.float64),
-            min_red_s=np.ascontiguousarray(t.min_red_s, dtype=np.float64),
-            max_wait_s=np.ascontiguousarray(t.max_wait_s, dtype=np.float64),
-        )
+        self._timing = contiguous_timing(net.timing)
         self._sets = build_conflict_sets(self._timing)
         self._shape = self._timing.valid.shape
         self._kernel = advance_kernel_parallel if parallel else advance_kernel

@@ -12,7 +12,7 @@ import functools
 
 import numba
 
-__all__ = ["njit", "njit_parallel", "prange", "JIT_ENABLED"]
+__all__ = ["JIT_ENABLED", "njit", "njit_parallel", "prange"]
 
 #: False when ``NUMBA_DISABLE_JIT`` is set: the kernels then run as plain Python.
 JIT_ENABLED: bool = not numba.config.DISABLE_JIT

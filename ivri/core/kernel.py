@@ -30,12 +30,12 @@ from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
 __all__ = [
-    "MAX_GROUPS",
     "EPS_S",
+    "MAX_GROUPS",
     "ConflictSets",
-    "build_conflict_sets",
     "advance_kernel",
     "advance_kernel_parallel",
+    "build_conflict_sets",
 ]
 
 #: Largest number of signal groups per intersection: a conflict set is one ``uint64``.

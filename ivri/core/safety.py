@@ -23,11 +23,11 @@ from ivri.core.jit import njit
 from ivri.errors import SafetyViolation
 
 __all__ = [
-    "conflicting_greens",
-    "conflicting_pairs",
+    "TRACE_TOL_S",
     "SafetyRecorder",
     "check_trace",
-    "TRACE_TOL_S",
+    "conflicting_greens",
+    "conflicting_pairs",
 ]
 
 #: Slack of the recorder's duration checks. The kernel may act up to 1 ns early (its timer

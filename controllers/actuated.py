@@ -12,20 +12,22 @@ stage lasts as long as its traffic keeps coming::
 
 Two Dutch refinements on top of the plain stage cycle:
 
-* meeverlengen: a pedestrian or bicycle group of the stage stays green along with the stage
-  after its own demand has gone, until the stage ends (``extend_along``), so a late
-  pedestrian still crosses; but only while that costs no one anything: not when its
+* meeverlengen: a group of the stage stays green along with the stage after its own traffic
+  has gapped out, until the stage ends, so a vehicle that arrives on its lane a little later
+  still passes instead of waiting a whole cycle. Motor groups always do (measured on the
+  bundled peak scenarios, seed 42: ending them at their own gap-out cost 33 % more
+  vehicle-loss hours on the crossing, 43 % on the corridor and 47 % on the grid, where
+  platoons arrive in bursts, and saved 3 % on the T-junction). Pedestrian and
+  bicycle groups do (``extend_along``) only while that costs no one anything: not when their
   clearance into a waiting group is longer than that of the stage's motor groups still green
-  (then ending it together with the stage would delay the next stage).
+  (then ending them together with the stage would delay the next stage).
 * alternatieve realisatie: a group with demand that conflicts with none of the groups that are
   green or requested is requested too (``alternative``): a right-turn or cycle track that is
   compatible with the running stage gets green without waiting for its own stage. The core
   checks its intergreens.
 
-Motor groups that gapped out while another group of the stage still extends go to red (no
-meeverlengen for motor traffic): that frees their conflicting groups for alternative
-realisations. The core guarantees minimum green, amber, intergreen, max green with conflicting
-demand and anti-starvation; this controller never sequences them itself.
+The core guarantees minimum green, amber, intergreen, max green with conflicting demand and
+anti-starvation; this controller never sequences them itself.
 
 Per tick the whole network is one call of :func:`actuated_kernel`.
 """
@@ -206,13 +208,18 @@ def _actuate_intersection(
                 done[g] = False
 
     # 5. Requests of the stage: groups still extending; done groups stay green while the stage
-    #    rests, and pedestrian/bicycle groups stay green along while the stage runs, as long
-    #    as that costs nobody anything (see _along_is_free).
+    #    rests or any of its groups still extends (meeverlengen), pedestrian and bicycle groups
+    #    only as long as that costs nobody anything (see _along_is_free).
     out = request[i]
+    stage_runs = False
+    for g in range(n_g):
+        if active[g] and not done[g]:
+            stage_runs = True
+            break
     for g in range(n_g):
         keep = (not any_wait) or (
             params.extend_along and along[i, g] and _along_is_free(timing, sig, demand, active, done, i, g)
-        )
+        ) or (stage_runs and not along[i, g])
         out[g] = active[g] and ((not done[g]) or (state[g] == GREEN and keep))
 
     # 6. Alternative realisation, greedily: green groups first (so a running alternative is

@@ -36,7 +36,7 @@ def naive_advance(
     return n_changed
 
 
-def _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g) -> bool:  # noqa: ANN001
+def _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g) -> bool:
     valid = [bool(timing.valid[i, g]) for g in range(n_g)]
     conflicts = {g: [k for k in range(n_g) if timing.conflict[i, g, k] and valid[k]] for g in range(n_g)}
     start_state = {g: int(sig.state[i, g]) for g in range(n_g)}
@@ -93,9 +93,7 @@ def _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g) -> bool:
     for j in candidates:
         ok = True
         for k in conflicts[j]:
-            if sig.state[i, k] != RED:
-                ok = False
-            elif t_s - sig.green_end_s[i, k] < timing.intergreen_s[i, k, j] - EPS_S:
+            if sig.state[i, k] != RED or t_s - sig.green_end_s[i, k] < timing.intergreen_s[i, k, j] - EPS_S:
                 ok = False
             elif k in starving and claim(k) > claim(j):
                 ok = False  # a starving group reserves its conflicting groups

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ivri.controllers import (
     APPLICATIONS,
     CONTROLLERS,
@@ -37,6 +36,7 @@ from ivri.controllers import (
     validate_run_choice,
 )
 from ivri.controllers.base import NO_DETECTION_S, Controller, Observation
+
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
 from ivri.core.engine import SignalCore

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from ivri.controllers import FixedTime, MaxPressure, VehicleActuated
 from ivri.controllers.base import NO_DETECTION_S, Controller, Observation
+
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
 from ivri.core.engine import SignalCore
@@ -367,9 +367,10 @@ def test_actuated_group_joins_the_running_stage() -> None:
     assert run.green_starts("p") == [10]
 
 
-def test_actuated_motor_group_that_gapped_out_goes_red() -> None:
-    # Stage (a, a2), both motor; a2 has no traffic: with b waiting a2 ends at its min green
-    # (6) while a runs on to 21, and is not brought back while it still "calls".
+def test_actuated_motor_group_that_gapped_out_stays_green_with_its_stage() -> None:
+    # Stage (a, a2), both motor; a2 has no traffic: with b waiting, a2 stays green along while
+    # a extends (meeverlengen), and both end together at 21 when a gaps out; b follows after
+    # the intergreen.
     net = intersection(
         [group("a"), group("a2"), group("b")],
         [conflict("a", "b", 4, 4), conflict("a2", "b", 4, 4)],
@@ -378,8 +379,9 @@ def test_actuated_motor_group_that_gapped_out_goes_red() -> None:
     sc = calls(("a", "a2", "b"), {"a": always, "a2": always, "b": always},
                gaps={"a": lambda t: 1.0 if t <= 20 else 10.0})
     run = Run(net, VehicleActuated(), sc, 30)
-    assert run.greens("a2") == [(1, 6)]
+    assert run.greens("a2") == [(1, 21)]
     assert run.greens("a")[0] == (1, 21)
+    assert run.greens("b")[0][0] == 25
 
 
 @pytest.mark.parametrize("kwargs", [{"gap_s": 0.0}, {"min_stage_s": -1.0}])
@@ -508,11 +510,10 @@ def test_max_pressure_bad_period() -> None:
         MaxPressure(period_s=0.0).reset(cross())
 
 
-def test_actuated_group_that_gapped_out_is_served_again_when_the_stage_rests() -> None:
+def test_actuated_group_that_gapped_out_keeps_green_while_its_stage_runs() -> None:
     # As above (a has traffic, a2 gaps out at 6 while b waits), but b stops calling at 8
-    # (say, its vehicle turned away): from then on nobody waits, so a2, which calls again from
-    # 15, is realised again in the resting stage: green from 15, not left red until b happens
-    # to call.
+    # (say, its vehicle turned away) and a2 calls again from 15: a2 never flashes red, it
+    # stays green along with a and then with the resting stage.
     net = intersection(
         [group("a"), group("a2"), group("b")],
         [conflict("a", "b", 4, 4), conflict("a2", "b", 4, 4)],
@@ -521,6 +522,6 @@ def test_actuated_group_that_gapped_out_is_served_again_when_the_stage_rests() -
     sc = calls(("a", "a2", "b"), {"a": always, "a2": lambda t: t <= 6 or t >= 15,
                                   "b": lambda t: t <= 8}, gaps={"a": lambda t: 1.0})
     run = Run(net, VehicleActuated(), sc, 30)
-    assert run.greens("a2") == [(1, 6), (15, 31)]
+    assert run.greens("a2") == [(1, 31)]
     assert run.greens("a") == [(1, 31)]
     assert run.greens("b") == []

@@ -132,7 +132,7 @@ def two_group_net(**overrides: float) -> tuple[Timing, object]:
     return net.timing, build_conflict_sets(net.timing)
 
 
-def simulate(timing: Timing, req_fn, dt_s: float, n_ticks: int, dem_fn=None) -> np.ndarray:  # noqa: ANN001
+def simulate(timing: Timing, req_fn, dt_s: float, n_ticks: int, dem_fn=None) -> np.ndarray:
     """States ``[T, I, G]`` after ticks at t = dt, 2 dt, ...; ``req_fn(t_s)`` gives the requests."""
     sets = build_conflict_sets(timing)
     sig = fresh_state(timing.valid.shape)
@@ -169,7 +169,7 @@ def test_two_group_timeline_exact(dt_s: float) -> None:
         return np.array([[t_s <= 3.0 + 1e-9, t_s > 3.0 + 1e-9]])
 
     s = simulate(timing, req, dt_s, n_ticks)
-    tick = lambda t: round(t / dt_s) - 1  # noqa: E731  the tick whose time is t
+    tick = lambda t: round(t / dt_s) - 1
     assert first_tick(s, 0, GREEN) == tick(dt_s)
     assert first_tick(s, 0, AMBER) == tick(dt_s + 6.0), "min green is 6 s, not a tick more or less"
     assert first_tick(s, 0, RED, after=tick(dt_s + 6.0)) == tick(dt_s + 9.0), "amber is 3 s"
@@ -238,7 +238,7 @@ def test_two_conflicting_requests_in_one_tick_longest_wait_first() -> None:
     # Equal waits would favour the lower index; here both start calling together, so a (index 0) wins.
     s = simulate(timing, lambda t: np.array([[True, True]]), 1.0, 3)
     assert list(s[0, 0]) == [GREEN, RED]
-    dem = lambda t: np.array([[True, True]])  # noqa: E731
+    dem = lambda t: np.array([[True, True]])
     s = simulate(timing, lambda t: np.array([[t > 2.0, True]]), 1.0, 3, dem_fn=dem)
     assert list(s[0, 0]) == [RED, GREEN]
 

@@ -34,14 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ivri.errors import ConfigError
 
 __all__ = [
-    "Mode",
-    "SignalGroupConfig",
     "ConflictConfig",
     "DetectorConfig",
     "IntersectionConfig",
+    "Mode",
     "NetworkConfig",
-    "load_network_config",
+    "SignalGroupConfig",
     "format_validation_error",
+    "load_network_config",
 ]
 
 Mode = Literal["motor", "bicycle", "pedestrian", "bus", "tram"]
@@ -222,7 +222,7 @@ def load_network_config(path: str | Path) -> NetworkConfig:
             raise ConfigError(f"config file {path}: unknown format {suffix!r} (use .toml, .yaml or .json)")
     except ConfigError:
         raise
-    except Exception as exc:  # parse errors of three libraries, each with its own type
+    except Exception as exc:  # noqa: BLE001  (parse errors of three libraries, each its own type)
         raise ConfigError(f"config file {path} cannot be parsed: {exc}") from None
     try:
         return NetworkConfig.model_validate(data)

@@ -71,11 +71,10 @@ def _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g) -> bool:
                 sig.elapsed_s[i, g] = 0.0
                 sig.state[i, g] = AMBER if timing.amber_s[i, g] > 0.0 else RED
                 any_change = True
-        elif start_state[g] == AMBER:
-            if el >= timing.amber_s[i, g] - EPS_S:
-                sig.state[i, g] = RED
-                sig.elapsed_s[i, g] = 0.0
-                any_change = True
+        elif start_state[g] == AMBER and el >= timing.amber_s[i, g] - EPS_S:
+            sig.state[i, g] = RED
+            sig.elapsed_s[i, g] = 0.0
+            any_change = True
 
     # 3. starts of green
     def claim(g: int) -> tuple[int, float, int]:

@@ -121,7 +121,7 @@ def compare_with_naive(seed: int, n_ticks: int, n_i: int = 3, n_g: int = 10, par
 
 def two_group_net(**overrides: float) -> tuple[Timing, object]:
     """Groups a and b that conflict: amber 3, intergreen 5 both ways, min green 6, min red 1."""
-    kw = dict(amber_s=3.0, min_green_s=6.0, max_green_s=20.0, min_red_s=1.0, max_wait_s=120.0)
+    kw = {"amber_s": 3.0, "min_green_s": 6.0, "max_green_s": 20.0, "min_red_s": 1.0, "max_wait_s": 120.0}
     kw.update(overrides)
     x = IntersectionConfig(
         id="J1",
@@ -262,7 +262,7 @@ def test_two_starving_groups_cannot_take_turns_against_a_third() -> None:
     in overlapping turns keeps j out for ever (checked against a literal implementation while
     building the kernel). The reservation makes j (longest wait) go first.
     """
-    kw = dict(amber_s=1.0, min_green_s=2.0, max_green_s=10.0, min_red_s=0.0)
+    kw = {"amber_s": 1.0, "min_green_s": 2.0, "max_green_s": 10.0, "min_red_s": 0.0}
     x = IntersectionConfig(
         id="J",
         signal_groups=(SignalGroupConfig(id="j", max_wait_s=5.0, **kw),
@@ -295,7 +295,7 @@ def test_padding_columns_stay_red() -> None:
 
 
 def test_changed_flags_and_count() -> None:
-    timing, sets = two_group_net()
+    timing, _ = two_group_net()
     timing2 = Timing(*(np.concatenate([a, a]) for a in timing))
     sets2 = build_conflict_sets(timing2)
     sig = fresh_state((2, 2))
@@ -363,7 +363,7 @@ def test_kernel_without_jit_in_subprocess() -> None:
         "print('ok')\n"
     )
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510  (the return code is asserted below)
         [sys.executable, "-c", code, str(REPO), str(REPO / "tests")],
         env=env, capture_output=True, text=True, timeout=300,
     )

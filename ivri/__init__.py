@@ -6,14 +6,14 @@ from ivri.errors import ConfigError, IvriError, NetworkError, SafetyViolation, S
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
-    "IntersectionConfig",
-    "NetworkConfig",
-    "SignalGroupConfig",
-    "load_network_config",
-    "IvriError",
     "ConfigError",
+    "IntersectionConfig",
+    "IvriError",
+    "NetworkConfig",
     "NetworkError",
-    "SimulationError",
     "SafetyViolation",
+    "SignalGroupConfig",
+    "SimulationError",
+    "__version__",
+    "load_network_config",
 ]

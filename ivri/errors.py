@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-__all__ = ["IvriError", "ConfigError", "NetworkError", "SimulationError", "SafetyViolation"]
+__all__ = ["ConfigError", "IvriError", "NetworkError", "SafetyViolation", "SimulationError"]
 
 
 class IvriError(Exception):

@@ -168,11 +168,14 @@ def test_writes_only_when_the_string_changes(cross4: Path, tmp_path: Path):
         assert bridge.actuator.writes == 1 + 3  # red -> green -> amber -> red
 
 
-def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path):
+@pytest.mark.parametrize("stopline_loops", [True, False])
+def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path, stopline_loops: bool):
     routes = '<vehicle id="v" depart="0" departLane="1"><route edges="W_C C_E"/></vehicle>'
     cfg = write_cfg(tmp_path / "s", cross4, routes, end=60)
-    with SumoBridge(cfg, out_dir=tmp_path / "out") as bridge:
+    with SumoBridge(cfg, out_dir=tmp_path / "out", stopline_loops=stopline_loops) as bridge:
         net = bridge.start()
+        assert {d.kind for d in bridge.detectors} == ({"stopline", "extension"} if stopline_loops
+                                                      else {"extension"})
         idx = net.group_index[0]
         w = idx["W_C_lsr"]
         others = [idx[k] for k in ("N_C_lsr", "E_C_lsr", "S_C_lsr")]
@@ -180,18 +183,73 @@ def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path):
         obs = bridge.observe()
         assert not obs.demand.any()  # 190 m away: not yet past the extension loop
         first_demand = None
+        passed_at = None
         while bridge.t_s < 50:
             bridge.step()
             obs = bridge.observe()
             if obs.demand[0, w] and first_demand is None:
                 first_demand = bridge.t_s
                 assert obs.approach_veh[0, w] == 1.0
+            if obs.gap_s[0, w] < bridge.dt_s and passed_at is None:
+                passed_at = bridge.t_s  # over the extension loop during this step
+            # Demand never lapses between the extension loop and standing at the stop line.
+            assert obs.demand[0, w] == (first_demand is not None)
             assert not obs.demand[0, others].any()
-        # Everything stays red: the vehicle waits at the stop line, on the stop-line loop.
-        assert first_demand is not None and first_demand < 20
+        # Everything stays red: the vehicle waits at the stop line (halting: demand).
+        assert first_demand is not None and first_demand < 20 and passed_at == first_demand
         assert obs.demand[0, w] and obs.queue_veh[0, w] == 1.0
-        assert obs.gap_s[0, w] == 0.0
+        if stopline_loops:
+            assert obs.gap_s[0, w] == 0.0  # standing on the stop-line loop
+        else:
+            assert obs.gap_s[0, w] == pytest.approx(bridge.t_s - passed_at, abs=1.0)
         assert obs.downstream_queue_veh.sum() == 0.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_observation_with_foreign_subscriptions(cross4: Path, tmp_path: Path, backend: str):
+    """Someone else's subscriptions in the same domains (another lane, a loop of the scenario's
+    own) change neither the observation nor the queue measure."""
+    from ivri.core.engine import SignalCore
+
+    cfg = write_cfg(tmp_path / "s", cross4, CROSS4_DEMAND, end=90)
+    runs = []
+    for foreign in (False, True):
+        with SumoBridge(cfg, backend=backend, seed=4, out_dir=tmp_path / f"out{foreign}") as bridge:
+            net = bridge.start()
+            if foreign:
+                internal = next(k for k in bridge.conn.lane.getIDList() if k.startswith(":"))
+                bridge.conn.lane.subscribe(internal, [0x14])
+            rows = np.arange(net.n_intersections)
+            seen = []
+            core = SignalCore(net, bridge.dt_s, start_s=bridge.begin_s)
+            while bridge.t_s < 90:
+                t = bridge.step()
+                obs = bridge.observe()
+                seen.append(np.concatenate([obs.queue_veh.ravel(), obs.approach_veh.ravel(),
+                                            obs.downstream_queue_veh.ravel(), obs.gap_s.ravel(),
+                                            obs.demand.ravel()]))
+                changed = core.advance(net.stages[rows, int(t // 15) % net.n_stages], obs.demand)
+                bridge.actuate(core.signals, changed)
+            runs.append((np.array(seen), bridge.observer.queue_veh_s.copy()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][0][:, : 3 * net.n_intersections * len(net.group_ids[0])].sum() > 0
+
+
+def test_domain_reads_in_any_order():
+    from ivri.sumo.observe import _Domain
+
+    d = _Domain(["b", "a", "c", "a"], (0x14, 0x10))
+    assert d.ids == ("a", "b", "c") and len(d) == 3
+    sorted_res = {k: {0x10: float(n), 0x14: 10.0 + n} for n, k in enumerate("abc")}
+    halting, vehicles = d.read(sorted_res)
+    np.testing.assert_array_equal(halting, [10, 11, 12])
+    np.testing.assert_array_equal(vehicles, [0, 1, 2])
+    shuffled = {k: sorted_res[k] for k in "cab"}  # same size, other order: read by id
+    np.testing.assert_array_equal(d.read(shuffled)[0], [10, 11, 12])
+    more = {"0": {0x10: 7.0, 0x14: 7.0}, **sorted_res}  # a foreign object: read by id
+    np.testing.assert_array_equal(d.read(more)[1], [0, 1, 2])
+    np.testing.assert_array_equal(d.read(sorted_res)[1], [0, 1, 2])  # back to the fast path
 
 
 def test_demand_of_a_pedestrian_waiting_at_a_crossing(cross4: Path, tmp_path: Path):

@@ -325,6 +325,12 @@ def test_write_detectors(cross4: Path, tmp_path: Path):
     assert set(ids) == detector_ids_in([path])
     text = path.read_text()
     assert 'file="NUL"' in text and "inductionLoop" in text and "laneAreaDetector" not in text
+    # Without stop-line loops: one loop per lane, the extension loop.
+    ext_only = write_detectors(maps, cross4, tmp_path / "ext.add.xml", stopline=False)
+    assert [(d.lane, d.pos_m, d.targets) for d in ext_only] == [
+        (d.lane, d.pos_m, d.targets) for d in by_kind["extension"]]
+    assert {d.kind for d in ext_only} == {"extension"}
+    assert detector_ids_in([tmp_path / "ext.add.xml"]) == {d.id for d in ext_only}
 
 
 # --- state strings ---------------------------------------------------------------------------

@@ -91,15 +91,17 @@ def main() -> None:
     core = SignalCore(net, args.dt)
     sets = build_conflict_sets(core._timing)
     changed = np.zeros(args.intersections, dtype=np.bool_)
+    no_hold = np.zeros(net.timing.valid.shape, dtype=np.bool_)
     kernel_s = {}
     for label, hold in (("realistic", HOLD_TICKS), ("adversarial", 1)):
         sig = initial_state(net)
-        advance_kernel(core._timing, sets, sig, request[0], demand[0], args.dt, args.dt, changed)
+        advance_kernel(core._timing, sets, sig, request[0], demand[0], no_hold, args.dt, args.dt,
+                       changed)
         started = time.perf_counter()
         for k in range(args.ticks):
             p = (k // hold) % N_STREAM
-            advance_kernel(core._timing, sets, sig, request[p], demand[p], (k + 2) * args.dt,
-                           args.dt, changed)
+            advance_kernel(core._timing, sets, sig, request[p], demand[p], no_hold,
+                           (k + 2) * args.dt, args.dt, changed)
         kernel_s[label] = time.perf_counter() - started
 
     # SignalCore.advance: shape checks and the conflict monitor every tick.

@@ -25,18 +25,20 @@ def naive_advance(
     t_s: float,
     dt_s: float,
     changed: np.ndarray,
+    extend: np.ndarray | None = None,
 ) -> int:
     """Advance ``sig`` in place by one tick; fill ``changed``; return how many intersections changed."""
     n_i, n_g = sig.state.shape
     n_changed = 0
     for i in range(n_i):
-        hit = _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g)
+        hold = np.zeros(n_g, dtype=bool) if extend is None else extend[i]
+        hit = _advance_one(timing, sig, request_green, demand, hold, t_s, dt_s, i, n_g)
         changed[i] = hit
         n_changed += int(hit)
     return n_changed
 
 
-def _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g) -> bool:
+def _advance_one(timing, sig, request_green, demand, hold, t_s, dt_s, i, n_g) -> bool:
     valid = [bool(timing.valid[i, g]) for g in range(n_g)]
     conflicts = {g: [k for k in range(n_g) if timing.conflict[i, g, k] and valid[k]] for g in range(n_g)}
     start_state = {g: int(sig.state[i, g]) for g in range(n_g)}
@@ -64,7 +66,12 @@ def _advance_one(timing, sig, request_green, demand, t_s, dt_s, i, n_g) -> bool:
             if el < timing.min_green_s[i, g] - EPS_S:
                 continue  # minimum green is never cut
             not_requested = not request_green[i, g]
-            max_reached = el >= timing.max_green_s[i, g] - EPS_S and any(k in calls for k in conflicts[g])
+            held = bool(hold[g]) and bool(request_green[i, g])
+            max_reached = (
+                el >= timing.max_green_s[i, g] - EPS_S
+                and any(k in calls for k in conflicts[g])
+                and not held
+            )
             rival_starves = any(k in starving for k in conflicts[g])
             if not_requested or max_reached or rival_starves:
                 sig.green_end_s[i, g] = t_s

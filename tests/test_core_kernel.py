@@ -98,6 +98,8 @@ def compare_with_naive(seed: int, n_ticks: int, n_i: int = 3, n_g: int = 10, par
     sets = build_conflict_sets(timing)
     dt_s = float(rng.choice([0.1, 0.5, 1.0]))
     req, dem = random_streams(rng, n_ticks, (n_i, n_g))
+    # Priority holds on about a third of the groups, in runs of ticks as an application sets them.
+    ext = np.repeat(rng.random((n_ticks // 10 + 1, n_i, n_g)) < 0.3, 10, axis=0)[:n_ticks]
     sig_k = fresh_state((n_i, n_g))
     if rng.random() < 0.5:  # start from a random safe-looking mid-run state, not only all red
         sig_k.elapsed_s[:] = 0.5 * rng.integers(0, 20, size=(n_i, n_g))
@@ -109,8 +111,8 @@ def compare_with_naive(seed: int, n_ticks: int, n_i: int = 3, n_g: int = 10, par
     total = 0
     for n in range(n_ticks):
         t_s = (n + 1) * dt_s
-        got = kernel(timing, sets, sig_k, req[n], dem[n], t_s, dt_s, ch_k)
-        want = naive_advance(timing, sig_n, req[n], dem[n], t_s, dt_s, ch_n)
+        got = kernel(timing, sets, sig_k, req[n], dem[n], ext[n], t_s, dt_s, ch_k)
+        want = naive_advance(timing, sig_n, req[n], dem[n], t_s, dt_s, ch_n, ext[n])
         for name, a, b in zip(SignalState._fields, sig_k, sig_n, strict=True):
             assert np.array_equal(a, b), f"seed {seed}, tick {n}: {name} differs\n{a}\n{b}"
         assert np.array_equal(ch_k, ch_n), f"seed {seed}, tick {n}: changed differs"
@@ -132,8 +134,9 @@ def two_group_net(**overrides: float) -> tuple[Timing, object]:
     return net.timing, build_conflict_sets(net.timing)
 
 
-def simulate(timing: Timing, req_fn, dt_s: float, n_ticks: int, dem_fn=None) -> np.ndarray:
-    """States ``[T, I, G]`` after ticks at t = dt, 2 dt, ...; ``req_fn(t_s)`` gives the requests."""
+def simulate(timing: Timing, req_fn, dt_s: float, n_ticks: int, dem_fn=None, ext_fn=None) -> np.ndarray:
+    """States ``[T, I, G]`` after ticks at t = dt, 2 dt, ...; ``req_fn(t_s)`` gives the requests
+    (``dem_fn`` the demand, ``ext_fn`` the priority holds)."""
     sets = build_conflict_sets(timing)
     sig = fresh_state(timing.valid.shape)
     changed = np.zeros(timing.valid.shape[0], dtype=np.bool_)
@@ -142,7 +145,8 @@ def simulate(timing: Timing, req_fn, dt_s: float, n_ticks: int, dem_fn=None) -> 
         t_s = (n + 1) * dt_s
         req = req_fn(t_s)
         dem = req if dem_fn is None else dem_fn(t_s)
-        advance_kernel(timing, sets, sig, req, dem, t_s, dt_s, changed)
+        ext = np.zeros_like(req) if ext_fn is None else ext_fn(t_s)
+        advance_kernel(timing, sets, sig, req, dem, ext, t_s, dt_s, changed)
         out[n] = sig.state
     return out
 
@@ -178,6 +182,19 @@ def test_two_group_timeline_exact(dt_s: float) -> None:
     assert (s[:, 0, 0] == AMBER).sum() == round(3 / dt_s)
     # b keeps green as long as it is requested and nothing conflicting calls.
     assert np.all(s[tick(dt_s + 11.0):, 0, 1] == GREEN)
+
+
+def test_priority_hold_outlasts_max_green_but_not_starvation() -> None:
+    """An ``extend`` hold keeps a requested green past max green; a starving rival still ends it."""
+    timing, _ = two_group_net(max_wait_s=40.0)
+    always_a = lambda t: np.array([[True, t >= 10]])
+    held = simulate(timing, always_a, 1.0, 80, ext_fn=lambda t: np.array([[True, False]]))
+    # b calls from t = 10; its wait reaches 40 s at t = 49 (1 s counted on its first tick).
+    assert first_tick(held, 0, AMBER) == 48, "held past max green (t=21) up to b's starvation"
+    # A hold on a group that is not requested does nothing.
+    s = simulate(timing, lambda t: np.array([[t < 5, t >= 10]]), 1.0, 40,
+                 ext_fn=lambda t: np.array([[True, False]]))
+    assert first_tick(s, 0, AMBER) == 6, "not requested: ends at min green despite the hold"
 
 
 def test_amber_not_divisible_by_tick_lasts_whole_ticks() -> None:
@@ -301,9 +318,9 @@ def test_changed_flags_and_count() -> None:
     sig = fresh_state((2, 2))
     changed = np.ones(2, dtype=np.bool_)
     req = np.array([[True, False], [False, False]])
-    assert advance_kernel(timing2, sets2, sig, req, req, 1.0, 1.0, changed) == 1
+    assert advance_kernel(timing2, sets2, sig, req, req, ~req, 1.0, 1.0, changed) == 1
     assert list(changed) == [True, False]
-    assert advance_kernel(timing2, sets2, sig, req, req, 2.0, 1.0, changed) == 0
+    assert advance_kernel(timing2, sets2, sig, req, req, ~req, 2.0, 1.0, changed) == 0
     assert list(changed) == [False, False]
 
 

@@ -70,6 +70,7 @@ def time_to_change_kernel(
     timing: Timing,
     sets: ConflictSets,
     sig: SignalState,
+    extend: np.ndarray,
     t_s: float,
     dt_s: float,
     min_s: np.ndarray,
@@ -82,6 +83,8 @@ def time_to_change_kernel(
     starvation) while a conflicting group calls; an amber lasts its amber time; a red may start
     once its minimum red and every intergreen from conflicting groups have passed (a
     conflicting green first needs its own minimum green). "Calls" is read from ``wait_s > 0``.
+    A green held by ``extend`` (the last tick's priority holds) has no maximum green, only
+    the starvation of a conflicting group.
     """
     n_i, n_g = sig.state.shape
     inf = math.inf
@@ -100,9 +103,10 @@ def time_to_change_kernel(
                 for k in range(n_g):
                     if (cm & (_ONE << np.uint64(k))) == _ZERO or sig.wait_s[i, k] <= 0.0:
                         continue
-                    n_k = _ticks_until(timing.max_green_s[i, g] - el, dt_s)
                     n_starve = _ticks_until(timing.max_wait_s[i, k] - sig.wait_s[i, k], dt_s)
-                    n_k = min(n_k, n_starve)
+                    n_k = n_starve
+                    if not extend[i, g]:
+                        n_k = min(n_k, _ticks_until(timing.max_green_s[i, g] - el, dt_s))
                     if n_max < 0 or n_k < n_max:
                         n_max = n_k
                 min_s[i, g] = n_min * dt_s
@@ -173,6 +177,8 @@ class SignalCore:
         self.signals: SignalState = initial_state(net)
         self.changed = np.zeros(self._shape[0], dtype=np.bool_)
         self._bad = np.zeros(self._shape[0], dtype=np.bool_)
+        self._no_extend = np.zeros(self._shape, dtype=np.bool_)
+        self._last_extend = self._no_extend
         self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape))
         self._tick = 0
         self.t_s = self.start_s
@@ -197,13 +203,21 @@ class SignalCore:
             raise ValueError(f"SignalCore.advance: {name} must be a bool array, got dtype {a.dtype}")
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
-    def advance(self, request_green: np.ndarray, demand: np.ndarray | None = None) -> np.ndarray:
+    def advance(
+        self,
+        request_green: np.ndarray,
+        demand: np.ndarray | None = None,
+        extend: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Advance every intersection by one tick and return ``changed`` (bool ``[I]``).
 
         ``request_green`` (bool ``[I, G]``) is what the controllers want; ``demand`` (bool
         ``[I, G]``) marks groups with road users calling for green, which drives maximum green
-        and anti-starvation. Without ``demand`` the requests stand in for it. Requests for
-        padding columns are ignored.
+        and anti-starvation. Without ``demand`` the requests stand in for it. ``extend`` (bool
+        ``[I, G]``) holds requested greens past their maximum green, for priority
+        applications (an emergency vehicle still approaching); minimum green, amber,
+        intergreen and anti-starvation are unaffected. Requests for padding columns are
+        ignored.
 
         The returned array is :attr:`changed` itself, overwritten by the next call: copy it to
         keep it. Raises :class:`ValueError` on a wrong shape or dtype, and
@@ -211,11 +225,14 @@ class SignalCore:
         """
         request = self._checked(request_green, "request_green")
         calls = request if demand is None else self._checked(demand, "demand")
+        hold = self._no_extend if extend is None else self._checked(extend, "extend")
+        self._last_extend = hold
         self._tick += 1
         # Time from the tick count, not by summing dt_s: no drift over a day of 0.1 s ticks.
         self.t_s = self.start_s + self._tick * self.dt_s
         self._kernel(
-            self._timing, self._sets, self.signals, request, calls, self.t_s, self.dt_s, self.changed
+            self._timing, self._sets, self.signals, request, calls, hold, self.t_s, self.dt_s,
+            self.changed,
         )
         if self.monitor and conflicting_greens(self._timing, self.signals.state, self._bad).any():
             raise SafetyViolation(self._describe_violation())
@@ -239,7 +256,8 @@ class SignalCore:
         ``t_s`` plus these). The two arrays are reused by the next call: copy them to keep them.
         """
         time_to_change_kernel(
-            self._timing, self._sets, self.signals, self.t_s, self.dt_s, self._ttc.min_s, self._ttc.max_s
+            self._timing, self._sets, self.signals, self._last_extend, self.t_s, self.dt_s,
+            self._ttc.min_s, self._ttc.max_s,
         )
         return self._ttc
 

@@ -88,6 +88,7 @@ def _advance_intersection(
     sig: SignalState,
     request_green: np.ndarray,
     demand: np.ndarray,
+    extend: np.ndarray,
     t_s: float,
     dt_s: float,
     i: int,
@@ -102,6 +103,7 @@ def _advance_intersection(
     cmask = sets.conflict_mask[i]
     request = request_green[i]
     calls = demand[i]
+    hold = extend[i]
     changed = False
 
     # Pass 1: timers, and the groups that call and that starve (as bit masks).
@@ -137,7 +139,11 @@ def _advance_intersection(
                 if (
                     not request[g]
                     or (cm & starving_m) != _ZERO
-                    or (elapsed[g] >= timing.max_green_s[i, g] - EPS_S and (cm & demand_m) != _ZERO)
+                    or (
+                        elapsed[g] >= timing.max_green_s[i, g] - EPS_S
+                        and (cm & demand_m) != _ZERO
+                        and not (hold[g] and request[g])
+                    )
                 ):
                     green_end[g] = t_s
                     elapsed[g] = 0.0
@@ -237,6 +243,7 @@ def advance_kernel(
     sig: SignalState,
     request_green: np.ndarray,
     demand: np.ndarray,
+    extend: np.ndarray,
     t_s: float,
     dt_s: float,
     changed: np.ndarray,
@@ -246,6 +253,8 @@ def advance_kernel(
     Arguments: the safety rules (``timing``, and ``sets`` from :func:`build_conflict_sets`),
     the state to advance (``sig``, written in place), ``request_green`` and ``demand``
     (bool ``[I, G]``: the controllers' wish for green, and the road users who call for it),
+    ``extend`` (bool ``[I, G]``: a priority hold, a requested green that may run past its
+    maximum green; it never outlasts a conflicting group's starvation),
     ``t_s`` the simulation time of this tick (after the step: the state set now is shown during
     ``[t_s, t_s + dt_s)``), ``dt_s`` the tick length, and ``changed`` (bool ``[I]``, output:
     True where any group changed aspect). Returns the number of intersections that changed.
@@ -257,7 +266,8 @@ def advance_kernel(
        ``wait_s >= max_wait_s``.
     2. A green group ends (to amber, or straight to red when ``amber_s == 0``; ``green_end_s =
        t_s``) only when ``elapsed_s >= min_green_s`` and one of: it is no longer requested; it
-       has reached ``max_green_s`` and a conflicting group calls; a conflicting group starves.
+       has reached ``max_green_s``, a conflicting group calls and it is not held (``extend``
+       and requested); a conflicting group starves.
        An amber group turns red when ``elapsed_s >= amber_s``.
     3. A group that was red at the start of the tick may start green when it is valid,
        requested or starving, red for ``>= min_red_s``, every conflicting group is red with
@@ -272,7 +282,7 @@ def advance_kernel(
     """
     n_changed = 0
     for i in range(sig.state.shape[0]):
-        hit = _advance_intersection(timing, sets, sig, request_green, demand, t_s, dt_s, i)
+        hit = _advance_intersection(timing, sets, sig, request_green, demand, extend, t_s, dt_s, i)
         changed[i] = hit
         if hit:
             n_changed += 1
@@ -286,6 +296,7 @@ def advance_kernel_parallel(
     sig: SignalState,
     request_green: np.ndarray,
     demand: np.ndarray,
+    extend: np.ndarray,
     t_s: float,
     dt_s: float,
     changed: np.ndarray,
@@ -297,7 +308,7 @@ def advance_kernel_parallel(
     """
     n_changed = 0
     for i in prange(sig.state.shape[0]):
-        hit = _advance_intersection(timing, sets, sig, request_green, demand, t_s, dt_s, i)
+        hit = _advance_intersection(timing, sets, sig, request_green, demand, extend, t_s, dt_s, i)
         changed[i] = hit
         if hit:
             n_changed += 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# The MQTT broker fixtures (mqtt_broker, mqtt_broker_auth): tests/broker.py.
+pytest_plugins = ["broker"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # When a hypothesis test fails, its pytest plugin imports libcst (to suggest an @example

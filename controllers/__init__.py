@@ -9,9 +9,10 @@ applications joined with ``+`` (``"actuated"``, later ``"actuated+greenflow"``):
 Registries (adding a strategy is one line in one of them):
 
 * :data:`CONTROLLERS` maps a base controller's name to its class.
-* :data:`APPLICATIONS` maps a priority application's name to a factory called as
-  ``factory(inner=<controller so far>, **params)``; it returns a controller that wraps
-  ``inner`` (applications stack left to right). None is registered yet.
+* :data:`APPLICATIONS` maps a priority application's name to its class
+  (:class:`~.priority.PriorityApplication`). A spec with applications builds a
+  :class:`~.arbiter.PriorityArbiter` over the base controller and the applications, which
+  ranks their requests by priority class (see :mod:`.priority`).
 
 ``"sumo-native"`` (:data:`SUMO_NATIVE`) is a valid *run* choice but not an engine controller:
 it means SUMO runs the network's own programs and the engine stays out. The runner checks for
@@ -29,18 +30,39 @@ from typing import Any
 from ivri.errors import ConfigError
 
 from .actuated import VehicleActuated
+from .arbiter import PriorityArbiter
 from .base import Controller, Observation
+from .conditional import BusPriority, TruckPriority
+from .crosswalk import Crosswalk
 from .fixed_time import FixedTime
+from .greenflow import GreenFlow
 from .max_pressure import MaxPressure
+from .priority import PriorityApplication, PriorityClass, PriorityRequests
+from .rain import RainMode, RainSeries
+from .schwung import Schwung
+from .v2x import Role, V2XObservation
 
 __all__ = [
     "APPLICATIONS",
     "CONTROLLERS",
     "SUMO_NATIVE",
+    "BusPriority",
     "Controller",
+    "Crosswalk",
     "FixedTime",
+    "GreenFlow",
     "MaxPressure",
     "Observation",
+    "PriorityApplication",
+    "PriorityArbiter",
+    "PriorityClass",
+    "PriorityRequests",
+    "RainMode",
+    "RainSeries",
+    "Role",
+    "Schwung",
+    "TruckPriority",
+    "V2XObservation",
     "VehicleActuated",
     "available_controllers",
     "describe_controllers",
@@ -62,9 +84,18 @@ CONTROLLERS: dict[str, type[Controller]] = {
     )
 }
 
-#: Priority applications by name: ``factory(inner=controller, **params) -> Controller``.
-#: One line per application, e.g. ``"greenflow": GreenFlow``.
-APPLICATIONS: dict[str, Callable[..., Controller]] = {}
+#: Priority applications by name. One line per application.
+APPLICATIONS: dict[str, type[PriorityApplication]] = {
+    cls.name: cls
+    for cls in (
+        GreenFlow,
+        Schwung,
+        RainMode,
+        Crosswalk,
+        BusPriority,
+        TruckPriority,
+    )
+}
 
 
 def available_controllers() -> list[str]:
@@ -123,19 +154,28 @@ def make_controller(name: str, **params: Any) -> Controller:
     """Build the controller that ``name`` specifies (see :func:`parse_spec`).
 
     ``params`` go to the base controller, except that a keyword named after one of the spec's
-    applications carries that application's parameters as a dict:
-    ``make_controller("actuated+greenflow", gap_s=2.5, greenflow={"range_m": 300})``.
-    A parameter the controller does not take raises :class:`~ivri.errors.ConfigError`.
+    applications carries that application's parameters as a dict, and ``arbiter`` the
+    arbiter's: ``make_controller("actuated+greenflow", gap_s=2.5, greenflow={"range_m": 300})``.
+    With applications the result is a :class:`PriorityArbiter`. A parameter that a part
+    does not take raises :class:`~ivri.errors.ConfigError`.
     """
     base, apps = parse_spec(name)
     app_params = {a: dict(params.pop(a, None) or {}) for a in apps}
+    arbiter_params = dict(params.pop("arbiter", None) or {})
+    for key in list(params):
+        if key in APPLICATIONS:
+            raise ConfigError(f"parameters for {key!r} given, but {name!r} does not use it")
     controller = _build(base, CONTROLLERS[base], params)
-    for app in apps:
-        controller = _build(app, APPLICATIONS[app], {"inner": controller, **app_params[app]})
-    return controller
+    if not apps:
+        if arbiter_params:
+            raise ConfigError(f"arbiter parameters given, but {name!r} has no priority application")
+        return controller
+    applications = tuple(_build(a, APPLICATIONS[a], app_params[a]) for a in apps)
+    return _build("arbiter", PriorityArbiter,
+                  {"base": controller, "applications": applications, **arbiter_params})
 
 
-def _build(name: str, factory: Callable[..., Controller], params: dict[str, Any]) -> Controller:
+def _build(name: str, factory: Callable[..., Any], params: dict[str, Any]) -> Any:
     try:
         inspect.signature(factory).bind(**params)
     except TypeError as exc:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
+
+from .v2x import V2XObservation
 
 __all__ = ["Controller", "Observation"]
 
@@ -38,6 +40,8 @@ class Observation:
     queue_veh: np.ndarray            # float64: halting road users on the group's approach lanes
     approach_veh: np.ndarray         # float64: road users in the detection zone of the approach
     downstream_queue_veh: np.ndarray  # float64: halting vehicles on the lanes the group feeds
+    #: Connected road users near the intersections (CAM-like rows and app requests).
+    v2x: V2XObservation = field(default_factory=V2XObservation.empty)
 
     @classmethod
     def empty(cls, net: CompiledNetwork, t_s: float = 0.0) -> Observation:

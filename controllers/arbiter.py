@@ -1,0 +1,457 @@
+"""The arbiter: one plan per intersection from a base controller and the priority applications.
+
+Every tick:
+
+1. the base controller (fixed-time, actuated, ...) proposes its request mask;
+2. every application returns :class:`~.priority.PriorityRequests` rows;
+3. :func:`arbitrate_kernel` ranks the rows of each intersection (class, then earliest
+   arrival; :mod:`.priority` documents the order) and serves them greedily: a row is
+   accepted when its group conflicts with no row accepted before it, and then, by its
+   class's :class:`~.priority.ClassRules`:
+
+   * its group is green: the green is held (also past max green: ``extend``);
+   * it is red and the class may pre-empt: from the earliest time a conflicting group could
+     still delay it (PREPARING) no conflicting group may start, and from the time needed to
+     end the running conflicting greens (after their minimum green, or ``cut_after_s``) and
+     let their intergreens pass, plus the queue in front of it and a margin (CLEARING), the
+     conflicting greens are ended and its group is requested;
+   * refused when conflicting road users have waited too long (``others_wait_s``) or the
+     budget of the class is used up; dropped after ``timeout_s`` of service without arrival;
+
+4. after an emergency vehicle has gone, the groups it held back are owed a green
+   (COMPENSATION requests, served before normal operation resumes);
+5. every request, grant, refusal, time-out and recovery goes to the decision log, with its
+   reason and without any road-user identity.
+
+The core then grants what is safe: minimum green, amber, intergreen and its hard
+anti-starvation bound hold whatever the arbiter asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork, Timing
+from ivri.core.idx import AMBER, GREEN, RED
+from ivri.core.jit import njit
+from ivri.core.state import SignalState
+from ivri.errors import ConfigError
+
+from ._common import TickClock, contiguous_timing
+from .base import Controller, Observation
+from .priority import (
+    ClassRules,
+    PriorityApplication,
+    PriorityClass,
+    PriorityRequests,
+    RuleArrays,
+    rule_arrays,
+)
+
+__all__ = ["PriorityArbiter", "Status", "arbitrate_kernel"]
+
+
+class Status(IntEnum):
+    """What the arbiter did with a request this tick."""
+
+    NEW = 0
+    NO_GROUP = 1           # its movement is not known yet
+    PLANNED = 2            # accepted; far enough out that nothing needs to change yet
+    PREPARING = 3          # conflicting groups may not start
+    CLEARING = 4           # conflicting greens are ended, its group is requested
+    GRANTED = 5            # its group is green and held
+    QUEUED = 6             # behind a higher-ranked request that conflicts with it
+    WAITING = 7            # an extension for a group that is not green: nothing to hold
+    REFUSED_OTHERS = 8     # conflicting road users have waited too long
+    REFUSED_BUDGET = 9     # the class's budget of grants is used up
+    TIMED_OUT = 10         # served too long without arriving
+
+
+ACTING = (Status.PREPARING, Status.CLEARING, Status.GRANTED)
+_STICKY = (Status.REFUSED_BUDGET, Status.TIMED_OUT)
+
+REASONS: dict[Status, str] = {
+    Status.PREPARING: "conflicting groups kept red to prepare its green",
+    Status.CLEARING: "conflicting greens ended early so that it arrives at green",
+    Status.GRANTED: "its green is held until it has passed",
+    Status.QUEUED: "waits behind a higher-ranked conflicting request",
+    Status.REFUSED_OTHERS: "conflicting road users have waited too long",
+    Status.REFUSED_BUDGET: "the budget of grants per hour is used up",
+    Status.TIMED_OUT: "served too long without arriving",
+    Status.NO_GROUP: "its movement is not known yet",
+}
+
+
+@njit
+def _conflicting_demand_waited(timing: Timing, sig: SignalState, demand: np.ndarray, i: int, g: int,
+                               limit_s: float) -> bool:
+    for k in range(sig.state.shape[1]):
+        if (timing.conflict[i, g, k] and timing.valid[i, k] and demand[i, k]
+                and sig.state[i, k] != GREEN and sig.wait_s[i, k] >= limit_s):
+            return True
+    return False
+
+
+@njit
+def arbitrate_kernel(
+    timing: Timing,
+    sig: SignalState,
+    t_s: float,
+    demand: np.ndarray,
+    queue_veh: np.ndarray,
+    base_request: np.ndarray,
+    r_int: np.ndarray,
+    r_grp: np.ndarray,
+    r_cls: np.ndarray,
+    r_eta: np.ndarray,
+    r_sticky: np.ndarray,
+    r_charged: np.ndarray,
+    order: np.ndarray,
+    rules: RuleArrays,
+    budget: np.ndarray,
+    out_request: np.ndarray,
+    out_extend: np.ndarray,
+    status: np.ndarray,
+    held_back: np.ndarray,
+) -> None:
+    """Serve the requests of every intersection in rank order (see the module docstring).
+
+    ``order`` lists the rows sorted by intersection, class (highest first) and ETA. Rows with
+    ``r_sticky > 0`` keep that status (refused for budget, timed out). ``budget`` (float
+    ``[I, C]``) is charged once per request (``r_charged``, updated). Writes ``out_request``
+    and ``out_extend`` (bool ``[I, G]``), ``status`` per row, and marks in ``held_back``
+    the groups with demand that an emergency request keeps from green.
+    """
+    out_request[:, :] = base_request
+    out_extend[:, :] = False
+    n_g = sig.state.shape[1]
+    n_i = sig.state.shape[0]
+    taken = np.zeros((n_i, n_g), dtype=np.bool_)  # groups of accepted rows
+    for r in order:
+        i = r_int[r]
+        g = r_grp[r]
+        c = r_cls[r]
+        if r_sticky[r] > 0:
+            status[r] = r_sticky[r]
+            continue
+        if g < 0 or g >= n_g or not timing.valid[i, g]:
+            status[r] = Status.NO_GROUP
+            continue
+        if _conflicting_demand_waited(timing, sig, demand, i, g, rules.others_wait_s[c]):
+            status[r] = Status.REFUSED_OTHERS
+            continue
+        queued = False
+        for k in range(n_g):
+            if taken[i, k] and timing.conflict[i, g, k]:
+                queued = True
+                break
+        if queued:
+            status[r] = Status.QUEUED
+            continue
+
+        s_g = sig.state[i, g]
+        # Earliest start of g if every conflicting green ended as soon as this class may
+        # end it (lead), and the same if a conflicting group started right now (worst: the
+        # horizon from which no conflicting group may start any more).
+        if s_g == GREEN:
+            lead = 0.0
+        elif s_g == AMBER:
+            lead = timing.amber_s[i, g] - sig.elapsed_s[i, g] + timing.min_red_s[i, g]
+        else:
+            lead = max(timing.min_red_s[i, g] - sig.elapsed_s[i, g], 0.0)
+        worst = lead
+        for k in range(n_g):
+            if not (timing.conflict[i, g, k] and timing.valid[i, k]):
+                continue
+            ig = timing.intergreen_s[i, k, g]
+            keep_s = max(timing.min_green_s[i, k], rules.cut_after_s[c])
+            if sig.state[i, k] == GREEN:
+                rem = max(keep_s - sig.elapsed_s[i, k], 0.0) + ig
+            else:
+                rem = max(ig - (t_s - sig.green_end_s[i, k]), 0.0)
+            lead = max(lead, rem)
+            worst = max(worst, keep_s + ig)
+        extra = queue_veh[i, g] * rules.headway_s[c] + rules.margin_s[c]
+        if r_eta[r] > worst + extra:
+            # Far out: nothing needs to change yet (a green now is not held for it: should
+            # it end, there is time to bring it back).
+            status[r] = Status.PLANNED
+            continue
+        if s_g == GREEN:
+            act = Status.GRANTED
+        elif not rules.preempt[c]:
+            status[r] = Status.WAITING
+            continue
+        elif r_eta[r] <= lead + extra:
+            act = Status.CLEARING
+        else:
+            act = Status.PREPARING
+
+        if not r_charged[r]:
+            if budget[i, c] < 1.0 - 1e-9:
+                status[r] = Status.REFUSED_BUDGET
+                continue
+            budget[i, c] -= 1.0
+            r_charged[r] = True
+        taken[i, g] = True
+        status[r] = act
+        out_request[i, g] = True
+        out_extend[i, g] = True
+        for k in range(n_g):
+            if not (timing.conflict[i, g, k] and timing.valid[i, k]):
+                continue
+            if c == PriorityClass.EMERGENCY and demand[i, k]:
+                held_back[i, k] = True
+            if act == Status.CLEARING:
+                if sig.state[i, k] == GREEN and sig.elapsed_s[i, k] < rules.cut_after_s[c]:
+                    continue  # not yet: this class lets a conflicting green run this long
+                out_request[i, k] = False
+            elif act == Status.PREPARING and sig.state[i, k] == RED:
+                out_request[i, k] = False
+
+
+class _Tracked:
+    """Per request key, what the arbiter remembers between ticks (sorted by key; arrays)."""
+
+    __slots__ = ("charged", "cls", "granted", "group", "intersection", "keys", "since_s", "status")
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.status = np.zeros(0, dtype=np.int8)
+        self.charged = np.zeros(0, dtype=np.bool_)
+        self.granted = np.zeros(0, dtype=np.bool_)
+        self.since_s = np.zeros(0, dtype=np.float64)
+        self.intersection = np.zeros(0, dtype=np.int64)
+        self.group = np.zeros(0, dtype=np.int64)
+        self.cls = np.zeros(0, dtype=np.int8)
+
+
+class PriorityArbiter(Controller):
+    """A base controller plus priority applications, combined per intersection by class.
+
+    Parameters (keyword only, stored unchanged):
+
+    ``base``
+        The controller that runs the intersections when nobody asks for priority.
+    ``applications``
+        The priority applications (:class:`~.priority.PriorityApplication`).
+    ``rules``
+        Overrides of the class rules, ``{"emergency": {"margin_s": 5.0}, ...}``
+        (:class:`~.priority.ClassRules` fields by class name).
+    ``compensation_green_s`` (default 8 s)
+        After an emergency vehicle has passed, each group it held back is owed a green of
+        at least this long, served before lower-ranked requests and the base controller.
+
+    Attributes after :meth:`reset`: ``request_`` and ``extend_`` (what the core gets),
+    ``status_`` (per request row of the last tick), ``owed_`` (bool ``[I, G]``).
+    Decisions go to ``decision_log`` when one is attached (:meth:`attach_log`).
+    """
+
+    name: ClassVar[str] = "arbiter"
+
+    def __init__(
+        self,
+        *,
+        base: Controller,
+        applications: Sequence[PriorityApplication] = (),
+        rules: dict[str, dict[str, Any]] | None = None,
+        compensation_green_s: float = 8.0,
+    ) -> None:
+        self.base = base
+        self.applications = applications
+        self.rules = rules
+        self.compensation_green_s = compensation_green_s
+        self.decision_log: Any = None
+
+    def attach_log(self, log: Any) -> None:
+        """Send decisions to ``log`` (anything with ``record(**fields)``, e.g.
+        :class:`ivri.metrics.decisions.DecisionLog`)."""
+        self.decision_log = log
+
+    def _rules(self) -> RuleArrays:
+        parsed: dict[PriorityClass, ClassRules] = {}
+        from .priority import DEFAULT_RULES
+
+        for name, over in (self.rules or {}).items():
+            try:
+                cls = PriorityClass[str(name).upper()]
+            except KeyError:
+                valid = ", ".join(c.name.lower() for c in PriorityClass if c)
+                raise ConfigError(f"arbiter rules: unknown priority class {name!r}; valid: {valid}") from None
+            try:
+                parsed[cls] = ClassRules(**{**DEFAULT_RULES[cls].__dict__, **dict(over)})
+            except TypeError as exc:
+                raise ConfigError(f"arbiter rules for {name!r}: {exc}") from None
+        return rule_arrays(parsed)
+
+    def reset(self, net: CompiledNetwork) -> None:
+        """Reset the base controller, every application and all priority state."""
+        super().reset(net)
+        names = [a.name for a in self.applications]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"arbiter: an application appears twice in {names}")
+        self.base.reset(net)
+        for app in self.applications:
+            app.reset(net)
+        self.timing_ = contiguous_timing(net)
+        self.rules_ = self._rules()
+        n_i = net.n_intersections
+        self.budget_ = np.tile(np.minimum(self.rules_.budget_per_h, 1e12), (n_i, 1))
+        self.request_ = net.full(False, np.bool_)
+        self.extend_ = net.full(False, np.bool_)
+        self.held_back_ = net.full(False, np.bool_)
+        self.held_total_ = net.full(False, np.bool_)  # held back since the emergency began
+        self.owed_ = net.full(False, np.bool_)
+        self.emergency_active_ = np.zeros(n_i, dtype=np.bool_)
+        self.status_ = np.zeros(0, dtype=np.int8)
+        self._t_s = 0.0
+        self.tracked_ = _Tracked()
+        self.clock_ = TickClock()
+
+    def extend_green(self) -> np.ndarray:
+        """Groups whose green the core may hold past max green this tick (priority holds)."""
+        return self.extend_
+
+    # --- per tick ---------------------------------------------------------------------------
+
+    def _compensation(self, signals: SignalState, demand: np.ndarray) -> PriorityRequests:
+        # A debt ends once the group has had its compensation green, or nobody calls any more.
+        served = (signals.state == GREEN) & (signals.elapsed_s >= self.compensation_green_s)
+        self.owed_ &= demand & ~served
+        ii, gg = np.nonzero(self.owed_)
+        keys = -(ii.astype(np.int64) * 1024 + gg + 1)  # negative: never a road user's key
+        return PriorityRequests(key=keys, intersection=ii, group=gg,
+                                cls=np.full(len(ii), PriorityClass.COMPENSATION), eta_s=np.zeros(len(ii)))
+
+    def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
+        """Base proposal, application requests, one arbitration kernel call; returns ``request_``."""
+        dt_s = self.clock_.tick(obs.t_s)
+        self._t_s = obs.t_s
+        base_request = self.base.step(obs, signals)
+        parts = [app.requests(obs, signals) for app in self.applications]
+        parts.append(self._compensation(signals, obs.demand))
+        req = PriorityRequests.concat(parts)
+
+        rate = np.where(np.isfinite(self.rules_.budget_per_h), self.rules_.budget_per_h / 3600.0, 0.0)
+        np.minimum(self.budget_ + dt_s * rate, np.minimum(self.rules_.budget_per_h, 1e12), out=self.budget_)
+
+        sticky, charged, since, granted, known = self._recall(req)
+        order = np.lexsort((req.eta_s, -req.cls.astype(np.int64), req.intersection)).astype(np.int64)
+        status = np.zeros(len(req), dtype=np.int8)
+        self.held_back_[:] = False
+        arbitrate_kernel(
+            self.timing_, signals, obs.t_s, obs.demand, obs.queue_veh, base_request,
+            req.intersection, req.group, req.cls, req.eta_s, sticky, charged, order,
+            self.rules_, self.budget_, self.request_, self.extend_, status, self.held_back_,
+        )
+        # Time-outs: served longer than the class allows.
+        acting = np.isin(status, ACTING)
+        since = np.where(acting & np.isnan(since), obs.t_s, since)
+        since = np.where(acting, since, np.nan)
+        out_of_time = acting & (obs.t_s - since >= self.rules_.timeout_s[req.cls])
+        status[out_of_time] = Status.TIMED_OUT
+        self._recover(req, status)
+        self._log(obs.t_s, req, status, known, granted)
+        self._remember(req, status, charged, since, granted | acting)
+        self.status_ = status
+        return self.request_
+
+    def _recall(self, req: PriorityRequests) -> tuple[np.ndarray, ...]:
+        """Align the remembered state of each key with this tick's rows (vectorised)."""
+        tr = self.tracked_
+        pos = np.searchsorted(tr.keys, req.key)
+        pos_c = np.minimum(pos, max(len(tr.keys) - 1, 0))
+        known = (pos < len(tr.keys)) & (tr.keys[pos_c] == req.key) if len(tr.keys) else np.zeros(len(req), np.bool_)
+        prev_status = np.where(known, tr.status[pos_c] if len(tr.keys) else 0, 0).astype(np.int8)
+        sticky = np.where(np.isin(prev_status, _STICKY), prev_status, 0).astype(np.int8)
+        charged = np.where(known, tr.charged[pos_c] if len(tr.keys) else False, False).astype(np.bool_)
+        since = np.where(known, tr.since_s[pos_c] if len(tr.keys) else np.nan, np.nan)
+        granted = np.where(known, tr.granted[pos_c] if len(tr.keys) else False, False).astype(np.bool_)
+        self._prev_status = prev_status
+        return sticky, charged, since, granted, known
+
+    def _remember(self, req: PriorityRequests, status: np.ndarray, charged: np.ndarray,
+                  since: np.ndarray, granted: np.ndarray) -> None:
+        tr = self.tracked_
+        gone = ~np.isin(tr.keys, req.key)
+        if gone.any() and self.decision_log is not None:
+            for k in np.nonzero(gone)[0]:
+                was = bool(tr.granted[k])
+                compensation = int(tr.cls[k]) == PriorityClass.COMPENSATION
+                reason = ("compensation green given" if compensation
+                          else "the road user has passed or left; green released" if was
+                          else "the request ended before it was served")
+                self._emit(self._t_s, int(tr.intersection[k]), int(tr.group[k]), int(tr.cls[k]),
+                           "release" if was else "withdrawn", reason, None)
+        order = np.argsort(req.key, kind="stable")
+        tr.keys = req.key[order]
+        tr.status = status[order]
+        tr.charged = charged[order]
+        tr.since_s = since[order]
+        tr.granted = granted[order]
+        tr.intersection = req.intersection[order]
+        tr.group = req.group[order]
+        tr.cls = req.cls[order]
+
+    def _recover(self, req: PriorityRequests, status: np.ndarray) -> None:
+        """Groups held back by an emergency vehicle are owed a green once it has gone."""
+        emergency = (req.cls == PriorityClass.EMERGENCY) & np.isin(status, ACTING)
+        active = np.zeros(len(self.emergency_active_), dtype=np.bool_)
+        active[req.intersection[emergency]] = True
+        self.held_total_ |= self.held_back_
+        ended = self.emergency_active_ & ~active
+        if ended.any():
+            new_debt = self.held_total_[ended] & ~self.owed_[ended]
+            self.owed_[ended] |= self.held_total_[ended]
+            self.held_total_[ended] = False
+            if self.decision_log is not None:
+                for i, g in zip(*np.nonzero(new_debt), strict=True):
+                    ii = int(np.nonzero(ended)[0][i])
+                    self._emit(self._t_s, ii, int(g), int(PriorityClass.COMPENSATION), "recovery",
+                               "held back by an emergency vehicle: served first now", None)
+        self.emergency_active_[:] = active
+
+    def _log(self, t_s: float, req: PriorityRequests, status: np.ndarray, known: np.ndarray,
+             granted: np.ndarray) -> None:
+        if self.decision_log is None:
+            return
+        prev = self._prev_status
+        new = ~known & (req.cls != PriorityClass.COMPENSATION)
+        changed = known & (status != prev)
+        first_grant = np.isin(status, ACTING) & ~granted
+        refused = changed & np.isin(status, (Status.REFUSED_OTHERS, Status.REFUSED_BUDGET, Status.TIMED_OUT,
+                                             Status.QUEUED))
+        refused |= new & np.isin(status, (Status.REFUSED_OTHERS, Status.REFUSED_BUDGET, Status.QUEUED))
+        for r in np.nonzero(new | first_grant | refused)[0]:
+            i, g, c, s = int(req.intersection[r]), int(req.group[r]), int(req.cls[r]), int(status[r])
+            eta = float(req.eta_s[r])
+            if new[r]:
+                self._emit(t_s, i, g, c, "request", f"arrives in {eta:.1f} s", eta)
+            if first_grant[r]:
+                self._emit(t_s, i, g, c, "grant", REASONS[Status(s)], eta)
+            elif refused[r]:
+                event = {Status.TIMED_OUT: "time-out", Status.QUEUED: "deferred"}.get(Status(s), "refusal")
+                self._emit(t_s, i, g, c, event, REASONS[Status(s)], eta)
+
+    def _emit(self, t_s: float, i: int, g: int, c: int, event: str, reason: str, eta_s: float | None) -> None:
+        net = self.net_
+        group_ids = net.group_ids[i]
+        self.decision_log.record(
+            t_s=round(float(t_s), 3),
+            intersection=net.intersection_ids[i],
+            signal_group=group_ids[g] if 0 <= g < len(group_ids) else None,
+            priority_class=PriorityClass(c).name.lower(),
+            event=event,
+            reason=reason,
+            eta_s=None if eta_s is None else round(eta_s, 1),
+        )
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params["base"] = f"{self.base.name}{self.base.get_params()}"
+        params["applications"] = [f"{a.name}{a.get_params()}" for a in self.applications]
+        return params

@@ -1,0 +1,70 @@
+"""Conditional priority for buses and trucks: within budgets, never above emergency vehicles.
+
+* :class:`BusPriority`: a bus that runs late (its delay against the timetable is at least
+  ``late_after_s``) asks for green ``horizon_s`` before the stop line. Served as class
+  PUBLIC_TRANSPORT: it may end a conflicting green that has run a while and keep one from
+  starting, within a budget of grants per hour and intersection.
+* :class:`TruckPriority`: a truck approaching a green at speed asks to keep that green until it
+  has passed, so that a heavy vehicle does not have to brake hard for an amber, or stop
+  (class FREIGHT: an extension only, never a pre-emption; budgeted).
+
+Both give way to emergency vehicles and slow crossers (higher classes), and to road users
+who have waited long (the class rules' ``others_wait_s``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ivri.core.state import SignalState
+
+from .base import Observation
+from .priority import PriorityApplication, PriorityClass, PriorityRequests, rows_to_requests
+from .v2x import Role
+
+__all__ = ["BusPriority", "TruckPriority"]
+
+
+class BusPriority(PriorityApplication):
+    """Conditional bus priority: late buses get green early, within a budget.
+
+    Parameters (keyword only): ``late_after_s`` (default 30 s: a bus at least this late
+    asks; 0: every bus), ``horizon_s`` (default 20 s before the stop line), ``min_speed_mps``
+    (default 3 m/s, for the arrival estimate).
+    """
+
+    name: ClassVar[str] = "bus"
+    app_code: ClassVar[int] = 5
+
+    def __init__(self, *, late_after_s: float = 30.0, horizon_s: float = 20.0,
+                 min_speed_mps: float = 3.0) -> None:
+        self.late_after_s = late_after_s
+        self.horizon_s = horizon_s
+        self.min_speed_mps = min_speed_mps
+
+    def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
+        v = obs.v2x
+        eta = v.eta_s(self.min_speed_mps)
+        mask = (v.role == Role.BUS) & (v.lateness_s >= self.late_after_s) & (eta <= self.horizon_s)
+        return rows_to_requests(mask, v, self.app_code, PriorityClass.PUBLIC_TRANSPORT, eta[mask])
+
+
+class TruckPriority(PriorityApplication):
+    """Truck priority: a green is held for a truck approaching it at speed, within a budget.
+
+    Parameters (keyword only): ``min_speed_mps`` (default 8.3 m/s = 30 km/h: slower trucks
+    can stop comfortably), ``horizon_s`` (default 8 s: the dilemma zone of a heavy vehicle).
+    """
+
+    name: ClassVar[str] = "truck"
+    app_code: ClassVar[int] = 6
+
+    def __init__(self, *, min_speed_mps: float = 30.0 / 3.6, horizon_s: float = 8.0) -> None:
+        self.min_speed_mps = min_speed_mps
+        self.horizon_s = horizon_s
+
+    def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
+        v = obs.v2x
+        eta = v.eta_s(1.0)
+        mask = (v.role == Role.TRUCK) & (v.speed_mps >= self.min_speed_mps) & (eta <= self.horizon_s)
+        return rows_to_requests(mask, v, self.app_code, PriorityClass.FREIGHT, eta[mask])

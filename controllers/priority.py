@@ -1,0 +1,261 @@
+"""The vocabulary that priority applications and the arbiter share.
+
+An application (GreenFlow, Schwung, rain mode, Crosswalk, bus and truck priority) does not
+switch lights. Each tick it turns what it sees (detectors, connected road users) into
+:class:`PriorityRequests`: rows of "green for this signal group at this intersection, in so
+many seconds, at this priority class". The arbiter (:mod:`.arbiter`) ranks all rows of an
+intersection, decides which to serve and how, and hands one request mask to the core, whose
+safety layer still has the last word.
+
+Order of precedence (highest first), the :class:`PriorityClass` values:
+
+=====================  ======================================================================
+SLOW_CROSSER_CLEARING  a slow crosser with the app is on the crossing: hold the walk green
+                       until the clearance time covers the rest of the crossing (Crosswalk).
+                       A person on the road ranks above everything, also above emergency
+                       vehicles; the hold lasts at most one crossing at slow walking speed.
+EMERGENCY              GreenFlow for BlueLights: ends conflicting greens early.
+SLOW_CROSSER_WALK      a slow crosser with the app waits at the kerb: the walk green lasts
+                       until they have stepped onto the crossing (Crosswalk).
+PUBLIC_TRANSPORT       a late bus (conditional priority).
+FREIGHT                a truck approaching a green at speed: extend the green.
+COMPENSATION           groups an emergency pre-emption skipped or cut short, served first
+                       afterwards.
+CYCLIST                an early Schwung request of a cyclist with the app.
+RAIN                   rain mode: cyclist groups served earlier and longer while it rains.
+=====================  ======================================================================
+
+Between requests of one class, the earliest arrival comes first. Each class also has limits
+(:class:`ClassRules`): how early it may end a conflicting green, how long conflicting road
+users may have waited before it is refused (the arbiter's anti-starvation), a budget of
+grants per hour, and a time-out.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork
+from ivri.core.state import SignalState
+
+from .base import Observation
+
+__all__ = [
+    "DEFAULT_RULES",
+    "ClassRules",
+    "PriorityApplication",
+    "PriorityClass",
+    "PriorityRequests",
+    "RuleArrays",
+    "request_keys",
+    "rows_to_requests",
+    "rule_arrays",
+]
+
+
+class PriorityClass(IntEnum):
+    """Priority classes; a higher value ranks higher (see the module docstring)."""
+
+    NONE = 0
+    RAIN = 1
+    CYCLIST = 2
+    COMPENSATION = 3
+    FREIGHT = 4
+    PUBLIC_TRANSPORT = 5
+    SLOW_CROSSER_WALK = 6
+    EMERGENCY = 7
+    SLOW_CROSSER_CLEARING = 8
+
+
+N_CLASSES = len(PriorityClass)
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class ClassRules:
+    """How the arbiter serves one priority class.
+
+    ``preempt``
+        May end conflicting greens early and keep conflicting groups from starting. False:
+        the class only holds a green that is already there (an extension).
+    ``cut_after_s``
+        A conflicting green is ended early only once it has been green this long (never
+        below its minimum green, which the core guarantees anyway).
+    ``others_wait_s``
+        Refused while a conflicting group with demand has waited this long: the arbiter's
+        own anti-starvation limit, below the core's hard ``max_wait_s``.
+    ``budget_per_h``
+        Grants per intersection and hour (a token bucket that starts full).
+    ``timeout_s``
+        A request that is served this long without its road user arriving is dropped (it
+        turned off, stopped, or never comes).
+    ``margin_s``
+        Green is planned this long before the announced arrival.
+    ``headway_s``
+        Per vehicle queued in front of it: a queue must be gone before it arrives.
+    """
+
+    preempt: bool
+    cut_after_s: float = 0.0
+    others_wait_s: float = INF
+    budget_per_h: float = INF
+    timeout_s: float = INF
+    margin_s: float = 2.0
+    headway_s: float = 0.0
+
+
+#: The defaults per class. Emergency: Dutch practice clears the approach for a blue-light
+#: vehicle whatever it costs; only the core's hard bounds apply. Bus and cyclist requests are
+#: conditional and give way to road users who have waited long.
+DEFAULT_RULES: dict[PriorityClass, ClassRules] = {
+    PriorityClass.NONE: ClassRules(preempt=False),
+    PriorityClass.RAIN: ClassRules(preempt=True, cut_after_s=10.0, others_wait_s=60.0, timeout_s=90.0),
+    PriorityClass.CYCLIST: ClassRules(preempt=True, cut_after_s=10.0, others_wait_s=50.0,
+                                      budget_per_h=120.0, timeout_s=40.0),
+    PriorityClass.COMPENSATION: ClassRules(preempt=True, timeout_s=120.0),
+    PriorityClass.FREIGHT: ClassRules(preempt=False, others_wait_s=40.0, budget_per_h=30.0,
+                                      timeout_s=15.0),
+    PriorityClass.PUBLIC_TRANSPORT: ClassRules(preempt=True, cut_after_s=8.0, others_wait_s=60.0,
+                                               budget_per_h=30.0, timeout_s=60.0, headway_s=1.0),
+    PriorityClass.SLOW_CROSSER_WALK: ClassRules(preempt=False, timeout_s=60.0),
+    PriorityClass.EMERGENCY: ClassRules(preempt=True, timeout_s=90.0, margin_s=4.0, headway_s=2.0),
+    PriorityClass.SLOW_CROSSER_CLEARING: ClassRules(preempt=False, timeout_s=60.0),
+}
+
+
+class RuleArrays(NamedTuple):
+    """:class:`ClassRules` of every class as arrays indexed by class (for the numba kernel)."""
+
+    preempt: np.ndarray        # bool[C]
+    cut_after_s: np.ndarray    # float64[C]
+    others_wait_s: np.ndarray  # float64[C]
+    budget_per_h: np.ndarray   # float64[C]
+    timeout_s: np.ndarray      # float64[C]
+    margin_s: np.ndarray       # float64[C]
+    headway_s: np.ndarray      # float64[C]
+
+
+def rule_arrays(rules: dict[PriorityClass, ClassRules]) -> RuleArrays:
+    """Pack the rules of every class (missing classes: the defaults)."""
+    merged = {**DEFAULT_RULES, **rules}
+    ordered = [merged[c] for c in PriorityClass]
+    return RuleArrays(
+        preempt=np.array([r.preempt for r in ordered], dtype=np.bool_),
+        cut_after_s=np.array([r.cut_after_s for r in ordered], dtype=np.float64),
+        others_wait_s=np.array([r.others_wait_s for r in ordered], dtype=np.float64),
+        budget_per_h=np.array([r.budget_per_h for r in ordered], dtype=np.float64),
+        timeout_s=np.array([r.timeout_s for r in ordered], dtype=np.float64),
+        margin_s=np.array([r.margin_s for r in ordered], dtype=np.float64),
+        headway_s=np.array([r.headway_s for r in ordered], dtype=np.float64),
+    )
+
+
+_REQ_DTYPES: dict[str, type] = {
+    "key": np.int64,
+    "intersection": np.int64,
+    "group": np.int64,
+    "cls": np.int8,
+    "eta_s": np.float64,
+}
+
+
+@dataclass
+class PriorityRequests:
+    """Requests for green, one row each (arrays of length N).
+
+    ``key``           int64: identifies the request from tick to tick (in memory only; made
+                      from the road user's pseudonym and the application, never logged)
+    ``intersection``  int64, ``group`` int64: where green is wanted
+    ``cls``           int8: a :class:`PriorityClass`
+    ``eta_s``         float64: seconds until the road user reaches the stop line (0: now)
+    """
+
+    key: np.ndarray
+    intersection: np.ndarray
+    group: np.ndarray
+    cls: np.ndarray
+    eta_s: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(np.asarray(self.key).reshape(-1))
+        for name, dtype in _REQ_DTYPES.items():
+            a = np.ascontiguousarray(getattr(self, name), dtype=dtype).reshape(-1)
+            if len(a) != n:
+                raise ValueError(f"PriorityRequests: {name!r} has {len(a)} rows, expected {n}")
+            setattr(self, name, a)
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    @classmethod
+    def empty(cls) -> PriorityRequests:
+        return cls(*(np.zeros(0, dtype=d) for d in _REQ_DTYPES.values()))
+
+    @classmethod
+    def concat(cls, parts: list[PriorityRequests]) -> PriorityRequests:
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in _REQ_DTYPES))
+
+
+def request_keys(tokens: np.ndarray, intersections: np.ndarray, app_code: int) -> np.ndarray:
+    """Request keys: one per road user, intersection and application (non-negative).
+
+    A road user in range of two intersections makes two requests; the same road user seen
+    by two applications too.
+    """
+    t = np.asarray(tokens, dtype=np.int64) & np.int64((1 << 39) - 1)
+    i = np.asarray(intersections, dtype=np.int64) & np.int64(0xFFFF)
+    return (((t << np.int64(16)) | i) << np.int64(8)) | np.int64(app_code & 0xFF)
+
+
+def rows_to_requests(v2x_mask: np.ndarray, v2x: Any, app_code: int, cls: PriorityClass,
+                     eta_s: np.ndarray) -> PriorityRequests:
+    """The requests of the V2X rows selected by ``v2x_mask`` (``eta_s`` per selected row)."""
+    return PriorityRequests(
+        key=request_keys(v2x.token[v2x_mask], v2x.intersection[v2x_mask], app_code),
+        intersection=v2x.intersection[v2x_mask],
+        group=v2x.group[v2x_mask],
+        cls=np.full(int(np.count_nonzero(v2x_mask)), int(cls), dtype=np.int8),
+        eta_s=eta_s,
+    )
+
+
+class PriorityApplication(ABC):
+    """Base class of the priority applications: the controller interface's little sibling.
+
+    Like a :class:`~.base.Controller`: ``__init__`` stores keyword parameters unchanged,
+    :meth:`reset` prepares a run, :meth:`requests` runs once per tick. It returns requests,
+    never a light state; the arbiter and the core decide what is shown.
+    """
+
+    name: ClassVar[str] = ""
+    #: Distinguishes this application's request keys from another's for the same road user.
+    app_code: ClassVar[int] = 0
+
+    def reset(self, net: CompiledNetwork) -> None:
+        """Forget everything from an earlier run and prepare for ``net``. Idempotent."""
+        self.net_ = net
+
+    @abstractmethod
+    def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
+        """This tick's requests (``signals`` is the core's state: read it, never write it)."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, for benchmark logs and reports."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self" and sig.parameters[p].kind == inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

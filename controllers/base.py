@@ -76,6 +76,14 @@ class Controller(ABC):
         ``signals`` is the core's current state (read it, never write it).
         """
 
+    def extend_green(self) -> np.ndarray | None:
+        """bool ``[I, G]``: requested greens the core may hold past max green this tick.
+
+        None (the default) for controllers without priority holds; the arbiter returns the
+        groups it holds for a priority request. Pass it to ``SignalCore.advance(..., extend=)``.
+        """
+        return None
+
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, for benchmark logs and reports."""
         sig = inspect.signature(type(self).__init__)

@@ -65,16 +65,46 @@ def run(
     traci: Annotated[bool, typer.Option("--traci", help="talk to SUMO over a TraCI socket instead "
                      "of libsumo (slower; for remote runs)")] = False,
     gui: Annotated[bool, typer.Option("--gui", help="watch the run in sumo-gui (implies --traci)")] = False,
+    rain: Annotated[Path | None, typer.Option(help="rain series (CSV: time_s,rain_mm_h) for the "
+                    "'rain' application, e.g. -c actuated+rain --rain rain.csv")] = None,
+    share: Annotated[list[str] | None, typer.Option("--share", help="share of road users with V2X "
+                     "or the app, e.g. --share cyclist=0.3 (kinds: emergency, bus, truck, cyclist, "
+                     "slow_pedestrian, car); repeatable")] = None,
 ) -> None:
-    """Run a scenario under one or more controllers and print the KPIs."""
+    """Run a scenario under one or more controllers and print the KPIs.
+
+    Priority applications join a base controller with '+', e.g.
+    `-c actuated+greenflow+schwung+crosswalk`; each run with applications writes its
+    decision log (decisions.jsonl) next to its outputs (see `ivri log`).
+    """
     try:
-        _run(scenario, controller, compare, out, seed, end, config, traci, gui)
+        _run(scenario, controller, compare, out, seed, end, config, traci, gui, rain,
+             _parse_shares(share or []))
     except IvriError as exc:
         _fail(str(exc))
 
 
+def _parse_shares(items: list[str]) -> dict[str, float]:
+    from ivri.sumo.v2x import DEFAULT_SHARES
+
+    shares = {}
+    for item in items:
+        kind, eq, value = item.partition("=")
+        if not eq or kind.strip() not in DEFAULT_SHARES:
+            raise ConfigError(f"--share {item!r}: use KIND=SHARE with KIND one of {', '.join(DEFAULT_SHARES)}")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ConfigError(f"--share {item!r}: {value!r} is not a number") from None
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"--share {item!r}: a share is between 0 and 1")
+        shares[kind.strip()] = v
+    return shares
+
+
 def _run(scenario: str, controller: str | None, compare: str | None, out: Path | None, seed: int,
-         end: float | None, config: Path | None, traci: bool, gui: bool) -> None:
+         end: float | None, config: Path | None, traci: bool, gui: bool, rain: Path | None = None,
+         shares: dict[str, float] | None = None) -> None:
     from ivri.metrics import kpi_table, plot_comparison, write_kpis_json
     from ivri.runner import RunSpec, resolve_scenario, run_controller
 
@@ -98,7 +128,9 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
 
             spec = RunSpec(scenario=scenario, controller=name, seed=seed, out_dir=out_dir,
                            backend="traci" if (traci or gui) else "libsumo", gui=gui,
-                           intersections=config, end_s=end)
+                           intersections=config, end_s=end,
+                           rain=rain if "rain" in name.split("+") else None,
+                           v2x_shares=shares or None)
             records.append(run_controller(spec, progress=report))
     console.print(kpi_table(records))
     if out is not None:
@@ -148,6 +180,51 @@ def _derive(scenario: str, out: Path) -> None:
     out.write_text(text, encoding="utf-8")
     n_groups = sum(len(c.signal_groups) for c in configs)
     console.print(f"wrote {len(configs)} intersections with {n_groups} signal groups to {out}")
+
+
+@app.command("log")
+def log_summary(
+    folder: Annotated[Path, typer.Argument(help="a run's output folder (searched for decisions.jsonl)")],
+) -> None:
+    """Summarise the priority decisions of the runs in FOLDER: per class, requests, grants,
+    refusals, time-outs and recoveries, and the reasons of refusals. The log holds no vehicle
+    or app identities."""
+    try:
+        _log_summary(folder)
+    except IvriError as exc:
+        _fail(str(exc))
+
+
+def _log_summary(folder: Path) -> None:
+    from ivri.metrics.decisions import DECISIONS_FILENAME, summarise_decisions
+
+    if not folder.exists():
+        raise ConfigError(f"{folder} does not exist")
+    paths = sorted(folder.rglob(DECISIONS_FILENAME)) if folder.is_dir() else [folder]
+    if not paths:
+        raise ConfigError(f"no {DECISIONS_FILENAME} under {folder}: run with priority applications "
+                          "(e.g. -c actuated+greenflow) and --out")
+    for path in paths:
+        try:
+            summary = summarise_decisions([path])
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        table = Table(title=f"decisions: {path.parent.name}")
+        for col in ("class", "requests", "grants", "refusals", "time-outs", "deferred", "releases",
+                    "recoveries", "grant rate"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for cls, row in summary["by_class"].items():
+            rate = "-" if row["grant_rate"] is None else f"{row['grant_rate']:.0%}"
+            table.add_row(cls, *(str(row[k]) for k in ("requests", "grants", "refusals", "time-outs",
+                                                         "deferred", "releases", "recoveries")), rate)
+        console.print(table)
+        if summary["reasons"]:
+            reasons = Table(title="why requests were refused, deferred or timed out")
+            for col in ("class", "event", "reason", "count"):
+                reasons.add_column(col)
+            for r in summary["reasons"][:15]:
+                reasons.add_row(r["priority_class"], r["event"], r["reason"], str(r["count"]))
+            console.print(reasons)
 
 
 @app.command()

@@ -8,6 +8,7 @@ the intersections that changed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,15 @@ class RunSpec:
     intersections: Path | None = None
     end_s: float | None = None
     controller_params: dict[str, Any] = field(default_factory=dict)
+    #: Emulate connected road users (None: only when the controller has priority
+    #: applications; True also for a baseline that the priority benchmark compares with).
+    v2x: bool | None = None
+    #: Overrides of :data:`ivri.sumo.v2x.DEFAULT_SHARES` (share of road users equipped).
+    v2x_shares: dict[str, float] | None = None
+    #: Rain series (CSV) for the ``rain`` application.
+    rain: Path | None = None
+    #: More SUMO route or additional files (e.g. extra emergency trips for a benchmark).
+    extra_files: tuple[Path, ...] = ()
 
 
 def resolve_scenario(scenario: str) -> tuple[str, Path]:
@@ -68,20 +78,33 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
 
     The record holds no vehicle or person identities: only aggregates.
     """
-    from ivri.controllers import make_controller
+    from ivri.controllers import PriorityArbiter, make_controller, parse_spec
     from ivri.core.engine import SignalCore
     from ivri.metrics import VTypeInfo, compute_kpis, sumo_output_options, tripinfo_path
+    from ivri.metrics.decisions import DECISIONS_FILENAME, DecisionLog
     from ivri.sumo.bridge import SumoBridge
     from ivri.sumo.connection import sumo_version
 
     label, sumocfg = resolve_scenario(spec.scenario)
     native = spec.controller == SUMO_NATIVE
-    controller = None if native else make_controller(spec.controller, **spec.controller_params)
+    apps = () if native else parse_spec(spec.controller)[1]
+    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.controller_params.items()}
+    if spec.rain is not None:
+        if "rain" not in apps:
+            raise ConfigError(f"a rain series is given but {spec.controller!r} has no 'rain' application")
+        params.setdefault("rain", {})["rain"] = spec.rain
+    controller = None if native else make_controller(spec.controller, **params)
+    emulate = (bool(apps) if spec.v2x is None else spec.v2x) and not native
     run_dir = spec.out_dir / spec.controller.replace("+", "_")
     run_dir.mkdir(parents=True, exist_ok=True)
     extra = sumo_output_options(run_dir)
     if spec.end_s is not None:
         extra += ["--end", str(spec.end_s)]
+    if spec.extra_files:
+        extra += ["--additional-files", ",".join(str(Path(p).resolve()) for p in spec.extra_files)]
+    log = DecisionLog(run_dir / DECISIONS_FILENAME) if isinstance(controller, PriorityArbiter) else None
+    if log is not None:
+        controller.attach_log(log)
 
     started = time.perf_counter()
     bridge = SumoBridge(
@@ -93,8 +116,9 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         extra_args=extra,
         intersections=_load_intersections(spec.intersections),
         control=not native,
+        v2x=({"shares": spec.v2x_shares or {}} if emulate else None),
     )
-    with bridge:
+    with log if log is not None else _nothing(), bridge:
         net = bridge.start()
         end_s = spec.end_s if spec.end_s is not None else bridge.end_s
         if end_s is None:
@@ -112,13 +136,14 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
             if core is not None:
                 obs = bridge.observe()
                 request = controller.step(obs, core.signals)
-                changed = core.advance(request, obs.demand)
+                changed = core.advance(request, obs.demand, controller.extend_green())
                 bridge.actuate(core.signals, changed)
             if progress is not None and t_s >= next_report_s:
                 progress(t_s - begin_s, span_s)
                 next_report_s = t_s + 10.0
         vtypes = {k: VTypeInfo(vclass=v[0], emission_class=v[1]) for k, v in bridge.vtypes().items()}
         per_intersection = bridge.intersection_stats()
+        v2x_stats = bridge.v2x.stats.to_dict() if bridge.v2x is not None else None
     wall_s = time.perf_counter() - started
     if progress is not None:
         progress(span_s, span_s)
@@ -137,7 +162,24 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         **kpis.to_dict(),
         "by_intersection": per_intersection,
     }
+    if v2x_stats is not None:
+        from ivri.metrics.app_users import equipped_trip_kpis
+        from ivri.sumo.v2x import DEFAULT_SHARES
+
+        share = {**DEFAULT_SHARES, **(spec.v2x_shares or {})}["cyclist"]
+        bikes = [t for t, info in vtypes.items() if info.vclass == "bicycle"]
+        record["v2x"] = v2x_stats
+        record["cyclist_app"] = equipped_trip_kpis(tripinfo_path(run_dir), bikes, share, spec.seed, "cyclist")
+    if log is not None:
+        record["decisions"] = log.summary()
+    rain_app = next((a for a in getattr(controller, "applications", ()) if a.name == "rain"), None)
+    if rain_app is not None:
+        record["rain_switches"] = [[t, on] for t, on in rain_app.switches_]
     return record
+
+
+def _nothing() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,9 @@ from ivri.controllers import (
     APPLICATIONS,
     CONTROLLERS,
     SUMO_NATIVE,
+    PriorityApplication,
+    PriorityArbiter,
+    PriorityRequests,
     available_controllers,
     describe_controllers,
     make_controller,
@@ -337,14 +340,15 @@ def test_wrong_observation_shape_is_a_clear_error(name: str, net: CompiledNetwor
 def test_registry_names_and_errors() -> None:
     assert available_controllers() == ["fixed-time", "actuated", "max-pressure"]
     assert all(CONTROLLERS[n].name == n for n in CONTROLLERS)
-    assert APPLICATIONS == {}
+    assert list(APPLICATIONS) == ["greenflow", "schwung", "rain", "crosswalk", "bus", "truck"]
+    assert all(APPLICATIONS[n].name == n for n in APPLICATIONS)
     with pytest.raises(ConfigError, match=r"unknown controller 'nope'; valid: fixed-time, actuated, "
                                           r"max-pressure, sumo-native$"):
         make_controller("nope")
     with pytest.raises(ConfigError, match="not an engine controller"):
         make_controller(SUMO_NATIVE)
-    with pytest.raises(ConfigError, match="unknown priority application 'greenflow'"):
-        make_controller("actuated+greenflow")
+    with pytest.raises(ConfigError, match="unknown priority application 'greenflo'"):
+        make_controller("actuated+greenflo")
     with pytest.raises(ConfigError, match="'actuated'.*gapp"):
         make_controller("actuated", gapp=2.0)
     assert make_controller("actuated", gap_s=2.0).get_params()["gap_s"] == 2.0
@@ -353,32 +357,36 @@ def test_registry_names_and_errors() -> None:
     with pytest.raises(ConfigError):
         validate_run_choice("fixed")
     described = describe_controllers()
-    assert list(described) == [*CONTROLLERS, SUMO_NATIVE]
+    assert list(described) == [*CONTROLLERS, *(f"+{a}" for a in APPLICATIONS), SUMO_NATIVE]
     assert all(text for text in described.values())
 
 
 def test_an_application_is_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A priority application wraps the controller before it; its parameters come by its name."""
+    """A priority application is one registry line; the spec builds an arbiter over the base."""
 
-    class Everything(Controller):
-        """Test application: requests green everywhere on top of its inner controller."""
+    class Everywhere(PriorityApplication):
+        """Test application: asks for green for group 0 everywhere."""
 
-        name = "everything"
+        name = "everywhere"
 
-        def __init__(self, *, inner: Controller, extra: int = 0) -> None:
-            self.inner = inner
+        def __init__(self, *, extra: int = 0) -> None:
             self.extra = extra
 
-        def step(self, obs: Observation, signals: object) -> np.ndarray:
-            return self.inner.step(obs, signals)  # type: ignore[arg-type]
+        def requests(self, obs: Observation, signals: object) -> PriorityRequests:
+            return PriorityRequests.empty()
 
-    monkeypatch.setitem(APPLICATIONS, "everything", Everything)
-    ctl = make_controller("fixed-time+everything", green_s=12.0, everything={"extra": 3})
-    assert isinstance(ctl, Everything) and ctl.extra == 3
-    assert ctl.inner.get_params()["green_s"] == 12.0
-    assert "+everything" in describe_controllers()
+    monkeypatch.setitem(APPLICATIONS, "everywhere", Everywhere)
+    ctl = make_controller("fixed-time+everywhere", green_s=12.0, everywhere={"extra": 3})
+    assert isinstance(ctl, PriorityArbiter)
+    assert [a.extra for a in ctl.applications] == [3]
+    assert ctl.base.get_params()["green_s"] == 12.0
+    assert "+everywhere" in describe_controllers()
     with pytest.raises(ConfigError, match="twice"):
-        make_controller("fixed-time+everything+everything")
+        make_controller("fixed-time+everywhere+everywhere")
+    with pytest.raises(ConfigError, match="'everywhere'.*extr"):
+        make_controller("fixed-time+everywhere", everywhere={"extr": 3})
+    with pytest.raises(ConfigError, match="does not use it"):
+        make_controller("fixed-time", everywhere={"extra": 3})
 
 
 # -- the kernels as plain Python ---------------------------------------------------------------

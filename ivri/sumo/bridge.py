@@ -39,6 +39,7 @@ from ivri.sumo.detectors import Detector, detector_ids_in, write_detectors
 from ivri.sumo.network import TlsLinkMap, derive_intersections, link_maps_for_configs, read_net
 from ivri.sumo.observe import Observer
 from ivri.sumo.sumocfg import SumoConfig, parse_time_s, read_sumocfg, split_file_list
+from ivri.sumo.v2x import V2XEmulator
 
 __all__ = ["DETECTOR_FILENAME", "SumoBridge"]
 
@@ -78,7 +79,10 @@ class SumoBridge:
     honoured), ``intersections`` (a user config instead of deriving from the network),
     ``control`` (False: SUMO's own programs), ``program_id`` (the tls program the groups are
     derived from), ``stopline_loops`` (False: only the extension loop on each lane, which
-    saves SUMO about a tenth of its step time on the grid; see :mod:`ivri.sumo.detectors`).
+    saves SUMO about a tenth of its step time on the grid; see :mod:`ivri.sumo.detectors`),
+    ``v2x`` (emulate connected road users, :mod:`ivri.sumo.v2x`: None for none, or a dict of
+    :class:`~ivri.sumo.v2x.V2XEmulator` options: ``shares``, ``range_m``; the observation's
+    ``v2x`` is then filled every tick).
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class SumoBridge:
         control: bool = True,
         program_id: str | None = None,
         stopline_loops: bool = True,
+        v2x: dict[str, Any] | None = None,
     ) -> None:
         self.sumocfg = Path(sumocfg)
         self.backend: Backend = "traci" if gui else backend
@@ -105,6 +110,10 @@ class SumoBridge:
         self.control = control
         self.program_id = program_id
         self.stopline_loops = stopline_loops
+        self.v2x_options = v2x
+        self.v2x: V2XEmulator | None = None
+        self._sumo_net: Any = None
+        self._shown: np.ndarray | None = None
 
         self.cfg: SumoConfig | None = None
         self.conn: SumoConnection | None = None
@@ -195,6 +204,7 @@ class SumoBridge:
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
         net = read_net(cfg.net_file)
+        self._sumo_net = net
         if self.intersections is not None:
             configs = list(self.intersections.intersections)
             self.link_maps = link_maps_for_configs(configs, net, program_id=self.program_id)
@@ -261,8 +271,12 @@ class SumoBridge:
             raise NetworkError(f"SUMO does not know traffic light(s) {missing} of the network file")
         if self.compiled is None:
             return
+        emulate = self.v2x_options is not None and self.control
         self.observer = Observer(conn, self.compiled, self.link_maps, self.detectors, dt_s=self.dt_s,
-                                 lanes_only=not self.control)
+                                 lanes_only=not self.control, person_details=emulate)
+        if emulate:
+            self.v2x = V2XEmulator(conn, self.compiled, self.link_maps, self.observer, self._sumo_net,
+                                   seed=self.seed or 0, **dict(self.v2x_options or {}))
         if self.control:
             for lm in self.link_maps:
                 n = len(conn.trafficlight.getRedYellowGreenState(lm.tls_id))
@@ -306,13 +320,18 @@ class SumoBridge:
         self._require()
         if self.observer is None or not self.control:
             raise SimulationError("observe() needs control=True and at least one intersection")
-        return self.observer.observation(self.t_s)
+        obs = self.observer.observation(self.t_s)
+        if self.v2x is not None:
+            shown = self._shown if self._shown is not None else initial_state(self.compiled).state
+            obs.v2x = self.v2x.read(self.t_s, shown)
+        return obs
 
     def actuate(self, signals: SignalState | np.ndarray, changed: np.ndarray | None = None) -> int:
         """Write the tls states of the ``changed`` intersections (all when None); returns writes."""
         self._require()
         if self.actuator is None:
             raise SimulationError("actuate() needs control=True")
+        self._shown = signals.state if isinstance(signals, SignalState) else signals
         try:
             return self.actuator.write(signals, changed)
         except IvriError:

@@ -65,6 +65,9 @@ LAST_STEP_TIME_SINCE_DETECTION = 0x16
 LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
 VAR_ROAD_ID = 0x50
 VAR_NEXT_EDGE = 0xC1
+VAR_TYPE = 0x4F
+VAR_LANEPOSITION = 0x56
+VAR_ANGLE = 0x43
 CMD_GET_PERSON_VARIABLE = 0xAE
 #: A vehicle that passed the extension loop this recently calls for green: 40 m at 5 m/s (a
 #: cyclist) takes 8 s, after which a vehicle held by red is halting and calls through the queue.
@@ -151,8 +154,16 @@ class Observer:
         *,
         dt_s: float,
         lanes_only: bool = False,
+        person_details: bool = False,
     ) -> None:
         self.conn = conn
+        # V2X emulation (ivri.sumo.v2x) reads the same person context subscription, with the
+        # type, position on the crossing and heading too: one subscription per junction, as
+        # TraCI keeps only the last one.
+        self.person_vars = [VAR_ROAD_ID, VAR_NEXT_EDGE] + (
+            [VAR_TYPE, VAR_LANEPOSITION, VAR_ANGLE] if person_details else [])
+        #: This tick's persons near signalised crossings: {id: {variable: value}} (in memory only).
+        self.persons: dict[str, dict[int, Any]] = {}
         self.net = net
         self.dt_s = float(dt_s)
         self.lanes_only = lanes_only
@@ -224,7 +235,7 @@ class Observer:
             cx, cy = c.junction.getPosition(j)
             shape = c.junction.getShape(j) or [(cx, cy)]
             radius = max(float(np.hypot(x - cx, y - cy)) for x, y in shape) + PERSON_RANGE_MARGIN_M
-            c.junction.subscribeContext(j, CMD_GET_PERSON_VARIABLE, radius, [VAR_ROAD_ID, VAR_NEXT_EDGE])
+            c.junction.subscribeContext(j, CMD_GET_PERSON_VARIABLE, radius, self.person_vars)
 
     @property
     def queue_veh_s(self) -> np.ndarray:
@@ -256,6 +267,7 @@ class Observer:
             # person -> the columns it calls. All iteration happens in C.
             found = c.junction.getAllContextSubscriptionResults().values()
             persons = dict(chain.from_iterable(map(dict.items, found)))
+            self.persons = persons
             calls = map(self._ped_key.get, map(_ROAD_NEXT, persons.values()), repeat(()))
             self._ped_cols = np.fromiter(chain.from_iterable(calls), dtype=np.intp)
 

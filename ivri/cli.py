@@ -228,6 +228,79 @@ def _log_summary(folder: Path) -> None:
 
 
 @app.command()
+def gateway(
+    config: Annotated[Path, typer.Option("--config", help="network config (TOML/YAML/JSON): "
+                      "signal groups, conflicts, timing")],
+    sites: Annotated[Path | None, typer.Option("--sites", help="site file: approach geometry, "
+                     "ITS ids, signal group numbers (see docs/gateway.md)")] = None,
+    broker: Annotated[str, typer.Option("--broker", help="mqtt://host[:port] or mqtts://...")]
+    = "mqtt://127.0.0.1:1883",
+    region: Annotated[str, typer.Option(help="topic level: ivri/<region>/<intersection>/...")] = "nl",
+    controller: Annotated[str, typer.Option("--controller", "-c", help="controller spec "
+                          "(see `ivri controllers`)")] = "actuated+greenflow+schwung+bus",
+    codec: Annotated[str, typer.Option(help="payload codec: json or uper")] = "json",
+    asn1_dir: Annotated[Path | None, typer.Option("--asn1-dir", help="ASN.1 modules for --codec "
+                        "uper (default: $IVRI_ASN1_DIR)")] = None,
+    trust: Annotated[Path | None, typer.Option("--trust", help="trust store (directory or "
+                     ".toml/.json) of the keys allowed to request priority; without it every "
+                     "SREM is refused")] = None,
+    tick: Annotated[float, typer.Option("--tick", help="engine tick, seconds of wall time")] = 0.5,
+    spat_every: Annotated[float, typer.Option("--spat-every", help="SPATEM period, seconds "
+                          "(also sent at once on every change)")] = 1.0,
+    always_demand: Annotated[bool, typer.Option("--always-demand", help="treat every signal "
+                             "group as calling (no detectors in live mode)")] = False,
+    username: Annotated[str | None, typer.Option(help="MQTT user name")] = None,
+    password_env: Annotated[str, typer.Option("--password-env", help="environment variable that "
+                            "holds the MQTT password")] = "IVRI_MQTT_PASSWORD",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every priority decision")]
+    = False,
+) -> None:
+    """Run the live MQTT gateway: CAM / SREM in, SPATEM / SSEM / MAPEM out, until Ctrl-C.
+
+    The topic layout and a walk-through with mosquitto are in docs/gateway.md.
+    """
+    import asyncio
+    import logging
+    import signal
+
+    try:
+        from ivri.config import load_network_config
+        from ivri.gateway.security import TrustStore
+        from ivri.gateway.service import GatewayService
+        from ivri.gateway.site import load_gateway_sites
+
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        service = GatewayService(
+            load_network_config(config), broker, region=region, controller=controller,
+            codec=codec, asn1_dir=str(asn1_dir) if asn1_dir else None,
+            trust_store=TrustStore.load(trust) if trust is not None else None,
+            sites=load_gateway_sites(sites) if sites is not None else None,
+            tick_s=tick, spat_every_s=spat_every, always_demand=always_demand,
+            username=username, password=os.environ.get(password_env) if username else None,
+        )
+    except IvriError as exc:
+        _fail(str(exc))
+    if trust is None:
+        err_console.print("[yellow]warning:[/] no --trust given: every SREM will be refused")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.stop)
+        n = len(service.net.intersection_ids)
+        err_console.print(f"gateway: {n} intersection(s) on {broker}, topics "
+                          f"ivri/{region}/<id>/..., controller {controller}; Ctrl-C to stop")
+        await service.run()
+
+    try:
+        asyncio.run(main())
+    except IvriError as exc:
+        _fail(str(exc))
+    console.print(service.stats())
+
+
+@app.command()
 def scenarios() -> None:
     """List the bundled scenarios."""
     from ivri.sumo_networks import bundled_scenarios

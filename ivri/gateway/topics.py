@@ -1,0 +1,131 @@
+"""MQTT topic layout and payload codecs of the gateway.
+
+Topic layout (one subtree per intersection)::
+
+    ivri/<region>/<intersection_id>/cam       in   CAM (vehicles, apps)
+    ivri/<region>/<intersection_id>/srem      in   signed SREM: a SignedRequest JSON envelope
+                                                   (ivri.gateway.security) whose payload is
+                                                   the SREM in the gateway's codec
+    ivri/<region>/<intersection_id>/ssem      out  SSEM: answers to SREMs
+    ivri/<region>/<intersection_id>/spatem    out  SPATEM: signal phase and timing
+    ivri/<region>/<intersection_id>/mapem     out  MAPEM: topology (retained)
+    ivri/<region>/<intersection_id>/status    out  "online" / "fallback" / "offline" (retained;
+                                                   "offline" is the MQTT last will)
+
+``<region>`` is a free label (default ``nl``); ``<intersection_id>`` is the ``id`` of the
+intersection in the network config (``[[intersections]] id = "J101"``). The payload codec is
+one per gateway: JSON (default, :func:`ivri.its.encode_json`) or UPER (``--codec uper``);
+the SignedRequest envelope of an SREM is JSON in both cases (its payload is base64).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ivri.errors import ConfigError
+from ivri.its import DEFAULT_MAX_BYTES, Message, MessageError, decode_json, encode_json
+
+__all__ = [
+    "IN_KINDS",
+    "OUT_KINDS",
+    "STATUS_FALLBACK",
+    "STATUS_OFFLINE",
+    "STATUS_ONLINE",
+    "Codec",
+    "TopicLayout",
+    "make_codec",
+]
+
+IN_KINDS = ("cam", "srem")
+OUT_KINDS = ("ssem", "spatem", "mapem", "status")
+STATUS_ONLINE = "online"       # connected, receiving and controlling with V2X input
+STATUS_FALLBACK = "fallback"   # reconnected after a broker loss; local control went on meanwhile
+STATUS_OFFLINE = "offline"     # the last will: the gateway is gone
+_SEGMENT = re.compile(r"^[^/+#\x00]{1,64}$")
+
+CodecName = Literal["json", "uper"]
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """Builds and parses the gateway's topics for one region."""
+
+    region: str = "nl"
+    root: str = "ivri"
+
+    def __post_init__(self) -> None:
+        for name, value in (("region", self.region), ("root", self.root)):
+            if not _SEGMENT.match(value):
+                raise ConfigError(f"topic {name} {value!r} must be 1-64 characters without / + #")
+
+    def topic(self, intersection_id: str, kind: str) -> str:
+        """``ivri/<region>/<intersection_id>/<kind>``."""
+        if not _SEGMENT.match(intersection_id):
+            raise ConfigError(
+                f"intersection id {intersection_id!r} cannot be a topic level (no / + #, 1-64 chars)"
+            )
+        return f"{self.root}/{self.region}/{intersection_id}/{kind}"
+
+    def subscriptions(self) -> list[str]:
+        """The filters the gateway subscribes to (all intersections of its region)."""
+        return [f"{self.root}/{self.region}/+/{kind}" for kind in IN_KINDS]
+
+    def parse(self, topic: str) -> tuple[str, str] | None:
+        """``(intersection_id, kind)`` of an incoming topic, or None if it is not ours."""
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[0] != self.root or parts[1] != self.region:
+            return None
+        return parts[2], parts[3]
+
+
+class Codec:
+    """Encode / decode ITS messages in one wire format; errors are :class:`MessageError`."""
+
+    name: str = "json"
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+
+    def encode(self, msg: Message) -> bytes:
+        return encode_json(msg)
+
+    def decode(self, data: bytes, kind: str) -> Message:
+        return decode_json(data, kind, max_bytes=self.max_bytes)
+
+    def decode_any(self, data: bytes) -> Message:
+        """Decode a message of any type (to tell a wrong type from garbage)."""
+        return decode_json(data, None, max_bytes=self.max_bytes)
+
+
+class _UperCodec(Codec):
+    name = "uper"
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, asn1_dir: str | Path | None = None) -> None:
+        super().__init__(max_bytes)
+        from ivri.its import UperCodec
+
+        self._codec = UperCodec(asn1_dir)
+
+    def encode(self, msg: Message) -> bytes:
+        return self._codec.encode(msg)
+
+    def decode(self, data: bytes, kind: str) -> Message:
+        if len(data) > self.max_bytes:
+            raise MessageError(f"UPER message is {len(data)} bytes, more than the limit of {self.max_bytes}")
+        return self._codec.decode(data, kind)
+
+    def decode_any(self, data: bytes) -> Message:
+        return self._codec.decode(data, None)
+
+
+def make_codec(name: str, *, asn1_dir: str | Path | None = None,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> Codec:
+    """The codec called ``name`` (``json`` or ``uper``); UPER needs the ASN.1 directory."""
+    if name == "json":
+        return Codec(max_bytes)
+    if name == "uper":
+        return _UperCodec(max_bytes, asn1_dir)
+    raise ConfigError(f"unknown codec {name!r}; use json or uper")

@@ -66,6 +66,7 @@ class ActuatedState(NamedTuple):
     stage: np.ndarray   # int64[I]    the running stage
     active: np.ndarray  # bool[I, G]  groups realised in the running stage
     done: np.ndarray    # bool[I, G]  active groups that have gapped out or maxed out
+    served: np.ndarray  # bool[I, G]  active groups that have been green in the running stage
 
 
 @njit
@@ -144,6 +145,7 @@ def _actuate_intersection(
     state = sig.state[i]
     active = st.active[i]
     done = st.done[i]
+    served = st.served[i]
     s = st.stage[i]
     cur = stages[i, s]
 
@@ -161,6 +163,13 @@ def _actuate_intersection(
     for g in range(n_g):
         if not active[g]:
             continue
+        if state[g] == GREEN:
+            served[g] = True
+        elif served[g]:
+            # Its green was ended from outside (a priority request, or the core's
+            # anti-starvation): it has had its turn in this stage. Waiting for it to come
+            # back would hold the stage open and request a second green out of order.
+            done[g] = True
         if state[g] == GREEN:
             if not any_wait:
                 done[g] = False
@@ -194,6 +203,7 @@ def _actuate_intersection(
                     # alternatives that happen to belong to it).
                     active[g] = cur[g] and valid[g] and (demand[i, g] or state[g] == GREEN)
                     done[g] = False
+                    served[g] = False
                 switched = True
                 break
 
@@ -206,6 +216,7 @@ def _actuate_intersection(
             if calling and (not active[g] or (done[g] and not any_wait)):
                 active[g] = True
                 done[g] = False
+                served[g] = False
 
     # 5. Requests of the stage: groups still extending; done groups stay green while the stage
     #    rests or any of its groups still extends (meeverlengen), pedestrian and bicycle groups
@@ -357,6 +368,7 @@ class VehicleActuated(Controller):
             stage=np.maximum(self.n_stages_ - 1, 0),
             active=net.full(False, np.bool_),
             done=net.full(False, np.bool_),
+            served=net.full(False, np.bool_),
         )
         self.request_ = net.full(False, np.bool_)
         self.clock_ = TickClock()

@@ -11,10 +11,15 @@ Every tick:
 
    * its group is green: the green is held (also past max green: ``extend``);
    * it is red and the class may pre-empt: from the earliest time a conflicting group could
-     still delay it (PREPARING) no conflicting group may start, and from the time needed to
+     still delay it (PREPARING, classes with ``prepare``) no conflicting group may start,
+     and from the time needed to
      end the running conflicting greens (after their minimum green, or ``cut_after_s``) and
      let their intergreens pass, plus the queue in front of it and a margin (CLEARING), the
      conflicting greens are ended and its group is requested;
+   * a class that places early calls (``precall``: Schwung, rain mode) instead adds demand
+     for its group in the base controller and lets it see conflicting greens as gapped out
+     at a shorter gap (``gap_out_s``): the base controller serves the group in its own
+     order, sooner, without cutting a green that still carries traffic;
    * refused when conflicting road users have waited too long (``others_wait_s``) or the
      budget of the class is used up; dropped after ``timeout_s`` of service without arrival;
 
@@ -30,6 +35,7 @@ anti-starvation bound hold whatever the arbiter asks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -41,8 +47,8 @@ from ivri.core.jit import njit
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
-from ._common import TickClock, contiguous_timing
-from .base import Controller, Observation
+from ._common import EPS_S, TickClock, contiguous_timing
+from .base import NO_DETECTION_S, Controller, Observation
 from .priority import (
     ClassRules,
     PriorityApplication,
@@ -69,15 +75,17 @@ class Status(IntEnum):
     REFUSED_OTHERS = 8     # conflicting road users have waited too long
     REFUSED_BUDGET = 9     # the class's budget of grants is used up
     TIMED_OUT = 10         # served too long without arriving
+    CALLED = 11            # an early call for its group was placed in the base controller
 
 
-ACTING = (Status.PREPARING, Status.CLEARING, Status.GRANTED)
+ACTING = (Status.PREPARING, Status.CLEARING, Status.GRANTED, Status.CALLED)
 _STICKY = (Status.REFUSED_BUDGET, Status.TIMED_OUT)
 
 REASONS: dict[Status, str] = {
     Status.PREPARING: "conflicting groups kept red to prepare its green",
     Status.CLEARING: "conflicting greens ended early so that it arrives at green",
     Status.GRANTED: "its green is held until it has passed",
+    Status.CALLED: "an early call placed, served in the normal order without cutting a green",
     Status.QUEUED: "waits behind a higher-ranked conflicting request",
     Status.REFUSED_OTHERS: "conflicting road users have waited too long",
     Status.REFUSED_BUDGET: "the budget of grants per hour is used up",
@@ -101,7 +109,9 @@ def arbitrate_kernel(
     timing: Timing,
     sig: SignalState,
     t_s: float,
+    dt_s: float,
     demand: np.ndarray,
+    gap_s: np.ndarray,
     queue_veh: np.ndarray,
     base_request: np.ndarray,
     r_int: np.ndarray,
@@ -115,19 +125,26 @@ def arbitrate_kernel(
     budget: np.ndarray,
     out_request: np.ndarray,
     out_extend: np.ndarray,
+    out_precall: np.ndarray,
+    out_gapout: np.ndarray,
     status: np.ndarray,
     held_back: np.ndarray,
 ) -> None:
     """Serve the requests of every intersection in rank order (see the module docstring).
 
+    ``dt_s`` is the tick length (the core adds it to every timer before it compares).
     ``order`` lists the rows sorted by intersection, class (highest first) and ETA. Rows with
     ``r_sticky > 0`` keep that status (refused for budget, timed out). ``budget`` (float
     ``[I, C]``) is charged once per request (``r_charged``, updated). Writes ``out_request``
-    and ``out_extend`` (bool ``[I, G]``), ``status`` per row, and marks in ``held_back``
+    and ``out_extend`` (bool ``[I, G]``), ``out_precall`` (early calls for the base
+    controller's next tick), ``out_gapout`` (conflicting greens the base controller sees as
+    gapped out next tick), ``status`` per row, and marks in ``held_back``
     the groups with demand that an emergency request keeps from green.
     """
     out_request[:, :] = base_request
     out_extend[:, :] = False
+    out_precall[:, :] = False
+    out_gapout[:, :] = False
     n_g = sig.state.shape[1]
     n_i = sig.state.shape[0]
     taken = np.zeros((n_i, n_g), dtype=np.bool_)  # groups of accepted rows
@@ -176,20 +193,27 @@ def arbitrate_kernel(
             lead = max(lead, rem)
             worst = max(worst, keep_s + ig)
         extra = queue_veh[i, g] * rules.headway_s[c] + rules.margin_s[c]
-        if r_eta[r] > worst + extra:
+        if rules.precall[c] and s_g != GREEN:
+            # An early call is placed at once: the application's horizon says how early;
+            # the base controller needs the notice to end its stage at a gap.
+            act = Status.CALLED
+        elif r_eta[r] > worst + extra:
             # Far out: nothing needs to change yet (a green now is not held for it: should
             # it end, there is time to bring it back).
             status[r] = Status.PLANNED
             continue
-        if s_g == GREEN:
+        elif s_g == GREEN:
             act = Status.GRANTED
         elif not rules.preempt[c]:
             status[r] = Status.WAITING
             continue
         elif r_eta[r] <= lead + extra:
             act = Status.CLEARING
-        else:
+        elif rules.prepare[c]:
             act = Status.PREPARING
+        else:
+            status[r] = Status.PLANNED
+            continue
 
         if not r_charged[r]:
             if budget[i, c] < 1.0 - 1e-9:
@@ -197,8 +221,16 @@ def arbitrate_kernel(
                 continue
             budget[i, c] -= 1.0
             r_charged[r] = True
-        taken[i, g] = True
         status[r] = act
+        if act == Status.CALLED:
+            out_precall[i, g] = True  # no reservation: the base controller decides when
+            for k in range(n_g):
+                if (timing.conflict[i, g, k] and timing.valid[i, k] and sig.state[i, k] == GREEN
+                        and (gap_s[i, k] >= rules.gap_out_s[c]
+                             or sig.elapsed_s[i, k] + dt_s >= rules.gap_out_after_s[c] - EPS_S)):
+                    out_gapout[i, k] = True
+            continue
+        taken[i, g] = True
         out_request[i, g] = True
         out_extend[i, g] = True
         for k in range(n_g):
@@ -207,8 +239,11 @@ def arbitrate_kernel(
             if c == PriorityClass.EMERGENCY and demand[i, k]:
                 held_back[i, k] = True
             if act == Status.CLEARING:
-                if sig.state[i, k] == GREEN and sig.elapsed_s[i, k] < rules.cut_after_s[c]:
-                    continue  # not yet: this class lets a conflicting green run this long
+                # The core adds dt_s before it compares (see TickClock): look one tick ahead.
+                if (sig.state[i, k] == GREEN
+                        and sig.elapsed_s[i, k] + dt_s < rules.cut_after_s[c] - EPS_S
+                        and gap_s[i, k] < rules.cut_gap_s[c]):
+                    continue  # not yet: this class lets a conflicting green with traffic run this long
                 out_request[i, k] = False
             elif act == Status.PREPARING and sig.state[i, k] == RED:
                 out_request[i, k] = False
@@ -303,6 +338,10 @@ class PriorityArbiter(Controller):
         self.budget_ = np.tile(np.minimum(self.rules_.budget_per_h, 1e12), (n_i, 1))
         self.request_ = net.full(False, np.bool_)
         self.extend_ = net.full(False, np.bool_)
+        self.precall_ = net.full(False, np.bool_)
+        self.base_demand_ = net.full(False, np.bool_)
+        self.gapout_ = net.full(False, np.bool_)
+        self.base_gap_ = net.full(0.0)
         self.held_back_ = net.full(False, np.bool_)
         self.held_total_ = net.full(False, np.bool_)  # held back since the emergency began
         self.owed_ = net.full(False, np.bool_)
@@ -331,7 +370,12 @@ class PriorityArbiter(Controller):
         """Base proposal, application requests, one arbitration kernel call; returns ``request_``."""
         dt_s = self.clock_.tick(obs.t_s)
         self._t_s = obs.t_s
-        base_request = self.base.step(obs, signals)
+        # Early calls from the last tick reach the base controller as demand (a long-distance
+        # detector); the core keeps reading the real detectors.
+        np.logical_or(obs.demand, self.precall_, out=self.base_demand_)
+        np.copyto(self.base_gap_, obs.gap_s)
+        self.base_gap_[self.gapout_] = NO_DETECTION_S
+        base_request = self.base.step(replace(obs, demand=self.base_demand_, gap_s=self.base_gap_), signals)
         parts = [app.requests(obs, signals) for app in self.applications]
         parts.append(self._compensation(signals, obs.demand))
         req = PriorityRequests.concat(parts)
@@ -344,9 +388,10 @@ class PriorityArbiter(Controller):
         status = np.zeros(len(req), dtype=np.int8)
         self.held_back_[:] = False
         arbitrate_kernel(
-            self.timing_, signals, obs.t_s, obs.demand, obs.queue_veh, base_request,
+            self.timing_, signals, obs.t_s, dt_s, obs.demand, obs.gap_s, obs.queue_veh, base_request,
             req.intersection, req.group, req.cls, req.eta_s, sticky, charged, order,
-            self.rules_, self.budget_, self.request_, self.extend_, status, self.held_back_,
+            self.rules_, self.budget_, self.request_, self.extend_, self.precall_, self.gapout_,
+            status, self.held_back_,
         )
         # Time-outs: served longer than the class allows.
         acting = np.isin(status, ACTING)

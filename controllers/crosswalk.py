@@ -71,8 +71,10 @@ class Crosswalk(PriorityApplication):
 
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         v = obs.v2x
-        slow_user = (v.role == Role.PEDESTRIAN) & v.app & v.slow & (v.group >= 0)
-        g = np.maximum(v.group, 0)
+        n_g = self.clearance_s_.shape[1]
+        # A movement that is not known yet (-1) or not in the network gives no request.
+        slow_user = (v.role == Role.PEDESTRIAN) & v.app & v.slow & (v.group >= 0) & (v.group < n_g)
+        g = np.clip(v.group, 0, n_g - 1)
         clearance = self.clearance_s_[v.intersection, g] if len(v) else np.zeros(0)
         remaining_s = v.distance_m / self.slow_speed_mps
         on = slow_user & v.on_crossing & (remaining_s + self.margin_s > clearance)

@@ -10,12 +10,20 @@ for the queue in front of the vehicle to leave, holds the green until the vehicl
 (its request ends when it is past the stop line or has turned away), and then serves the
 groups it held back first (compensation). Several emergency vehicles: earliest arrival
 first; a vehicle that stops or never arrives is dropped after the class's time-out.
+
+The approach is cleared, not only the vehicle's own movement: the groups that share a lane
+with its group are requested too. A right-turner at the head of a shared straight-and-right
+lane would otherwise hold the emergency vehicle behind it at a green straight arrow (seen on
+corridor:peak: 96 s of waiting behind a turner at a red right-turn arrow).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
@@ -50,8 +58,17 @@ class GreenFlow(PriorityApplication):
         self.min_speed_mps = min_speed_mps
         self.siren_only = siren_only
 
-    def reset(self, net) -> None:
+    def reset(self, net: CompiledNetwork) -> None:
         super().reset(net)
+        # partners[i, g, k]: group k shares an incoming lane with group g.
+        n_i, n_g = net.timing.valid.shape
+        partners = np.zeros((n_i, n_g, n_g), dtype=np.bool_)
+        for i, x in enumerate(net.config.intersections):
+            lanes = [set(sg.lanes) for sg in x.signal_groups]
+            for g, lg in enumerate(lanes):
+                for k, lk in enumerate(lanes):
+                    partners[i, g, k] = k != g and bool(lg & lk)
+        self.partners_ = partners
         if not float(self.range_m) > 0.0:
             raise ConfigError(f"greenflow: range_m must be positive, got {self.range_m}")
         if not float(self.min_speed_mps) > 0.0:
@@ -63,4 +80,18 @@ class GreenFlow(PriorityApplication):
         if self.siren_only:
             mask &= v.siren
         eta = v.eta_s(self.min_speed_mps)[mask]
-        return rows_to_requests(mask, v, self.app_code, PriorityClass.EMERGENCY, eta)
+        own = rows_to_requests(mask, v, self.app_code, PriorityClass.EMERGENCY, eta)
+        # The groups that share a lane with its group, with the same arrival (one small loop
+        # over the emergency vehicles in range: a handful at most).
+        extra = []
+        for r in range(len(own)):
+            i, g = int(own.intersection[r]), int(own.group[r])
+            if g < 0 or g >= self.partners_.shape[1]:
+                continue  # movement not known yet, or not in the network: no partners
+            ks = np.nonzero(self.partners_[i, g])[0]
+            if len(ks):
+                extra.append(PriorityRequests(
+                    key=(own.key[r] & ~np.int64(0xFF)) | (np.int64(64) + ks.astype(np.int64)),
+                    intersection=np.full(len(ks), i), group=ks,
+                    cls=np.full(len(ks), int(PriorityClass.EMERGENCY)), eta_s=np.full(len(ks), own.eta_s[r])))
+        return PriorityRequests.concat([own, *extra]) if extra else own

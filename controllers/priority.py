@@ -82,11 +82,30 @@ class ClassRules:
     """How the arbiter serves one priority class.
 
     ``preempt``
-        May end conflicting greens early and keep conflicting groups from starting. False:
-        the class only holds a green that is already there (an extension).
+        May end conflicting greens early. False: the class only holds a green that is
+        already there (an extension), or places an early call (``precall``).
+    ``prepare``
+        From the time a conflicting group that started now could still delay it, no
+        conflicting group may start (costly for others: emergency vehicles and buses).
+    ``precall``
+        Instead of ending conflicting greens, the request becomes an early call for its
+        group in the base controller (a long-distance detector: Schwung), which then
+        serves it in its own order, at a gap-out, without cutting anyone's green.
+    ``gap_out_s``
+        With ``precall``: while the request waits, the base controller sees a conflicting
+        green as gapped out once no vehicle has passed its detectors for this long (a
+        shorter gap than its own), so the running stage ends at its next real gap and the
+        cycle reaches the requested group sooner. Stages stay whole: nothing is cut while
+        vehicles queue at the stop line.
+    ``gap_out_after_s``
+        ... and sees it as gapped out anyway once it has been green this long (a shorter
+        maximum green while the request waits: a shorter cycle).
     ``cut_after_s``
         A conflicting green is ended early only once it has been green this long (never
-        below its minimum green, which the core guarantees anyway).
+        below its minimum green, which the core guarantees anyway) ...
+    ``cut_gap_s``
+        ... or, earlier, once its traffic has thinned out: no vehicle over its detectors
+        for this long (a shorter gap than the base controller's; inf: never).
     ``others_wait_s``
         Refused while a conflicting group with demand has waited this long: the arbiter's
         own anti-starvation limit, below the core's hard ``max_wait_s``.
@@ -102,7 +121,12 @@ class ClassRules:
     """
 
     preempt: bool
+    prepare: bool = False
+    precall: bool = False
     cut_after_s: float = 0.0
+    cut_gap_s: float = INF
+    gap_out_s: float = INF
+    gap_out_after_s: float = INF
     others_wait_s: float = INF
     budget_per_h: float = INF
     timeout_s: float = INF
@@ -115,16 +139,19 @@ class ClassRules:
 #: conditional and give way to road users who have waited long.
 DEFAULT_RULES: dict[PriorityClass, ClassRules] = {
     PriorityClass.NONE: ClassRules(preempt=False),
-    PriorityClass.RAIN: ClassRules(preempt=True, cut_after_s=10.0, others_wait_s=60.0, timeout_s=90.0),
-    PriorityClass.CYCLIST: ClassRules(preempt=True, cut_after_s=10.0, others_wait_s=50.0,
+    PriorityClass.RAIN: ClassRules(preempt=False, precall=True, gap_out_s=2.0, gap_out_after_s=25.0,
+                                   others_wait_s=45.0, timeout_s=120.0),
+    PriorityClass.CYCLIST: ClassRules(preempt=False, precall=True, gap_out_s=2.0, others_wait_s=45.0,
                                       budget_per_h=120.0, timeout_s=40.0),
     PriorityClass.COMPENSATION: ClassRules(preempt=True, timeout_s=120.0),
     PriorityClass.FREIGHT: ClassRules(preempt=False, others_wait_s=40.0, budget_per_h=30.0,
                                       timeout_s=15.0),
-    PriorityClass.PUBLIC_TRANSPORT: ClassRules(preempt=True, cut_after_s=8.0, others_wait_s=60.0,
-                                               budget_per_h=30.0, timeout_s=60.0, headway_s=1.0),
+    PriorityClass.PUBLIC_TRANSPORT: ClassRules(preempt=True, prepare=True, cut_after_s=8.0,
+                                               others_wait_s=60.0, budget_per_h=30.0, timeout_s=60.0,
+                                               headway_s=1.0),
     PriorityClass.SLOW_CROSSER_WALK: ClassRules(preempt=False, timeout_s=60.0),
-    PriorityClass.EMERGENCY: ClassRules(preempt=True, timeout_s=90.0, margin_s=4.0, headway_s=2.0),
+    PriorityClass.EMERGENCY: ClassRules(preempt=True, prepare=True, timeout_s=90.0, margin_s=4.0,
+                                        headway_s=2.0),
     PriorityClass.SLOW_CROSSER_CLEARING: ClassRules(preempt=False, timeout_s=60.0),
 }
 
@@ -133,7 +160,12 @@ class RuleArrays(NamedTuple):
     """:class:`ClassRules` of every class as arrays indexed by class (for the numba kernel)."""
 
     preempt: np.ndarray        # bool[C]
+    prepare: np.ndarray        # bool[C]
+    precall: np.ndarray        # bool[C]
     cut_after_s: np.ndarray    # float64[C]
+    cut_gap_s: np.ndarray      # float64[C]
+    gap_out_s: np.ndarray      # float64[C]
+    gap_out_after_s: np.ndarray  # float64[C]
     others_wait_s: np.ndarray  # float64[C]
     budget_per_h: np.ndarray   # float64[C]
     timeout_s: np.ndarray      # float64[C]
@@ -147,7 +179,12 @@ def rule_arrays(rules: dict[PriorityClass, ClassRules]) -> RuleArrays:
     ordered = [merged[c] for c in PriorityClass]
     return RuleArrays(
         preempt=np.array([r.preempt for r in ordered], dtype=np.bool_),
+        prepare=np.array([r.prepare for r in ordered], dtype=np.bool_),
+        precall=np.array([r.precall for r in ordered], dtype=np.bool_),
         cut_after_s=np.array([r.cut_after_s for r in ordered], dtype=np.float64),
+        cut_gap_s=np.array([r.cut_gap_s for r in ordered], dtype=np.float64),
+        gap_out_s=np.array([r.gap_out_s for r in ordered], dtype=np.float64),
+        gap_out_after_s=np.array([r.gap_out_after_s for r in ordered], dtype=np.float64),
         others_wait_s=np.array([r.others_wait_s for r in ordered], dtype=np.float64),
         budget_per_h=np.array([r.budget_per_h for r in ordered], dtype=np.float64),
         timeout_s=np.array([r.timeout_s for r in ordered], dtype=np.float64),

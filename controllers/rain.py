@@ -9,8 +9,9 @@ before the shower). Rain mode is active from the first sample at or above
 While active, for each cyclist signal group (parameters per intersection):
 
 * earlier and more frequent service: a cyclist group whose riders have waited
-  ``wait_s`` asks for green (class RAIN: it may end a conflicting green that has run
-  ``cut_after_s`` of the class rules; it gives way to road users who have waited long);
+  ``wait_s`` asks for green (class RAIN: it ends a conflicting green as soon as its
+  traffic thins out, a gap of ``cut_gap_s`` in the class rules, shorter than the base
+  controller's, or after ``cut_after_s``; it gives way to road users who have waited long);
 * longer green: a cyclist green is held while riders keep coming (the time since one last
   passed a detector is below ``gap_s``) up to ``max_green_s``, also past the group's normal
   maximum green.

@@ -82,6 +82,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     from ivri.core.engine import SignalCore
     from ivri.metrics import VTypeInfo, compute_kpis, sumo_output_options, tripinfo_path
     from ivri.metrics.decisions import DECISIONS_FILENAME, DecisionLog
+    from ivri.metrics.vtypes import mode_of
     from ivri.sumo.bridge import SumoBridge
     from ivri.sumo.connection import sumo_version
 
@@ -161,6 +162,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         "wall_time_s": round(wall_s, 3),
         **kpis.to_dict(),
         "by_intersection": per_intersection,
+        "vtype_modes": {t: mode_of(info.vclass) for t, info in vtypes.items()},
     }
     if v2x_stats is not None:
         from ivri.metrics.app_users import equipped_trip_kpis

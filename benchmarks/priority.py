@@ -1,0 +1,384 @@
+"""Each priority application on and off, side by side, same scenarios and seeds (issue 4).
+
+    python benchmarks/priority.py [--scenarios crossing,tjunction,corridor,grid]
+                                  [--seeds 42,43,44] [--variant peak] [--workers 2]
+                                  [--out benchmark-results/priority] [--quick]
+
+For every scenario and seed it runs the vehicle-actuated controller without applications
+(the baseline, with V2X emulation on so that the same road users are measured), and then
+with each application alone and with all of them together, on the same demand and seed:
+
+=============  ===========================================  ========================================
+application    measured                                     target
+=============  ===========================================  ========================================
+greenflow      emergency vehicles' time lost, stops, and    time lost >= 60 % lower; no red
+               stop-line passages at red or amber; the      passages below saturation
+               vehicle-loss hours of everyone else
+schwung        app cyclists' mean stops and delay; other    stops >= 30 % fewer, delay >= 25 %
+               cyclists' and cars' delay                    lower
+rain           cyclist and car delay of trips that depart   cyclist delay >= 25 % lower in rain,
+               while it rains, and in the dry hour before   car delay <= +10 % in rain, no effect
+               (a shower from 20 to 40 min, 3 mm/h)         when dry
+crosswalk      slow crossers with the app still on the      zero with Crosswalk (the count without
+               crossing when a conflicting stream gets      it is reported)
+               green
+bus, truck     their delay and stops; cost to others       reported
+=============  ===========================================  ========================================
+
+Runs go through dask.distributed (a LocalCluster with ``--workers`` processes). It writes
+``priority.json`` (every figure, the SUMO version, seeds and parameters), ``priority.md``
+(the table) and PNG plots into ``--out``. ``--quick`` runs the short variant of the crossing
+with one seed, to check that everything works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ivri.runner import RunSpec, run_controller
+from ivri.sumo.connection import sumo_version
+
+BASE = "actuated"
+APPS = {
+    "greenflow": "actuated+greenflow",
+    "schwung": "actuated+schwung",
+    "rain": "actuated+rain",
+    "crosswalk": "actuated+crosswalk",
+    "bus": "actuated+bus",
+    "truck": "actuated+truck",
+    "all": "actuated+greenflow+schwung+crosswalk+bus+truck+rain",
+}
+#: The shower of the rain runs, as fractions of the run: dry, rain, dry.
+RAIN_FROM, RAIN_TO, RAIN_MM_H = 1 / 3, 2 / 3, 3.0
+
+
+def write_rain_csv(path: Path, begin_s: float, end_s: float) -> tuple[float, float]:
+    """A dry-wet-dry series; returns the shower's start and end [s]."""
+    span = end_s - begin_s
+    t0, t1 = begin_s + RAIN_FROM * span, begin_s + RAIN_TO * span
+    path.write_text(f"time_s,rain_mm_h\n{begin_s:.0f},0\n{t0:.0f},{RAIN_MM_H}\n{t1:.0f},0\n", encoding="utf-8")
+    return t0, t1
+
+
+def window_delays(tripinfo: Path, modes: dict[str, str], windows: dict[str, tuple[float, float]]
+                  ) -> dict[str, dict[str, float | None]]:
+    """Mean time loss per mode of arrived trips by the window their departure falls in."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for _, el in ET.iterparse(str(tripinfo), events=("end",)):
+        if el.tag != "tripinfo":
+            continue
+        mode = modes.get(el.get("vType", ""))
+        dep, arr = float(el.get("depart", "-1")), float(el.get("arrival", "-1"))
+        if mode in ("car", "bicycle") and dep >= 0 and arr >= 0:
+            for w, (a, b) in windows.items():
+                if a <= dep < b:
+                    sums.setdefault((w, mode), []).append(float(el.get("timeLoss", "0")))
+        el.clear()
+    return {w: {m: (statistics.fmean(sums[(w, m)]) if sums.get((w, m)) else None)
+                for m in ("car", "bicycle")} for w in windows}
+
+
+def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end_s: float | None
+            ) -> dict[str, Any]:
+    """One SUMO run and the figures the table needs (aggregates only; runs on a worker)."""
+    from ivri.runner import resolve_scenario
+    from ivri.sumo.sumocfg import read_sumocfg
+
+    _, cfg_path = resolve_scenario(scenario)
+    cfg = read_sumocfg(cfg_path)
+    begin, end = cfg.begin_s, end_s if end_s is not None else cfg.end_s
+    run_dir = out / scenario.replace(":", "_") / str(seed) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0, t1 = write_rain_csv(run_dir / "rain.csv", begin, end)
+    rec = run_controller(RunSpec(
+        scenario=scenario, controller=controller, seed=seed, out_dir=run_dir, v2x=True, end_s=end_s,
+        rain=run_dir / "rain.csv" if "rain" in controller.split("+") else None,
+    ))
+    tripinfo = run_dir / controller.replace("+", "_") / "tripinfo.xml"
+    # Dry: the first part of the run, before rain mode could switch on; rain: the shower.
+    windows = {"dry": (begin, t0 - 60.0), "rain": (t0, t1)}
+    m = rec["by_mode"]
+    return {
+        "scenario": scenario, "app": name, "controller": controller, "seed": seed,
+        "vehicle_loss_hours": rec["vehicle_loss_hours"],
+        "fuel_litres": rec["fuel_litres"],
+        "emergency_time_lost_s": rec["emergency_time_lost_s"],
+        "emergency_trips": m["emergency"]["trips"],
+        "emergency_stops": rec["emergency_stops"],
+        "emergency_loss_h": m["emergency"]["time_loss_s"] / 3600.0,
+        "v2x": rec["v2x"],
+        "cyclist_app": rec["cyclist_app"],
+        "modes": {k: {"mean_delay_s": v["mean_delay_s"], "mean_stops": v["mean_stops"], "trips": v["trips"],
+                      "time_loss_s": v["time_loss_s"]} for k, v in m.items()},
+        "windows": window_delays(tripinfo, rec["vtype_modes"], windows),
+        "decisions": rec.get("decisions", {}),
+        "wall_time_s": rec["wall_time_s"],
+        "sumo_version": rec["sumo_version"],
+    }
+
+
+def pct(new: float | None, old: float | None) -> float | None:
+    """Relative change new vs old in percent (None when undefined)."""
+    if new is None or old is None or old == 0:
+        return None
+    return 100.0 * (new - old) / old
+
+
+def mean(rows: list[dict[str, Any]], get: Callable[[dict[str, Any]], float | None]) -> float | None:
+    vals = [v for v in (get(r) for r in rows) if v is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def fmt(x: float | None, spec: str = ".1f", suffix: str = "") -> str:
+    return "-" if x is None else f"{x:{spec}}{suffix}"
+
+
+def measures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per scenario: every measure of the module docstring, baseline vs application."""
+    out = []
+    for scenario in sorted({r["scenario"] for r in runs}):
+        by = {a: [r for r in runs if r["scenario"] == scenario and r["app"] == a] for a in ["off", *APPS]}
+        off = by["off"]
+
+        def others_loss_h(rows: list[dict[str, Any]]) -> float | None:
+            return mean(rows, lambda run: run["vehicle_loss_hours"] - run["emergency_loss_h"])
+
+        row: dict[str, Any] = {"scenario": scenario, "seeds": sorted(r["seed"] for r in off)}
+        gf = by["greenflow"]
+        row["emergency"] = {
+            "trips": sum(r["emergency_trips"] for r in off),
+            "lost_s_off": mean(off, lambda r: r["emergency_time_lost_s"] / max(r["emergency_trips"], 1)),
+            "lost_s_on": mean(gf, lambda r: r["emergency_time_lost_s"] / max(r["emergency_trips"], 1)),
+            "stops_off": sum(r["emergency_stops"] for r in off),
+            "stops_on": sum(r["emergency_stops"] for r in gf),
+            "red_passages_off": sum(r["v2x"]["emergency_red_passages"] for r in off),
+            "red_passages_on": sum(r["v2x"]["emergency_red_passages"] for r in gf),
+            "amber_passages_on": sum(r["v2x"]["emergency_amber_passages"] for r in gf),
+            "passages_on": sum(r["v2x"]["emergency_passages"] for r in gf),
+            "others_loss_h_off": others_loss_h(off),
+            "others_loss_h_on": others_loss_h(gf),
+        }
+        row["emergency"]["lost_change_pct"] = pct(row["emergency"]["lost_s_on"], row["emergency"]["lost_s_off"])
+        sw = by["schwung"]
+        row["schwung"] = {
+            "app_trips": sum(r["cyclist_app"]["equipped"]["trips"] for r in sw),
+            "stops_off": mean(off, lambda r: r["cyclist_app"]["equipped"]["mean_stops"]),
+            "stops_on": mean(sw, lambda r: r["cyclist_app"]["equipped"]["mean_stops"]),
+            "delay_off": mean(off, lambda r: r["cyclist_app"]["equipped"]["mean_time_loss_s"]),
+            "delay_on": mean(sw, lambda r: r["cyclist_app"]["equipped"]["mean_time_loss_s"]),
+            "other_bikes_delay_off": mean(off, lambda r: r["cyclist_app"]["others"]["mean_time_loss_s"]),
+            "other_bikes_delay_on": mean(sw, lambda r: r["cyclist_app"]["others"]["mean_time_loss_s"]),
+            "car_delay_off": mean(off, lambda r: r["modes"]["car"]["mean_delay_s"]),
+            "car_delay_on": mean(sw, lambda r: r["modes"]["car"]["mean_delay_s"]),
+        }
+        s = row["schwung"]
+        s["stops_change_pct"] = pct(s["stops_on"], s["stops_off"])
+        s["delay_change_pct"] = pct(s["delay_on"], s["delay_off"])
+        s["car_delay_change_pct"] = pct(s["car_delay_on"], s["car_delay_off"])
+        rn = by["rain"]
+        row["rain"] = {
+            w: {m: {"off": mean(off, lambda r, w=w, m=m: r["windows"][w][m]),
+                    "on": mean(rn, lambda r, w=w, m=m: r["windows"][w][m])} for m in ("bicycle", "car")}
+            for w in ("rain", "dry")
+        }
+        for w in ("rain", "dry"):
+            for m in ("bicycle", "car"):
+                d = row["rain"][w][m]
+                d["change_pct"] = pct(d["on"], d["off"])
+        cw = by["crosswalk"]
+        row["crosswalk"] = {
+            "slow_app_crossings": sum(r["v2x"]["slow_crossings_with_app"] for r in cw),
+            "slow_app_caught_off": sum(r["v2x"]["slow_caught_with_app"] for r in off),
+            "slow_app_caught_on": sum(r["v2x"]["slow_caught_with_app"] for r in cw),
+            "slow_no_app_caught_on": sum(r["v2x"]["slow_caught_without_app"] for r in cw),
+            "ped_delay_off": mean(off, lambda r: r["modes"]["pedestrian"]["mean_delay_s"]),
+            "ped_delay_on": mean(cw, lambda r: r["modes"]["pedestrian"]["mean_delay_s"]),
+            "car_delay_off": mean(off, lambda r: r["modes"]["car"]["mean_delay_s"]),
+            "car_delay_on": mean(cw, lambda r: r["modes"]["car"]["mean_delay_s"]),
+        }
+        for mode in ("bus", "truck"):
+            rows_on = by[mode]
+            row[mode] = {
+                "delay_off": mean(off, lambda r, mode=mode: r["modes"][mode]["mean_delay_s"]),
+                "delay_on": mean(rows_on, lambda r, mode=mode: r["modes"][mode]["mean_delay_s"]),
+                "stops_off": mean(off, lambda r, mode=mode: r["modes"][mode]["mean_stops"]),
+                "stops_on": mean(rows_on, lambda r, mode=mode: r["modes"][mode]["mean_stops"]),
+                "veh_loss_h_off": mean(off, lambda r: r["vehicle_loss_hours"]),
+                "veh_loss_h_on": mean(rows_on, lambda r: r["vehicle_loss_hours"]),
+            }
+        al = by["all"]
+        row["all"] = {"veh_loss_h_off": mean(off, lambda r: r["vehicle_loss_hours"]),
+                      "veh_loss_h_on": mean(al, lambda r: r["vehicle_loss_hours"]),
+                      "emergency_lost_s_on": mean(al, lambda r: r["emergency_time_lost_s"] / max(r["emergency_trips"], 1)),
+                      "slow_app_caught_on": sum(r["v2x"]["slow_caught_with_app"] for r in al)}
+        out.append(row)
+    return out
+
+
+def tables(rows: list[dict[str, Any]]) -> list[Table]:
+    """The measures as rich tables (also written as Markdown)."""
+    t1 = Table(title="GreenFlow for BlueLights: emergency vehicles (mean per vehicle) and everyone else")
+    for c in ("scenario", "EVs", "lost s off", "lost s on", "change", "stops off/on", "red passages off/on",
+              "amber on", "others veh-h off", "others veh-h on"):
+        t1.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in rows:
+        e = r["emergency"]
+        t1.add_row(r["scenario"], str(e["trips"]), fmt(e["lost_s_off"]), fmt(e["lost_s_on"]),
+                   fmt(e["lost_change_pct"], "+.0f", " %"), f"{e['stops_off']}/{e['stops_on']}",
+                   f"{e['red_passages_off']}/{e['red_passages_on']}", str(e["amber_passages_on"]),
+                   fmt(e["others_loss_h_off"], ".2f"), fmt(e["others_loss_h_on"], ".2f"))
+    t2 = Table(title="Schwung: cyclists with the app (mean per trip) and the others")
+    for c in ("scenario", "app trips", "stops off", "stops on", "change", "delay s off", "delay s on", "change",
+              "other bikes s off/on", "car delay change"):
+        t2.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in rows:
+        s = r["schwung"]
+        t2.add_row(r["scenario"], str(s["app_trips"]), fmt(s["stops_off"], ".2f"), fmt(s["stops_on"], ".2f"),
+                   fmt(s["stops_change_pct"], "+.0f", " %"), fmt(s["delay_off"]), fmt(s["delay_on"]),
+                   fmt(s["delay_change_pct"], "+.0f", " %"),
+                   f"{fmt(s['other_bikes_delay_off'])}/{fmt(s['other_bikes_delay_on'])}",
+                   fmt(s["car_delay_change_pct"], "+.0f", " %"))
+    t3 = Table(title="Rain mode: mean time loss of trips departing during the shower and in the dry part before")
+    for c in ("scenario", "bike rain off", "bike rain on", "change", "car rain off", "car rain on", "change",
+              "bike dry change", "car dry change"):
+        t3.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in rows:
+        w = r["rain"]
+        t3.add_row(r["scenario"], fmt(w["rain"]["bicycle"]["off"]), fmt(w["rain"]["bicycle"]["on"]),
+                   fmt(w["rain"]["bicycle"]["change_pct"], "+.0f", " %"), fmt(w["rain"]["car"]["off"]),
+                   fmt(w["rain"]["car"]["on"]), fmt(w["rain"]["car"]["change_pct"], "+.0f", " %"),
+                   fmt(w["dry"]["bicycle"]["change_pct"], "+.1f", " %"), fmt(w["dry"]["car"]["change_pct"], "+.1f", " %"))
+    t4 = Table(title="Crosswalk: slow crossers with the app on the crossing when a conflicting stream got green")
+    for c in ("scenario", "slow app crossings", "caught without Crosswalk", "caught with Crosswalk",
+              "slow, no app, caught", "ped delay s off/on", "car delay s off/on"):
+        t4.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in rows:
+        c = r["crosswalk"]
+        t4.add_row(r["scenario"], str(c["slow_app_crossings"]), str(c["slow_app_caught_off"]),
+                   str(c["slow_app_caught_on"]), str(c["slow_no_app_caught_on"]),
+                   f"{fmt(c['ped_delay_off'])}/{fmt(c['ped_delay_on'])}",
+                   f"{fmt(c['car_delay_off'])}/{fmt(c['car_delay_on'])}")
+    t5 = Table(title="Bus and truck priority (mean per trip) and the cost to everyone (vehicle-loss hours)")
+    for c in ("scenario", "bus delay s off/on", "bus stops off/on", "veh-h off/on (bus)", "truck delay s off/on",
+              "truck stops off/on", "veh-h off/on (truck)", "all apps veh-h off/on"):
+        t5.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in rows:
+        b, k, a = r["bus"], r["truck"], r["all"]
+        t5.add_row(r["scenario"], f"{fmt(b['delay_off'])}/{fmt(b['delay_on'])}",
+                   f"{fmt(b['stops_off'], '.2f')}/{fmt(b['stops_on'], '.2f')}",
+                   f"{fmt(b['veh_loss_h_off'], '.2f')}/{fmt(b['veh_loss_h_on'], '.2f')}",
+                   f"{fmt(k['delay_off'])}/{fmt(k['delay_on'])}",
+                   f"{fmt(k['stops_off'], '.2f')}/{fmt(k['stops_on'], '.2f')}",
+                   f"{fmt(k['veh_loss_h_off'], '.2f')}/{fmt(k['veh_loss_h_on'], '.2f')}",
+                   f"{fmt(a['veh_loss_h_off'], '.2f')}/{fmt(a['veh_loss_h_on'], '.2f')}")
+    return [t1, t2, t3, t4, t5]
+
+
+def markdown(table: Table) -> str:
+    """A rich table as a Markdown table."""
+    cols = [c.header for c in table.columns]
+    cells = [list(c.cells) for c in table.columns]
+    lines = [f"### {table.title}", "", "| " + " | ".join(map(str, cols)) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(cells[j][i]) for j in range(len(cols))) + " |" for i in range(len(cells[0]))]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Bar charts of the headline measure of each application, off vs on, per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("emergency time lost [s/vehicle]", lambda r: (r["emergency"]["lost_s_off"], r["emergency"]["lost_s_on"])),
+        ("app cyclists' stops [per trip]", lambda r: (r["schwung"]["stops_off"], r["schwung"]["stops_on"])),
+        ("app cyclists' delay [s]", lambda r: (r["schwung"]["delay_off"], r["schwung"]["delay_on"])),
+        ("cyclist delay in rain [s]", lambda r: (r["rain"]["rain"]["bicycle"]["off"], r["rain"]["rain"]["bicycle"]["on"])),
+        ("car delay in rain [s]", lambda r: (r["rain"]["rain"]["car"]["off"], r["rain"]["rain"]["car"]["on"])),
+        ("slow app crossers caught [count]", lambda r: (r["crosswalk"]["slow_app_caught_off"],
+                                                        r["crosswalk"]["slow_app_caught_on"])),
+        ("bus delay [s]", lambda r: (r["bus"]["delay_off"], r["bus"]["delay_on"])),
+        ("vehicle-loss hours, all apps", lambda r: (r["all"]["veh_loss_h_off"], r["all"]["veh_loss_h_on"])),
+    ]
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    names = [r["scenario"] for r in rows]
+    x = range(len(rows))
+    for ax, (title, get) in zip(axes.flat, panels, strict=True):
+        vals = [get(r) for r in rows]
+        ax.bar([i - 0.2 for i in x], [v[0] or 0 for v in vals], 0.4, label="off", color="0.6")
+        ax.bar([i + 0.2 for i in x], [v[1] or 0 for v in vals], 0.4, label="on", color="tab:green")
+        ax.set_xticks(list(x), names, rotation=20, fontsize=8)
+        ax.set_title(title, fontsize=9)
+    axes.flat[0].legend()
+    fig.suptitle("priority applications off vs on (same seeds)")
+    fig.tight_layout()
+    path = out / "priority.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="crossing,tjunction,corridor,grid")
+    parser.add_argument("--seeds", default="42,43,44")
+    parser.add_argument("--variant", default="peak")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--end", type=float, default=None, help="stop every run at this time [s]")
+    parser.add_argument("--out", type=Path, default=Path("benchmark-results/priority"))
+    parser.add_argument("--quick", action="store_true", help="crossing:short, one seed")
+    args = parser.parse_args()
+    if args.quick:
+        args.scenarios, args.seeds, args.variant = "crossing", "42", "short"
+    seeds = [int(s) for s in args.seeds.split(",")]
+    scenarios = [f"{s}:{args.variant}" for s in args.scenarios.split(",")]
+    jobs = [(sc, name, ctl, seed) for sc in scenarios for seed in seeds
+            for name, ctl in [("off", BASE), *APPS.items()]]
+    out = args.out.resolve()
+    console = Console(width=180)
+
+    from dask.distributed import Client, LocalCluster, as_completed
+    from rich.progress import Progress
+
+    runs: list[dict[str, Any]] = []
+    with (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                       dashboard_address=None) as cluster, Client(cluster) as client,
+          Progress(console=console) as bar):
+        task = bar.add_task(f"{len(jobs)} runs on {args.workers} workers", total=len(jobs))
+        futures = [client.submit(one_run, sc, name, ctl, seed, out, args.end, pure=False)
+                   for sc, name, ctl, seed in jobs]
+        for fut in as_completed(futures):
+            r = fut.result()
+            runs.append(r)
+            bar.advance(task)
+            bar.console.print(f"  {r['scenario']} {r['app']:<9} seed {r['seed']}: "
+                              f"{r['vehicle_loss_hours']:.1f} veh-h ({r['wall_time_s']:.0f} s)")
+    rows = measures(runs)
+    md = [(f"# Priority applications on and off\n\nScenarios {scenarios}, seeds {seeds}, "
+           f"SUMO {sumo_version()}, baseline {BASE!r}.\n")]
+    for t in tables(rows):
+        console.print(t)
+        md.append(markdown(t))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "priority.md").write_text("\n".join(md), encoding="utf-8")
+    (out / "priority.json").write_text(json.dumps({"sumo_version": sumo_version(), "seeds": seeds,
+                                                   "scenarios": scenarios, "applications": APPS,
+                                                   "measures": rows, "runs": runs}, indent=1), encoding="utf-8")
+    for p in plot(rows, out):
+        console.print(f"wrote {p}")
+    console.print(f"wrote {out / 'priority.md'} and {out / 'priority.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,7 @@ from .base import Controller, Observation
 from .conditional import BusPriority, TruckPriority
 from .crosswalk import Crosswalk
 from .fixed_time import FixedTime
+from .glosa import Glosa, SpeedAdvice
 from .greenflow import GreenFlow
 from .max_pressure import MaxPressure
 from .priority import PriorityApplication, PriorityClass, PriorityRequests
@@ -50,6 +51,7 @@ __all__ = [
     "Controller",
     "Crosswalk",
     "FixedTime",
+    "Glosa",
     "GreenFlow",
     "MaxPressure",
     "Observation",
@@ -61,6 +63,7 @@ __all__ = [
     "RainSeries",
     "Role",
     "Schwung",
+    "SpeedAdvice",
     "TruckPriority",
     "V2XObservation",
     "VehicleActuated",
@@ -94,6 +97,7 @@ APPLICATIONS: dict[str, type[PriorityApplication]] = {
         Crosswalk,
         BusPriority,
         TruckPriority,
+        Glosa,
     )
 }
 

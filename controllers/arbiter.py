@@ -355,6 +355,22 @@ class PriorityArbiter(Controller):
         """Groups whose green the core may hold past max green this tick (priority holds)."""
         return self.extend_
 
+    def gives_advice(self) -> bool:
+        """True when an application gives speed advice (GLOSA): the runner then calls
+        :meth:`advice` every tick and applies it."""
+        return any(callable(getattr(a, "advice", None)) for a in self.applications)
+
+    def advice(self, signals: SignalState, spat: Any) -> Any:
+        """Speed advice of the applications that give it (:class:`~.glosa.SpeedAdvice`).
+
+        Call after the core has advanced, with its state and its SPaT
+        (``core.time_to_change_s()``). Advice never changes a light.
+        """
+        from .glosa import SpeedAdvice
+
+        return SpeedAdvice.concat([a.advice(signals, spat) for a in self.applications
+                                   if callable(getattr(a, "advice", None))])
+
     # --- per tick ---------------------------------------------------------------------------
 
     def _compensation(self, signals: SignalState, demand: np.ndarray) -> PriorityRequests:

@@ -135,14 +135,17 @@ class ClassRules:
 
 
 #: The defaults per class. Emergency: Dutch practice clears the approach for a blue-light
-#: vehicle whatever it costs; only the core's hard bounds apply. Bus and cyclist requests are
-#: conditional and give way to road users who have waited long.
+#: vehicle whatever it costs; only the core's hard bounds apply. Its margin (12 s) and queue
+#: allowance (3 s per queued vehicle) were measured on corridor:peak and crossing:peak (seeds
+#: 42, 43): with 4 s and 2 s the emergency vehicles lost 45 % and 51 % less time than without
+#: GreenFlow, with 12 s and 3 s 65 % and 62 %, for 5 % more vehicle-loss hours of the others.
+#: Bus and cyclist requests are conditional and give way to road users who have waited long.
 DEFAULT_RULES: dict[PriorityClass, ClassRules] = {
     PriorityClass.NONE: ClassRules(preempt=False),
     PriorityClass.RAIN: ClassRules(preempt=False, precall=True, gap_out_s=2.0, gap_out_after_s=25.0,
                                    others_wait_s=45.0, timeout_s=120.0),
-    PriorityClass.CYCLIST: ClassRules(preempt=False, precall=True, gap_out_s=2.0, others_wait_s=45.0,
-                                      budget_per_h=120.0, timeout_s=40.0),
+    PriorityClass.CYCLIST: ClassRules(preempt=False, precall=True, gap_out_s=2.0, others_wait_s=90.0,
+                                      budget_per_h=120.0, timeout_s=120.0),
     PriorityClass.COMPENSATION: ClassRules(preempt=True, timeout_s=120.0),
     PriorityClass.FREIGHT: ClassRules(preempt=False, others_wait_s=40.0, budget_per_h=30.0,
                                       timeout_s=15.0),
@@ -150,8 +153,8 @@ DEFAULT_RULES: dict[PriorityClass, ClassRules] = {
                                                others_wait_s=60.0, budget_per_h=30.0, timeout_s=60.0,
                                                headway_s=1.0),
     PriorityClass.SLOW_CROSSER_WALK: ClassRules(preempt=False, timeout_s=60.0),
-    PriorityClass.EMERGENCY: ClassRules(preempt=True, prepare=True, timeout_s=90.0, margin_s=4.0,
-                                        headway_s=2.0),
+    PriorityClass.EMERGENCY: ClassRules(preempt=True, prepare=True, timeout_s=90.0, margin_s=12.0,
+                                        headway_s=3.0),
     PriorityClass.SLOW_CROSSER_CLEARING: ClassRules(preempt=False, timeout_s=60.0),
 }
 

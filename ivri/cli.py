@@ -70,6 +70,9 @@ def run(
     share: Annotated[list[str] | None, typer.Option("--share", help="share of road users with V2X "
                      "or the app, e.g. --share cyclist=0.3 (kinds: emergency, bus, truck, cyclist, "
                      "slow_pedestrian, car); repeatable")] = None,
+    v2x: Annotated[str | None, typer.Option("--v2x", metavar="URL", help="co-simulation: the "
+                   "equipped vehicles publish CAMs to this MQTT broker (mqtt://host:port) and the "
+                   "gateway controls the lights over it, in lockstep with SUMO")] = None,
 ) -> None:
     """Run a scenario under one or more controllers and print the KPIs.
 
@@ -79,7 +82,7 @@ def run(
     """
     try:
         _run(scenario, controller, compare, out, seed, end, config, traci, gui, rain,
-             _parse_shares(share or []))
+             _parse_shares(share or []), v2x)
     except IvriError as exc:
         _fail(str(exc))
 
@@ -104,12 +107,18 @@ def _parse_shares(items: list[str]) -> dict[str, float]:
 
 def _run(scenario: str, controller: str | None, compare: str | None, out: Path | None, seed: int,
          end: float | None, config: Path | None, traci: bool, gui: bool, rain: Path | None = None,
-         shares: dict[str, float] | None = None) -> None:
+         shares: dict[str, float] | None = None, v2x_broker: str | None = None) -> None:
     from ivri.metrics import kpi_table, plot_comparison, write_kpis_json
     from ivri.runner import RunSpec, resolve_scenario, run_controller
 
     names = _controller_names(controller, compare)
     label, _ = resolve_scenario(scenario)
+    if v2x_broker is not None:
+        if "sumo-native" in names:
+            raise ConfigError("--v2x needs ivri controllers; sumo-native runs SUMO's own programs")
+        from ivri.sumo.cosim import check_broker
+
+        check_broker(v2x_broker)  # a bad URL or no broker fails before SUMO starts
     if config is not None:
         from ivri.config import load_network_config
 
@@ -130,7 +139,7 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
                            backend="traci" if (traci or gui) else "libsumo", gui=gui,
                            intersections=config, end_s=end,
                            rain=rain if "rain" in name.split("+") else None,
-                           v2x_shares=shares or None)
+                           v2x_shares=shares or None, v2x_broker=v2x_broker)
             records.append(run_controller(spec, progress=report))
     console.print(kpi_table(records))
     if out is not None:

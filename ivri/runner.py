@@ -48,6 +48,9 @@ class RunSpec:
     rain: Path | None = None
     #: More SUMO route or additional files (e.g. extra emergency trips for a benchmark).
     extra_files: tuple[Path, ...] = ()
+    #: Co-simulation (:mod:`ivri.sumo.cosim`): the equipped vehicles publish CAMs to this MQTT
+    #: broker (``mqtt://host:port``) and the gateway, in lockstep, controls the lights.
+    v2x_broker: str | None = None
 
 
 def resolve_scenario(scenario: str) -> tuple[str, Path]:
@@ -89,6 +92,13 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     label, sumocfg = resolve_scenario(spec.scenario)
     native = spec.controller == SUMO_NATIVE
     apps = () if native else parse_spec(spec.controller)[1]
+    if "glosa" in apps and "car" not in (spec.v2x_shares or {}):
+        # GLOSA advises equipped cars; no car share given: GLOSA_CAR_SHARE (0.2) of them.
+        import dataclasses
+
+        from ivri.controllers.glosa import GLOSA_CAR_SHARE
+
+        spec = dataclasses.replace(spec, v2x_shares={**(spec.v2x_shares or {}), "car": GLOSA_CAR_SHARE})
     params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.controller_params.items()}
     if spec.rain is not None:
         if "rain" not in apps:
@@ -96,6 +106,13 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         params.setdefault("rain", {})["rain"] = spec.rain
     controller = None if native else make_controller(spec.controller, **params)
     emulate = (bool(apps) if spec.v2x is None else spec.v2x) and not native
+    if spec.v2x_broker is not None:
+        if native:
+            raise ConfigError("--v2x needs an ivri controller; sumo-native runs SUMO's own programs")
+        from ivri.sumo.cosim import check_broker
+
+        check_broker(spec.v2x_broker)  # a bad URL or no broker fails before SUMO starts
+        emulate = True  # the equipped vehicles are the ones that send CAMs
     run_dir = spec.out_dir / spec.controller.replace("+", "_")
     run_dir.mkdir(parents=True, exist_ok=True)
     extra = sumo_output_options(run_dir)
@@ -117,10 +134,21 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         extra_args=extra,
         intersections=_load_intersections(spec.intersections),
         control=not native,
-        v2x=({"shares": spec.v2x_shares or {}} if emulate else None),
+        v2x=({"shares": spec.v2x_shares or {}, **({"positions": True} if spec.v2x_broker else {})}
+             if emulate else None),
     )
-    with log if log is not None else _nothing(), bridge:
+    cosim = None
+    with log if log is not None else _nothing(), bridge, contextlib.ExitStack() as stack:
         net = bridge.start()
+        if spec.v2x_broker is not None and net is not None:
+            from ivri.sumo.cosim import CoSimulation
+
+            # The gateway runs its own controller (same spec and parameters) and logs its
+            # decisions into the run's log; the local controller above stays unused.
+            cosim = CoSimulation(bridge, spec.v2x_broker, controller=spec.controller, controller_params=params,
+                                 config=_load_intersections(spec.intersections), decision_log=log)
+            cosim.start()
+            stack.callback(cosim.close)
         end_s = spec.end_s if spec.end_s is not None else bridge.end_s
         if end_s is None:
             raise NetworkError(f"{sumocfg} has no end time; give one with --end")
@@ -131,20 +159,29 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         if controller is not None and net is not None:
             core = SignalCore(net, bridge.dt_s, start_s=begin_s)
             controller.reset(net)
+        # Speed advice (GLOSA): after the core has advanced, from its SPaT, applied in SUMO.
+        advise = core is not None and bridge.v2x is not None and getattr(controller, "gives_advice", bool)()
         t_s = begin_s
         while t_s < end_s - 1e-9:
             t_s = bridge.step()
-            if core is not None:
+            if cosim is not None:
+                state, changed = cosim.exchange(t_s, bridge.observe())
+                bridge.actuate(state, changed)
+            elif core is not None:
                 obs = bridge.observe()
                 request = controller.step(obs, core.signals)
                 changed = core.advance(request, obs.demand, controller.extend_green())
                 bridge.actuate(core.signals, changed)
+                if advise:
+                    bridge.apply_advice(controller.advice(core.signals, core.time_to_change_s()))
             if progress is not None and t_s >= next_report_s:
                 progress(t_s - begin_s, span_s)
                 next_report_s = t_s + 10.0
         vtypes = {k: VTypeInfo(vclass=v[0], emission_class=v[1]) for k, v in bridge.vtypes().items()}
         per_intersection = bridge.intersection_stats()
         v2x_stats = bridge.v2x.stats.to_dict() if bridge.v2x is not None else None
+        if cosim is not None:
+            cosim.close()
     wall_s = time.perf_counter() - started
     if progress is not None:
         progress(span_s, span_s)
@@ -172,6 +209,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         bikes = [t for t, info in vtypes.items() if info.vclass == "bicycle"]
         record["v2x"] = v2x_stats
         record["cyclist_app"] = equipped_trip_kpis(tripinfo_path(run_dir), bikes, share, spec.seed, "cyclist")
+    if cosim is not None:
+        record["cosim"] = cosim.stats()
     if log is not None:
         record["decisions"] = log.summary()
     rain_app = next((a for a in getattr(controller, "applications", ()) if a.name == "rain"), None)

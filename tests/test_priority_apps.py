@@ -196,7 +196,8 @@ def test_greenflow_ends_a_running_conflicting_green_in_time() -> None:
         if t <= arrival:
             obs.v2x = V2XObservation.from_rows([emergency(7, 1, approaching(t, arrival))])
 
-    r = Run(two_groups(), arbiter(fixed(), GreenFlow()), scene, 200)
+    # Margin 4 s pinned (the default, 12 s, would hold B's previous green all the way through).
+    r = Run(two_groups(), arbiter(fixed(), GreenFlow(), rules={"emergency": {"margin_s": 4.0}}), scene, 200)
     assert r.at("B", arrival) == GREEN
     # A's green of the second cycle was cut short, but not below its minimum green.
     a_start, a_end = next((a, b) for a, b in r.intervals("A") if a >= 50.0)

@@ -119,6 +119,17 @@ class GatewayService:
     :attr:`refused` (SREMs refused by the verifier, by reason), :attr:`published` (by kind),
     :attr:`dropped` (outgoing messages not sent, by reason); :meth:`stats` returns all.
     ``on_tick`` (``callable(service)``) runs after every tick (tests, metrics).
+
+    Co-simulation hooks (:mod:`ivri.sumo.cosim`; all off by default):
+
+    * ``external_clock=True``: :meth:`run` starts no engine loop; the caller ticks with
+      ``await service.tick_once(now_s)``, and message receipt times and expiry use
+      :attr:`clock_s` (the caller's clock: simulated seconds) instead of the monotonic clock.
+    * ``demand_source``: ``callable() -> Observation`` whose detector fields (``demand``,
+      ``gap_s``, ``queue_veh``, ``approach_veh``, ``downstream_queue_veh``) replace the view
+      derived from the messages (there are detectors after all: SUMO's); the V2X rows
+      still come from the CAMs / SREMs received.
+    * ``controller_params``: keyword arguments of :func:`~ivri.controllers.make_controller`.
     """
 
     def __init__(
@@ -155,6 +166,9 @@ class GatewayService:
         log_every_s: float = 5.0,
         on_tick: Callable[[GatewayService], None] | None = None,
         decision_log: Any = None,
+        controller_params: dict[str, Any] | None = None,
+        external_clock: bool = False,
+        demand_source: Callable[[], Observation] | None = None,
     ) -> None:
         if not (math.isfinite(tick_s) and tick_s > 0):
             raise ConfigError(f"tick_s must be a positive number of seconds, not {tick_s}")
@@ -172,7 +186,7 @@ class GatewayService:
         self.net = compile_network(config)
         self.sites = SiteTable(config, sites)
         self.controller_spec = controller
-        self.ctl = make_controller(controller)
+        self.ctl = make_controller(controller, **(controller_params or {}))
         self.ctl.reset(self.net)
         self.decisions = decision_log if decision_log is not None else _DecisionCollector()
         if hasattr(self.ctl, "attach_log"):
@@ -200,6 +214,10 @@ class GatewayService:
         self.client_id = client_id
         self.log_every_s = log_every_s
         self.on_tick = on_tick
+        self.external_clock = bool(external_clock)
+        #: The caller's clock (seconds) with ``external_clock``; see :meth:`tick_once`.
+        self.clock_s = 0.0
+        self.demand_source = demand_source
 
         self.table = StationTable()
         self.received: Counter[str] = Counter()
@@ -255,7 +273,9 @@ class GatewayService:
         self._stopping = asyncio.Event()
         self._outbox = asyncio.Queue(maxsize=_MAX_OUTBOX)
         self._offline_since = time.monotonic()
-        engine = asyncio.create_task(self._engine_loop(), name="ivri-gateway-engine")
+        # With an external clock the caller ticks (tick_once): the engine task only waits.
+        engine = asyncio.create_task(self._stopping.wait() if self.external_clock else self._engine_loop(),
+                                     name="ivri-gateway-engine")
         mqtt = asyncio.create_task(self._mqtt_loop(), name="ivri-gateway-mqtt")
         stop = asyncio.create_task(self._stopping.wait())
         try:
@@ -283,12 +303,22 @@ class GatewayService:
         if self._stopping is not None:
             self._stopping.set()
 
+    async def tick_once(self, now_s: float) -> None:
+        """One tick at the caller's time ``now_s`` (``external_clock`` mode, e.g. lockstep with
+        SUMO): sets :attr:`clock_s`, ticks, and yields once so the SPATEM goes out."""
+        self.clock_s = float(now_s)
+        self.tick(self.clock_s)
+        await asyncio.sleep(0)
+
+    def _now(self) -> float:
+        return self.clock_s if self.external_clock else time.monotonic()
+
     # ----------------------------------------------------------------------------- ingest
 
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> None:
         """Process one incoming message. Never raises."""
         try:
-            self._handle(topic, payload, time.monotonic() if now is None else now)
+            self._handle(topic, payload, self._now() if now is None else now)
         except Exception as exc:  # noqa: BLE001  (last line of defence: input must never crash us)
             self._reject("internal_error", f"{type(exc).__name__}: {exc}")
 
@@ -447,14 +477,20 @@ class GatewayService:
     def tick(self, now: float | None = None) -> None:
         """One engine tick (called by the engine loop; tests may call it directly)."""
         t0 = time.perf_counter()
-        now = time.monotonic() if now is None else now
+        now = self._now() if now is None else now
         unix = time.time()
         self.table.expire(now, self.station_ttl_s)
         v2x = self.table.observation(self.sites, now, self.default_eta_s)
-        demand, gap, queue, approach = detector_view(
-            v2x, self.net.timing.valid.shape, self.extension_m, self.always_demand)
+        if self.demand_source is not None:
+            det = self.demand_source()
+            demand, gap, queue, approach, down = (det.demand, det.gap_s, det.queue_veh,
+                                                  det.approach_veh, det.downstream_queue_veh)
+        else:
+            demand, gap, queue, approach = detector_view(
+                v2x, self.net.timing.valid.shape, self.extension_m, self.always_demand)
+            down = self._zeros
         obs = Observation(t_s=self.core.t_s + self.tick_s, demand=demand, gap_s=gap,
-                          queue_veh=queue, approach_veh=approach, downstream_queue_veh=self._zeros,
+                          queue_veh=queue, approach_veh=approach, downstream_queue_veh=down,
                           v2x=v2x)
         try:
             request = self.ctl.step(obs, self.core.signals)
@@ -467,7 +503,7 @@ class GatewayService:
         changed = self.core.advance(self._request, demand, self._extend)
         self.ticks += 1
         self._answer_requests(unix)
-        spat_due = now >= self._next_spat
+        spat_due = now >= self._next_spat - 1e-6  # tolerance: spat_every_s == tick_s means every tick
         if spat_due:
             self._next_spat = now + self.spat_every_s
         prio = self._priority_active()

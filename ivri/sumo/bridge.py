@@ -339,6 +339,15 @@ class SumoBridge:
         except Exception as exc:  # noqa: BLE001
             raise SimulationError(f"SUMO refused a traffic-light state at t={self.t_s:g} s: {exc}") from None
 
+    def apply_advice(self, advice: Any) -> int:
+        """Make equipped vehicles follow speed advice (GLOSA, :class:`~ivri.controllers.glosa.SpeedAdvice`:
+        ``token``, ``speed_mps``); only changes reach SUMO (:meth:`V2XEmulator.apply_advice`).
+        Returns the TraCI calls made; 0 without V2X emulation."""
+        self._require()
+        if self.v2x is None:
+            return 0
+        return self.v2x.apply_advice(advice.token, advice.speed_mps)
+
     # --- information ---------------------------------------------------------------------------
 
     def expected_vehicles(self) -> int:

@@ -38,6 +38,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -59,6 +60,7 @@ from ivri.sumo.observe import (
 __all__ = ["DEFAULT_SHARES", "V2XEmulator", "V2XStats", "equipped_mask"]
 
 VAR_SPEED = 0x40
+VAR_POSITION = 0x42
 VAR_TIMELOSS = 0x8C
 VAR_NEXT_TLS = 0x70
 VAR_DEPARTED_VEHICLES_IDS = 0x74
@@ -90,6 +92,9 @@ _ROLE_OF_VCLASS: dict[str, Role] = {
 }
 _SHARE_OF_ROLE = {Role.EMERGENCY: "emergency", Role.BUS: "bus", Role.TRUCK: "truck",
                   Role.CYCLIST: "cyclist", Role.CAR: "car"}
+
+_ROAD, _NEXT, _TYPE = itemgetter(VAR_ROAD_ID), itemgetter(VAR_NEXT_EDGE), itemgetter(VAR_TYPE)
+_POS, _ANGLE = itemgetter(VAR_LANEPOSITION), itemgetter(VAR_ANGLE)
 
 #: An emergency vehicle whose next traffic light changes within this distance of a stop line
 #: has passed it (at 0.1 s steps and 20 m/s it moves 2 m per step).
@@ -127,6 +132,9 @@ class V2XStats:
     slow_caught_without_app: int = 0
     slow_crossings_with_app: int = 0     # slow crossers with the app seen on a crossing
     slow_crossings_without_app: int = 0
+    advice_commands: int = 0             # speed advice set or changed (GLOSA, apply_advice)
+    advice_releases: int = 0             # advice ended: the vehicle drives on its own again
+    advice_starts: int = 0               # a vehicle without advice got one
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.__dict__.items()}
@@ -139,6 +147,8 @@ class V2XEmulator:
     run's ``observer`` (made with ``person_details=True``), ``sumo_net`` (the sumolib network,
     for the crossings' geometry), ``shares`` (overrides of :data:`DEFAULT_SHARES`),
     ``range_m`` (vehicles farther from their next stop line are not reported) and ``seed``.
+    ``positions=True`` also subscribes the equipped vehicles to position and angle, for
+    :meth:`kinematics` (the co-simulation's CAMs, :mod:`ivri.sumo.cosim`).
     """
 
     def __init__(
@@ -152,6 +162,7 @@ class V2XEmulator:
         shares: dict[str, float] | None = None,
         range_m: float = 1000.0,
         seed: int = 0,
+        positions: bool = False,
     ) -> None:
         unknown = set(shares or {}) - set(DEFAULT_SHARES)
         if unknown:
@@ -164,6 +175,8 @@ class V2XEmulator:
         self.shares = {**DEFAULT_SHARES, **(shares or {})}
         self.range_m = float(range_m)
         self.seed = int(seed)
+        self._vars = [VAR_SPEED, VAR_TIMELOSS, VAR_NEXT_TLS] + ([VAR_POSITION, VAR_ANGLE] if positions else [])
+        self._last: dict[str, Any] = {}
         n_i, n_g = net.timing.valid.shape
         self._n_g = n_g
         self._tls_index = {lm.tls_id: i for i, lm in enumerate(link_maps)}
@@ -182,6 +195,12 @@ class V2XEmulator:
                     heading = math.degrees(math.atan2(x1 - x0, y1 - y0)) % 360.0
                     self._crossing[e] = (i, g, float(lane.getLength()), heading)
         self._kerb = {k: cols[0] for k, cols in observer._ped_key.items()}
+        names = list(self._crossing)
+        self._crossing_index = {e: j for j, e in enumerate(names)}
+        self._cross_i = np.array([self._crossing[e][0] for e in names] or [0], dtype=np.int64)
+        self._cross_g = np.array([self._crossing[e][1] for e in names] or [0], dtype=np.int64)
+        self._cross_len = np.array([self._crossing[e][2] for e in names] or [0.0])
+        self._cross_heading = np.array([self._crossing[e][3] for e in names] or [0.0])
         # Filled lazily from the concrete types of persons seen: asking SUMO about every id
         # of vehicletype.getIDList() at the start would touch vType *distributions*, and SUMO
         # draws a type from a distribution it is asked about, which shifts the random number
@@ -189,6 +208,9 @@ class V2XEmulator:
         self._slow_type: dict[str, bool] = {}
         self._tokens: dict[str, int] = {}
         self._roles: dict[str, int] = {}
+        self._vid_of_token: dict[int, str] = {}  # in memory only, for apply_advice
+        self._adv_tok = np.zeros(0, np.int64)    # advice in force (sorted by token)
+        self._adv_v = np.zeros(0, np.float64)
         self._next_token = 1
         self._person_app: dict[str, bool] = {}
         self._person_token: dict[str, int] = {}
@@ -211,12 +233,14 @@ class V2XEmulator:
             kind = _SHARE_OF_ROLE[role]
             if not equipped_mask([vid], self.shares[kind], self.seed, kind)[0]:
                 continue
-            veh.subscribe(vid, [VAR_SPEED, VAR_TIMELOSS, VAR_NEXT_TLS])
+            veh.subscribe(vid, self._vars)
             self._tokens[vid] = self._next_token
             self._roles[vid] = int(role)
+            self._vid_of_token[self._next_token] = vid
             self._next_token += 1
             self.stats.equipped[kind] += 1
         for vid in arrived:
+            self._vid_of_token.pop(self._tokens.get(vid, 0), None)
             self._tokens.pop(vid, None)
             self._roles.pop(vid, None)
 
@@ -234,7 +258,7 @@ class V2XEmulator:
         return tls, link, dist
 
     def _vehicle_rows(self, t_s: float, state: np.ndarray) -> V2XObservation:
-        res = self.conn.vehicle.getAllSubscriptionResults()
+        res = self._last = self.conn.vehicle.getAllSubscriptionResults()
         ids = list(res)
         vals = list(res.values())
         n = len(ids)
@@ -280,55 +304,85 @@ class V2XEmulator:
     # --- pedestrians -----------------------------------------------------------------------
 
     def _person_rows(self, state: np.ndarray) -> V2XObservation:
+        """Slow crossers with the app (at the kerb or on the crossing), and the counts of
+        pedestrians on a crossing when a conflicting stream gets green. Array work over the
+        persons near the crossings; Python only for the rare events (a new person type, a
+        new app user, a pedestrian caught)."""
         persons = self.observer.persons
-        if not persons:
-            self._prev_green = state == GREEN
-            return V2XObservation.empty()
-        rows: list[dict[str, Any]] = []
         green = state == GREEN
         starts = green & ~self._prev_green
         self._prev_green = green
-        for pid, v in persons.items():
-            road = v[VAR_ROAD_ID]
-            slow = self._is_slow(v.get(VAR_TYPE, ""))
-            cross = self._crossing.get(road)
-            if cross is not None:
-                i, g, length, heading = cross
-                if starts[i].any() and (self._conflict[i, g] & starts[i]).any() and (pid, road) not in self._caught:
-                    self._caught.add((pid, road))
-                    self.stats.pedestrians_caught += 1
-                    if slow:
-                        if self._app(pid):
-                            self.stats.slow_caught_with_app += 1
-                        else:
-                            self.stats.slow_caught_without_app += 1
-                if slow and (pid, road) not in self._seen_slow:
-                    self._seen_slow.add((pid, road))
-                    if self._app(pid):
-                        self.stats.slow_crossings_with_app += 1
-                    else:
-                        self.stats.slow_crossings_without_app += 1
-                if not (slow and self._app(pid)):
+        n = len(persons)
+        if n == 0:
+            return V2XObservation.empty()
+        ids = list(persons)
+        vals = list(persons.values())
+        roads = list(map(_ROAD, vals))
+        types = list(map(_TYPE, vals))
+        for t in set(types) - self._slow_type.keys():
+            self._is_slow(t)
+        slow = np.fromiter(map(self._slow_type.__getitem__, types), np.bool_, n)
+        k = np.fromiter(map(self._crossing_index.get, roads, repeat(-1)), np.int64, n)
+        kerb = np.fromiter(map(self._kerb.get, zip(roads, map(_NEXT, vals), strict=True), repeat(-1)),
+                           np.int64, n)
+        on = k >= 0
+        ci, cg = self._cross_i[np.maximum(k, 0)], self._cross_g[np.maximum(k, 0)]
+        near = slow & (on | (kerb >= 0))
+        if near.any():
+            new = set(compress(ids, near)) - self._person_app.keys()
+            if new:
+                new_ids = sorted(new)
+                eq = equipped_mask(new_ids, self.shares["slow_pedestrian"], self.seed, "slow_pedestrian")
+                self._person_app.update(zip(new_ids, eq.tolist(), strict=True))
+                self.stats.equipped["slow_pedestrian"] += int(eq.sum())
+        app = near & np.fromiter(map(self._person_app.get, ids, repeat(False)), np.bool_, n)
+
+        # Counts (no identities leave): pedestrians on a crossing when a conflicting green starts.
+        if on.any() and starts.any():
+            caught = on & (self._conflict[ci, cg] & starts[ci]).any(axis=1)
+            for j in np.nonzero(caught)[0]:
+                key = (ids[j], roads[j])
+                if key in self._caught:
                     continue
-                pos = float(v[VAR_LANEPOSITION])
-                ahead = math.cos(math.radians(float(v[VAR_ANGLE]) - heading)) >= 0.0
-                rows.append({"token": self._ptoken(pid), "intersection": i, "group": g,
-                                 "distance_m": max(length - pos, 0.0) if ahead else max(pos, 0.0),
-                                 "role": int(Role.PEDESTRIAN), "app": True, "slow": True, "on_crossing": True})
-                continue
-            if not slow:
-                continue
-            col = self._kerb.get((road, v[VAR_NEXT_EDGE]))
-            if col is None or not self._app(pid):
-                continue
-            rows.append({"token": self._ptoken(pid), "intersection": col // self._n_g, "group": col % self._n_g,
-                             "role": int(Role.PEDESTRIAN), "app": True, "slow": True})
+                self._caught.add(key)
+                self.stats.pedestrians_caught += 1
+                if slow[j]:
+                    if app[j]:
+                        self.stats.slow_caught_with_app += 1
+                    else:
+                        self.stats.slow_caught_without_app += 1
+        for j in np.nonzero(on & slow)[0]:
+            key = (ids[j], roads[j])
+            if key not in self._seen_slow:
+                self._seen_slow.add(key)
+                if app[j]:
+                    self.stats.slow_crossings_with_app += 1
+                else:
+                    self.stats.slow_crossings_without_app += 1
         if len(self._person_app) > 20000:  # forget persons long gone (memory stays bounded)
-            self._person_app = {p: self._person_app[p] for p in persons if p in self._person_app}
-            self._person_token = {p: self._person_token[p] for p in persons if p in self._person_token}
+            self._person_app = {p: self._person_app[p] for p in ids if p in self._person_app}
+            self._person_token = {p: self._person_token[p] for p in ids if p in self._person_token}
             self._caught = {c for c in self._caught if c[0] in persons}
             self._seen_slow = {c for c in self._seen_slow if c[0] in persons}
-        return V2XObservation.from_rows(rows)
+
+        sel = app & (on | (kerb >= 0))
+        m = int(sel.sum())
+        if m == 0:
+            return V2XObservation.empty()
+        pos = np.fromiter(map(_POS, vals), np.float64, n)[sel]
+        angle = np.fromiter(map(_ANGLE, vals), np.float64, n)[sel]
+        on_s, k_s, kerb_s = on[sel], k[sel], kerb[sel]
+        length, heading = self._cross_len[np.maximum(k_s, 0)], self._cross_heading[np.maximum(k_s, 0)]
+        ahead = np.cos(np.radians(angle - heading)) >= 0.0
+        return V2XObservation(
+            token=np.fromiter(map(self._ptoken, compress(ids, sel)), np.int64, m),
+            intersection=np.where(on_s, ci[sel], kerb_s // self._n_g),
+            group=np.where(on_s, cg[sel], kerb_s % self._n_g),
+            distance_m=np.where(on_s, np.maximum(np.where(ahead, length - pos, pos), 0.0), 0.0),
+            speed_mps=np.zeros(m), role=np.full(m, int(Role.PEDESTRIAN)), siren=np.zeros(m, np.bool_),
+            app=np.ones(m, np.bool_), slow=np.ones(m, np.bool_), on_crossing=on_s,
+            lateness_s=np.zeros(m),
+        )
 
     def _is_slow(self, vtype: str) -> bool:
         slow = self._slow_type.get(vtype)
@@ -337,21 +391,59 @@ class V2XEmulator:
             slow = self._slow_type[vtype] = value in ("1", "true", "True")
         return slow
 
-    def _app(self, pid: str) -> bool:
-        app = self._person_app.get(pid)
-        if app is None:
-            app = bool(equipped_mask([pid], self.shares["slow_pedestrian"], self.seed, "slow_pedestrian")[0])
-            self._person_app[pid] = app
-            if app:
-                self.stats.equipped["slow_pedestrian"] += 1
-        return app
-
     def _ptoken(self, pid: str) -> int:
         tok = self._person_token.get(pid)
         if tok is None:
             tok = self._person_token[pid] = self._next_token
             self._next_token += 1
         return tok
+
+    def kinematics(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Equipped vehicles of the last :meth:`read` (made with ``positions=True``): SUMO ids,
+        role (int8), x and y (m, network coordinates), angle (degrees clockwise from north)
+        and speed (m/s). The ids stay with the caller (who must not publish them)."""
+        ids = [v for v, r in self._last.items() if VAR_POSITION in r and v in self._roles]
+        vals = [self._last[v] for v in ids]
+        n = len(ids)
+        xy = np.array([v[VAR_POSITION] for v in vals], np.float64).reshape(n, 2)
+        return (ids, np.fromiter(map(self._roles.__getitem__, ids), np.int8, n), xy[:, 0], xy[:, 1],
+                np.fromiter((v[VAR_ANGLE] for v in vals), np.float64, n),
+                np.fromiter((v[VAR_SPEED] for v in vals), np.float64, n))
+
+    def apply_advice(self, token: np.ndarray, speed_mps: np.ndarray, tol_mps: float = 0.3) -> int:
+        """Make the equipped vehicles follow speed advice (GLOSA); returns the TraCI calls.
+
+        ``token`` / ``speed_mps``: the advice in force now (one row per advised vehicle; a
+        vehicle not listed has none). Only changes reach SUMO: a new advice or one that moved
+        by more than ``tol_mps`` is set with ``vehicle.setSpeed`` (SUMO's default speed mode
+        still keeps safe gaps and stops at red), an advice that ended is released with
+        ``setSpeed(id, -1)``. Array work against the last advice; Python only per change.
+        """
+        tok = np.asarray(token, np.int64)
+        order = np.argsort(tok, kind="stable")
+        tok, v = tok[order], np.asarray(speed_mps, np.float64)[order]
+        old_t, old_v = self._adv_tok, self._adv_v
+        pos = np.minimum(np.searchsorted(old_t, tok), max(len(old_t) - 1, 0))
+        known = (old_t[pos] == tok) if len(old_t) else np.zeros(len(tok), np.bool_)
+        prev = old_v[pos] if len(old_t) else v
+        changed = ~known | (np.abs(v - prev) > tol_mps)
+        ended = ~np.isin(old_t, tok, assume_unique=True)
+        veh, calls = self.conn.vehicle, 0
+        for t, speed in zip(tok[changed].tolist(), v[changed].tolist(), strict=True):
+            vid = self._vid_of_token.get(t)
+            if vid is not None:
+                veh.setSpeed(vid, speed)
+                calls += 1
+        for t in old_t[ended].tolist():
+            vid = self._vid_of_token.get(t)
+            if vid is not None:  # arrived vehicles (tokens dropped in read) need no release
+                veh.setSpeed(vid, -1.0)
+                calls += 1
+        self.stats.advice_commands += int(changed.sum())
+        self.stats.advice_starts += int((~known).sum())
+        self.stats.advice_releases += int(ended.sum())
+        self._adv_tok, self._adv_v = tok, np.where(changed, v, prev)
+        return calls
 
     # --- per tick ---------------------------------------------------------------------------
 

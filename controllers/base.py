@@ -20,7 +20,7 @@ from ivri.core.state import SignalState
 
 from .v2x import V2XObservation
 
-__all__ = ["Controller", "Observation"]
+__all__ = ["Controller", "Observation", "Parameters"]
 
 #: ``gap_s`` when nothing was ever detected.
 NO_DETECTION_S = 1.0e9
@@ -56,7 +56,25 @@ class Observation:
         )
 
 
-class Controller(ABC):
+class Parameters:
+    """``get_params`` and ``repr`` from the keyword-only constructor parameters, which
+    controllers and priority applications store unchanged under the same names."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, for benchmark logs and reports."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self" and sig.parameters[p].kind == inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class Controller(Parameters, ABC):
     """Base class of every controller and priority application.
 
     Subclasses set ``name`` (the registry key), take only keyword arguments in ``__init__``
@@ -83,16 +101,3 @@ class Controller(ABC):
         groups it holds for a priority request. Pass it to ``SignalCore.advance(..., extend=)``.
         """
         return None
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, for benchmark logs and reports."""
-        sig = inspect.signature(type(self).__init__)
-        return {
-            p: getattr(self, p)
-            for p in sig.parameters
-            if p != "self" and sig.parameters[p].kind == inspect.Parameter.KEYWORD_ONLY
-        }
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"

@@ -33,7 +33,6 @@ grants per hour, and a time-out.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import IntEnum
@@ -44,7 +43,7 @@ import numpy as np
 from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 
-from .base import Observation
+from .base import Observation, Parameters
 
 __all__ = [
     "DEFAULT_RULES",
@@ -267,7 +266,7 @@ def rows_to_requests(v2x_mask: np.ndarray, v2x: Any, app_code: int, cls: Priorit
     )
 
 
-class PriorityApplication(ABC):
+class PriorityApplication(Parameters, ABC):
     """Base class of the priority applications: the controller interface's little sibling.
 
     Like a :class:`~.base.Controller`: ``__init__`` stores keyword parameters unchanged,
@@ -286,16 +285,3 @@ class PriorityApplication(ABC):
     @abstractmethod
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         """This tick's requests (``signals`` is the core's state: read it, never write it)."""
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, for benchmark logs and reports."""
-        sig = inspect.signature(type(self).__init__)
-        return {
-            p: getattr(self, p)
-            for p in sig.parameters
-            if p != "self" and sig.parameters[p].kind == inspect.Parameter.KEYWORD_ONLY
-        }
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"

@@ -195,9 +195,11 @@ def _derive(scenario: str, out: Path) -> None:
 def log_summary(
     folder: Annotated[Path, typer.Argument(help="a run's output folder (searched for decisions.jsonl)")],
 ) -> None:
-    """Summarise the priority decisions of the runs in FOLDER: per class, requests, grants,
-    refusals, time-outs and recoveries, and the reasons of refusals. The log holds no vehicle
-    or app identities."""
+    """Summarise the priority decisions of the runs in FOLDER.
+
+    Per priority class: requests, grants, refusals, time-outs and recoveries, and the reasons
+    of refusals. The log holds no vehicle or app identities.
+    """
     try:
         _log_summary(folder)
     except IvriError as exc:
@@ -335,6 +337,11 @@ def controllers() -> None:
     for name, text in describe_controllers().items():
         table.add_row(name, text)
     console.print(table)
+
+
+from ivri.national.cli import national
+
+app.command()(national)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -199,31 +199,39 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "; ".join(lines)
 
 
+def read_data_file(path: str | Path, what: str,
+                   formats: tuple[str, ...] = (".toml", ".yaml", ".yml", ".json")) -> Any:
+    """The parsed content of a TOML, YAML or JSON file (by its suffix), before validation.
+
+    Raises :class:`ConfigError` naming ``what`` and the file when it is missing, has a format
+    not in ``formats`` or cannot be parsed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise ConfigError(f"{what} {path}: unknown format {suffix!r} (use {', '.join(formats)})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as exc:  # noqa: BLE001  (OS errors and three parsers, each its own type)
+        raise ConfigError(f"{what} {path} cannot be parsed: {exc}") from None
+
+
 def load_network_config(path: str | Path) -> NetworkConfig:
     """Read intersections from a TOML, YAML or JSON file.
 
     Raises :class:`ConfigError` naming the file, the field and the problem.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ConfigError(f"config file {path}: unknown format {suffix!r} (use .toml, .yaml or .json)")
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001  (parse errors of three libraries, each its own type)
-        raise ConfigError(f"config file {path} cannot be parsed: {exc}") from None
+    data = read_data_file(path, "config file")
     try:
         return NetworkConfig.model_validate(data)
     except ValidationError as exc:

@@ -49,7 +49,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ivri.config import format_validation_error
+from ivri.config import format_validation_error, read_data_file
 from ivri.errors import ConfigError
 
 __all__ = [
@@ -345,19 +344,7 @@ class TrustStore:
     def from_file(cls, path: str | Path) -> TrustStore:
         """A TOML or JSON file with a ``keys`` list (see module doc)."""
         path = Path(path)
-        suffix = path.suffix.lower()
-        try:
-            text = path.read_text(encoding="utf-8")
-            if suffix == ".toml":
-                data = tomllib.loads(text)
-            elif suffix == ".json":
-                data = json.loads(text)
-            else:
-                raise ConfigError(f"trust store {path}: unknown format {suffix!r} (use .toml or .json)")
-        except ConfigError:
-            raise
-        except Exception as exc:  # noqa: BLE001  (OS and two parsers, each its own error type)
-            raise ConfigError(f"trust store {path} cannot be parsed: {exc}") from None
+        data = read_data_file(path, "trust store", formats=(".toml", ".json"))
         try:
             parsed = _TrustFile.model_validate(data)
         except ValidationError as exc:

@@ -33,16 +33,14 @@ the bearing flips and it no longer belongs to the approach: its request ends.
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ivri.config import NetworkConfig, format_validation_error
+from ivri.config import NetworkConfig, format_validation_error, read_data_file
 from ivri.errors import ConfigError
 
 __all__ = ["ApproachConfig", "GatewaySites", "SiteConfig", "SiteTable", "load_gateway_sites"]
@@ -117,25 +115,7 @@ class GatewaySites(_Strict):
 def load_gateway_sites(path: str | Path) -> GatewaySites:
     """Read a site file (TOML, YAML or JSON); :class:`ConfigError` naming field and problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"gateway site file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ConfigError(f"gateway site file {path}: unknown format {suffix!r} (.toml, .yaml, .json)")
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001  (three parsers, each its own error type)
-        raise ConfigError(f"gateway site file {path} cannot be parsed: {exc}") from None
+    data = read_data_file(path, "gateway site file")
     try:
         return GatewaySites.model_validate(data)
     except ValidationError as exc:

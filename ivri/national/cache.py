@@ -1,0 +1,128 @@
+"""On-disk cache of run results, so that a rerun only simulates what changed.
+
+The key of a run is a SHA-256 over:
+
+* the job: scenario, controller spec, seed, end time, equipped shares, rain series;
+* the scenario's content: the ``.sumocfg`` and every file it names (network, routes,
+  additional files), so an edited network is a miss even under the same name;
+* the software: the ivri version, the SUMO version and a hash of the engine's source
+  (``ivri/core``, ``ivri/sumo``, ``ivri/metrics``, ``ivri/runner.py``, ``ivri/config.py``
+  and the controllers). ``ivri/national`` itself is not part of it: changing the report or the
+  extrapolation does not invalidate simulations.
+
+Parameters that only the extrapolation uses (hours per day type, shares of types, ...) are
+not part of the key; those that reach the simulation (equipped shares, rain intensity) are,
+through the job.
+
+One JSON file per run, ``<key>.json``, written atomically (temporary file + rename), so that a
+crashed run never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ivri.national.sweep import Job
+
+__all__ = ["RunCache", "default_cache_dir", "job_key", "scenario_digest", "software_fingerprint"]
+
+#: Engine sources whose change invalidates the cache (relative to the ivri package).
+_ENGINE_PARTS = ("core", "sumo", "metrics", "runner.py", "config.py", "errors.py")
+#: Bumped when the record that :func:`ivri.national.runs.execute` returns changes shape.
+RECORD_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ivri" / "national"
+
+
+def _hash_files(paths: list[Path], root: Path | None = None) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.relative_to(root) if root else p.name).encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def software_fingerprint() -> dict[str, str]:
+    """ivri version, SUMO version and a hash of the engine's source files."""
+    import ivri
+    import ivri.controllers
+    from ivri.sumo.connection import sumo_version
+
+    root = Path(ivri.__file__).resolve().parent
+    files: list[Path] = []
+    for part in _ENGINE_PARTS:
+        p = root / part
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    ctl_root = Path(ivri.controllers.__file__).resolve().parent
+    ctl_files = sorted(ctl_root.rglob("*.py"))
+    h = hashlib.sha256()
+    h.update(_hash_files(files, root).encode())
+    h.update(_hash_files(ctl_files, ctl_root).encode())
+    return {"ivri": ivri.__version__, "sumo": sumo_version(), "source": h.hexdigest()[:16],
+            "record": str(RECORD_VERSION)}
+
+
+def scenario_digest(scenario: str) -> str:
+    """Hash of a scenario's ``.sumocfg`` and of every file it references."""
+    from ivri.runner import resolve_scenario
+    from ivri.sumo.sumocfg import read_sumocfg
+
+    _, path = resolve_scenario(scenario)
+    cfg = read_sumocfg(path)
+    files = {Path(path), Path(cfg.net_file), *map(Path, cfg.route_files), *map(Path, cfg.additional_files)}
+    return _hash_files(sorted(files))[:16]
+
+
+def job_key(job: Job, fingerprint: dict[str, str], scenario_hash: str) -> str:
+    """The cache key of a job under the given software and scenario content."""
+    data = {"job": asdict(job), "software": fingerprint, "scenario_content": scenario_hash}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class RunCache:
+    """A folder of finished run records, by key. Counts hits and misses of :meth:`get`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        p = self.path(key)
+        try:
+            record = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return record
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(record, f)
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def __len__(self) -> int:
+        return len(list(self.folder.glob("*.json"))) if self.folder.is_dir() else 0

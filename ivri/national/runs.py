@@ -1,0 +1,177 @@
+"""Run the sweep's jobs on Dask, with the on-disk cache in front.
+
+The client looks every job up in the cache first; only the misses go to the cluster (a
+``LocalCluster`` by default, or an existing scheduler). Each worker runs SUMO in a temporary
+folder and returns a small record (aggregates only: no vehicle or person identities); the
+client writes it to the cache as soon as it arrives, so an interrupted sweep keeps what it
+finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivri.national.cache import RunCache, job_key, scenario_digest, software_fingerprint
+from ivri.national.sweep import Job
+
+__all__ = ["RunStats", "cluster_client", "execute", "run_jobs", "slim_record"]
+
+ProgressFn = Callable[[int, int, Job, dict[str, Any]], None]
+
+
+def slim_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """What the estimate needs from a run record."""
+    from ivri.metrics.fuel import FUEL_DENSITY_G_PER_L
+
+    by_mode = rec["by_mode"]
+    bike = by_mode.get("bicycle", {})
+    v2x = rec.get("v2x") or {}
+    return {
+        "scenario": rec["scenario"],
+        "controller": rec["controller"],
+        "seed": rec["seed"],
+        "sumo_version": rec["sumo_version"],
+        "simulated_s": rec["simulated_s"],
+        "wall_time_s": rec["wall_time_s"],
+        "n_intersections": max(len(rec.get("by_intersection") or {}), 1),
+        "vehicle_loss_hours": rec["vehicle_loss_hours"],
+        "fuel_litres": rec["fuel_litres"],
+        # Mass, so that the extrapolation can apply the parameter file's densities.
+        "petrol_kg": rec["fuel_petrol_litres"] * FUEL_DENSITY_G_PER_L["petrol"] / 1000.0,
+        "diesel_kg": rec["fuel_diesel_litres"] * FUEL_DENSITY_G_PER_L["diesel"] / 1000.0,
+        "co2_kg": rec["co2_kg"],
+        "stops": rec["stops"],
+        "emergency_time_lost_s": rec["emergency_time_lost_s"],
+        "emergency_trips": by_mode.get("emergency", {}).get("trips", 0),
+        "emergency_passages": int(v2x.get("emergency_passages", 0)),
+        "cyclist_loss_h": (bike.get("time_loss_s", 0.0) + bike.get("depart_delay_s", 0.0)) / 3600.0,
+        "cyclist_trips": bike.get("trips", 0),
+        "by_mode": {m: {k: v.get(k) for k in ("trips", "mean_delay_s", "mean_stops", "time_loss_s")}
+                    for m, v in by_mode.items()},
+    }
+
+
+def execute(job: Job) -> dict[str, Any]:
+    """Run one job in a temporary folder (on a worker) and return its slim record."""
+    from ivri.runner import RunSpec, run_controller
+
+    tmp = Path(tempfile.mkdtemp(prefix="ivri-national-"))
+    try:
+        rain = None
+        if job.rain_mm_h is not None:
+            rain = tmp / "rain.csv"
+            # A step series: the value holds from t = 0 to the end of the run.
+            rain.write_text(f"time_s,rain_mm_h\n0,{job.rain_mm_h}\n", encoding="utf-8")
+        rec = run_controller(RunSpec(scenario=job.scenario, controller=job.controller, seed=job.seed,
+                                     out_dir=tmp, end_s=job.end_s, v2x=True,
+                                     v2x_shares=dict(job.shares), rain=rain))
+        return slim_record(rec)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class RunStats:
+    jobs: int = 0
+    hits: int = 0
+    misses: int = 0
+    wall_s: float = 0.0
+    simulated_wall_s: float = 0.0
+    workers: int = 0
+    scheduler: str = ""
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "cache_hits": self.hits, "simulated": self.misses,
+                "wall_s": round(self.wall_s, 2), "sum_of_run_wall_s": round(self.simulated_wall_s, 2),
+                "workers": self.workers, "scheduler": self.scheduler}
+
+
+@contextlib.contextmanager
+def cluster_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
+    """A Dask client: on ``scheduler`` when given, else on a fresh LocalCluster of
+    ``workers`` single-threaded processes (libsumo allows one simulation per process)."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                       dashboard_address=":0") as cluster,
+          Client(cluster) as client):
+        yield client
+
+
+def run_jobs(
+    jobs: list[Job],
+    cache: RunCache,
+    client: Any | None,
+    *,
+    progress: ProgressFn | None = None,
+    fn: Callable[[Job], dict[str, Any]] = execute,
+) -> tuple[dict[Job, dict[str, Any]], RunStats]:
+    """Results of ``jobs``: cached ones from disk, the rest computed on ``client``.
+
+    ``client`` may be None only when everything is cached. ``fn`` is the function that runs a
+    job on a worker (tests pass a stand-in).
+    """
+    started = time.perf_counter()
+    fingerprint = software_fingerprint()
+    digests: dict[str, str] = {}
+    stats = RunStats(jobs=len(jobs))
+    results: dict[Job, dict[str, Any]] = {}
+    todo: list[tuple[Job, str]] = []
+    for job in jobs:
+        if job.scenario not in digests:
+            digests[job.scenario] = scenario_digest(job.scenario)
+        key = job_key(job, fingerprint, digests[job.scenario])
+        stats.keys[job.label] = key
+        rec = cache.get(key)
+        if rec is None:
+            todo.append((job, key))
+        else:
+            results[job] = rec
+            stats.hits += 1
+            if progress is not None:
+                progress(len(results), len(jobs), job, rec)
+    stats.misses = len(todo)
+    if todo:
+        if client is None:
+            raise RuntimeError("runs are missing from the cache and no Dask client was given")
+        from dask.distributed import as_completed
+
+        stats.workers = len(client.scheduler_info().get("workers", {}))
+        stats.scheduler = str(client.scheduler.address)
+        # Longest first (peak before off-peak, grids before crossings), so that the
+        # workers finish together.
+        todo.sort(key=lambda jk: _expected_cost(jk[0]), reverse=True)
+        futures = {client.submit(fn, job, key=f"ivri-national-{key}", pure=False): (job, key)
+                   for job, key in todo}
+        for fut in as_completed(futures):
+            job, key = futures[fut]
+            rec = fut.result()
+            cache.put(key, rec)
+            results[job] = rec
+            stats.simulated_wall_s += float(rec.get("wall_time_s", 0.0))
+            if progress is not None:
+                progress(len(results), len(jobs), job, rec)
+    stats.wall_s = time.perf_counter() - started
+    return results, stats
+
+
+_TYPE_COST = {"grid": 9.0, "corridor": 5.0, "crossing": 1.0, "tjunction": 0.8}
+_VARIANT_COST = {"peak": 2.5, "offpeak": 1.0, "short": 0.4}
+
+
+def _expected_cost(job: Job) -> float:
+    name, _, variant = job.scenario.partition(":")
+    apps = job.controller.count("+")
+    return _TYPE_COST.get(name, 3.0) * _VARIANT_COST.get(variant, 2.0) * (1.0 + 0.1 * apps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -191,6 +192,16 @@ def _derive(scenario: str, out: Path) -> None:
     console.print(f"wrote {len(configs)} intersections with {n_groups} signal groups to {out}")
 
 
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """None (TLS as the broker URL says), or a context that trusts ``ca_file``."""
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--ca-file {ca_file}: {exc}") from None
+
+
 @app.command("log")
 def log_summary(
     folder: Annotated[Path, typer.Argument(help="a run's output folder (searched for decisions.jsonl)")],
@@ -261,6 +272,8 @@ def gateway(
     always_demand: Annotated[bool, typer.Option("--always-demand", help="treat every signal "
                              "group as calling (no detectors in live mode)")] = False,
     username: Annotated[str | None, typer.Option(help="MQTT user name")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA certificate (PEM) to "
+                       "trust for an mqtts:// broker, e.g. a self-signed one")] = None,
     password_env: Annotated[str, typer.Option("--password-env", help="environment variable that "
                             "holds the MQTT password")] = "IVRI_MQTT_PASSWORD",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every priority decision")]
@@ -289,6 +302,7 @@ def gateway(
             sites=load_gateway_sites(sites) if sites is not None else None,
             tick_s=tick, spat_every_s=spat_every, always_demand=always_demand,
             username=username, password=os.environ.get(password_env) if username else None,
+            tls=_tls_context(ca_file),
         )
     except IvriError as exc:
         _fail(str(exc))

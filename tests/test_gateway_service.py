@@ -10,15 +10,18 @@ import itertools
 import json
 import math
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Self
 
 import aiomqtt
 import pytest
+from broker import self_signed_cert
 
 from ivri.config import NetworkConfig
-from ivri.gateway.broker import LocalBroker
+from ivri.gateway.broker import LocalBroker, TlsFiles
 from ivri.gateway.ingest import minute_of_year
 from ivri.gateway.security import TrustStore, generate_key_pair, sign_request
 from ivri.gateway.service import GatewayService
@@ -378,3 +381,47 @@ def test_uper_codec_round_trip(mqtt_broker: LocalBroker, codec: str) -> None:
             assert svc.received["cam"] == 1 and not svc.rejected
 
     asyncio.run(with_gateway(mqtt_broker, body, codec=codec, asn1_dir=asn1))
+
+
+def test_gateway_over_tls_with_passwords_and_acl(tmp_path: Path) -> None:
+    """The deployed set-up: TLS, no anonymous access, the ACL of deploy/mosquitto. The gateway
+    logs in as 'gateway', a vehicle as 'vehicle': the vehicle's CAM reaches the gateway, the
+    vehicle reads the SPATEM, and the vehicle may not publish SPATEM itself."""
+    cert, key = self_signed_cert(tmp_path)
+    users = {"gateway": "gw-secret", "vehicle": "car-secret"}
+    acl = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "acl"
+    context = ssl.create_default_context(cafile=str(cert))
+    with LocalBroker(tls=TlsFiles(cert, key), users=users, acl_file=acl, allow_anonymous=False) as broker:
+
+        async def scenario() -> GatewayService:
+            svc = GatewayService(NET, broker.url, sites=SITES, tick_s=0.1, spat_every_s=0.2,
+                                 controller="actuated+greenflow", always_demand=True,
+                                 username="gateway", password=users["gateway"], tls=context)
+            runner = asyncio.create_task(svc.run())
+            try:
+                await wait_for(lambda: svc.status == "online" or runner.done(), 5, "the TLS login")
+                async with aiomqtt.Client(broker.host, broker.port, username="vehicle",
+                                          password=users["vehicle"], tls_context=context) as car:
+                    await car.subscribe("ivri/nl/J101/spatem")
+                    await car.publish("ivri/nl/J101/spatem", b"forged")  # the ACL drops it
+                    await car.publish("ivri/nl/J101/cam", emergency_cam(77, 100.0))
+                    async with asyncio.timeout(5):
+                        async for message in car.messages:
+                            payload = bytes(message.payload)  # type: ignore[arg-type]
+                            assert payload != b"forged"
+                            if svc.received.get("cam"):
+                                break
+            finally:
+                svc.stop()
+                await asyncio.wait_for(runner, 5)
+            return svc
+
+        svc = asyncio.run(scenario())
+
+        async def anonymous() -> None:
+            async with aiomqtt.Client(broker.host, broker.port, tls_context=context):
+                pass
+
+        with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori[sz]ed"):
+            asyncio.run(anonymous())  # without a password nobody gets in
+    assert svc.received["cam"] == 1 and svc.rejected == {}

@@ -74,6 +74,8 @@ def run(
     v2x: Annotated[str | None, typer.Option("--v2x", metavar="URL", help="co-simulation: the "
                    "equipped vehicles publish CAMs to this MQTT broker (mqtt://host:port) and the "
                    "gateway controls the lights over it, in lockstep with SUMO")] = None,
+    cam_period: Annotated[float, typer.Option("--cam-period", metavar="SECONDS", help="how often an "
+                          "equipped vehicle sends a CAM (0: every SUMO step)")] = 0.0,
 ) -> None:
     """Run a scenario under one or more controllers and print the KPIs.
 
@@ -83,7 +85,7 @@ def run(
     """
     try:
         _run(scenario, controller, compare, out, seed, end, config, traci, gui, rain,
-             _parse_shares(share or []), v2x)
+             _parse_shares(share or []), v2x, cam_period)
     except IvriError as exc:
         _fail(str(exc))
 
@@ -108,7 +110,8 @@ def _parse_shares(items: list[str]) -> dict[str, float]:
 
 def _run(scenario: str, controller: str | None, compare: str | None, out: Path | None, seed: int,
          end: float | None, config: Path | None, traci: bool, gui: bool, rain: Path | None = None,
-         shares: dict[str, float] | None = None, v2x_broker: str | None = None) -> None:
+         shares: dict[str, float] | None = None, v2x_broker: str | None = None,
+         cam_period: float = 0.0) -> None:
     from ivri.metrics import kpi_table, plot_comparison, write_kpis_json
     from ivri.runner import RunSpec, resolve_scenario, run_controller
 
@@ -140,7 +143,8 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
                            backend="traci" if (traci or gui) else "libsumo", gui=gui,
                            intersections=config, end_s=end,
                            rain=rain if "rain" in name.split("+") else None,
-                           v2x_shares=shares or None, v2x_broker=v2x_broker)
+                           v2x_shares=shares or None, v2x_broker=v2x_broker,
+                           v2x_cam_period_s=cam_period)
             records.append(run_controller(spec, progress=report))
     console.print(kpi_table(records))
     if out is not None:

@@ -44,6 +44,8 @@ class RunSpec:
     v2x: bool | None = None
     #: Overrides of :data:`ivri.sumo.v2x.DEFAULT_SHARES` (share of road users equipped).
     v2x_shares: dict[str, float] | None = None
+    #: How often an equipped vehicle sends a CAM [s] (0: every SUMO step).
+    v2x_cam_period_s: float = 0.0
     #: Rain series (CSV) for the ``rain`` application.
     rain: Path | None = None
     #: More SUMO route or additional files (e.g. extra emergency trips for a benchmark).
@@ -134,7 +136,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         extra_args=extra,
         intersections=_load_intersections(spec.intersections),
         control=not native,
-        v2x=({"shares": spec.v2x_shares or {}, **({"positions": True} if spec.v2x_broker else {})}
+        v2x=({"shares": spec.v2x_shares or {}, "cam_period_s": spec.v2x_cam_period_s,
+              **({"positions": True} if spec.v2x_broker else {})}
              if emulate else None),
     )
     cosim = None
@@ -146,7 +149,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
             # The gateway runs its own controller (same spec and parameters) and logs its
             # decisions into the run's log; the local controller above stays unused.
             cosim = CoSimulation(bridge, spec.v2x_broker, controller=spec.controller, controller_params=params,
-                                 config=_load_intersections(spec.intersections), decision_log=log)
+                                 config=_load_intersections(spec.intersections), decision_log=log,
+                                 **({"cam_period_s": spec.v2x_cam_period_s} if spec.v2x_cam_period_s > 0 else {}))
             cosim.start()
             stack.callback(cosim.close)
         end_s = spec.end_s if spec.end_s is not None else bridge.end_s

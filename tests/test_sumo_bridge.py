@@ -350,3 +350,31 @@ def test_scenario_from_the_sumo_distribution(tmp_path: Path):
         steps = run_stage_cycle(bridge, net, 20.0, check=conflict_checker(net, bridge))
         assert steps == 240
         assert bridge.conn.simulation.getArrivedNumber() + bridge.conn.vehicle.getIDCount() > 0
+
+
+@pytest.mark.sumo
+def test_v2x_rows_follow_the_cam_period(tmp_path: Path) -> None:
+    """With a CAM every 3 s the applications see the vehicles' rows change at most every 3 s;
+    with a CAM every step, every step."""
+    from ivri.controllers.v2x import Role
+
+    from ivri.runner import resolve_scenario
+
+    _, cfg = resolve_scenario("crossing:short")
+    seen: dict[float, list[int]] = {}
+    for period in (0.0, 3.0):
+        with SumoBridge(cfg, seed=42, out_dir=tmp_path / str(period),
+                        v2x={"cam_period_s": period, "shares": {"cyclist": 1.0}}) as bridge:
+            bridge.start()
+            changes, last = [], None
+            for _ in range(120):
+                t_s = bridge.step()
+                rows = bridge.observe().v2x
+                vehicles = tuple(rows.token[rows.role != Role.PEDESTRIAN].tolist()), tuple(rows.distance_m.round(3).tolist())
+                if vehicles != last:
+                    changes.append(round(t_s))
+                    last = vehicles
+            seen[period] = changes
+    assert len(seen[0.0]) > 40, "cyclists move every step: the rows change nearly every step"
+    gaps = np.diff(seen[3.0])
+    assert len(gaps) > 5 and gaps.min() >= 3

@@ -149,6 +149,8 @@ class V2XEmulator:
     ``range_m`` (vehicles farther from their next stop line are not reported) and ``seed``.
     ``positions=True`` also subscribes the equipped vehicles to position and angle, for
     :meth:`kinematics` (the co-simulation's CAMs, :mod:`ivri.sumo.cosim`).
+    ``cam_period_s`` is how often a vehicle sends a CAM: the applications see the vehicles as
+    they were at their last CAM (0, the default: every step; ETSI's CAM rate is 1-10 Hz).
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class V2XEmulator:
         range_m: float = 1000.0,
         seed: int = 0,
         positions: bool = False,
+        cam_period_s: float = 0.0,
     ) -> None:
         unknown = set(shares or {}) - set(DEFAULT_SHARES)
         if unknown:
@@ -174,6 +177,13 @@ class V2XEmulator:
         self.observer = observer
         self.shares = {**DEFAULT_SHARES, **(shares or {})}
         self.range_m = float(range_m)
+        if not float(cam_period_s) >= 0.0:
+            from ivri.errors import ConfigError
+
+            raise ConfigError(f"V2X emulation: cam_period_s must be >= 0, got {cam_period_s}")
+        self.cam_period_s = float(cam_period_s)
+        self._cam_at_s = -math.inf
+        self._vehicles = V2XObservation.empty()
         self.seed = int(seed)
         self._vars = [VAR_SPEED, VAR_TIMELOSS, VAR_NEXT_TLS] + ([VAR_POSITION, VAR_ANGLE] if positions else [])
         self._last: dict[str, Any] = {}
@@ -451,7 +461,12 @@ class V2XEmulator:
         """This tick's connected road users; ``state`` is the core's signal state (``[I, G]``)."""
         sim = self.conn.simulation.getSubscriptionResults()
         self._on_departures(sim.get(VAR_DEPARTED_VEHICLES_IDS, ()), sim.get(VAR_ARRIVED_VEHICLES_IDS, ()))
+        # The measurements (emergency passages) need every step; what the applications see
+        # of the vehicles is their last CAM, sent every cam_period_s (0: every step).
         vehicles = self._vehicle_rows(t_s, state)
+        if t_s - self._cam_at_s >= self.cam_period_s - 1e-9:
+            self._vehicles, self._cam_at_s = vehicles, t_s
+        vehicles = self._vehicles
         people = self._person_rows(state)
         self.obs = V2XObservation.concat([vehicles, people]) if len(people) else vehicles
         return self.obs

@@ -491,9 +491,12 @@ class PriorityArbiter(Controller):
             i, g, c, s = int(req.intersection[r]), int(req.group[r]), int(req.cls[r]), int(status[r])
             eta = float(req.eta_s[r])
             if new[r]:
-                self._emit(t_s, i, g, c, "request", f"arrives in {eta:.1f} s", eta)
+                self._emit(t_s, i, g, c, "request",
+                           f"arrives in {eta:.1f} s" if eta > 0.0 else "is at the stop line or crossing", eta)
             if first_grant[r]:
-                self._emit(t_s, i, g, c, "grant", REASONS[Status(s)], eta)
+                reason = ("served first after an emergency vehicle held it back"
+                          if c == PriorityClass.COMPENSATION else REASONS[Status(s)])
+                self._emit(t_s, i, g, c, "grant", reason, eta)
             elif refused[r]:
                 event = {Status.TIMED_OUT: "time-out", Status.QUEUED: "deferred"}.get(Status(s), "refusal")
                 self._emit(t_s, i, g, c, event, REASONS[Status(s)], eta)

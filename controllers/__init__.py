@@ -120,7 +120,8 @@ def describe_controllers() -> dict[str, str]:
 
 
 def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+    # reStructuredText literals read as plain words in a terminal table.
+    return doc.strip().splitlines()[0].replace("``", "") if doc and doc.strip() else ""
 
 
 def parse_spec(spec: str) -> tuple[str, tuple[str, ...]]:

@@ -43,6 +43,7 @@ import numpy as np
 from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 
+from ._rows import Rows
 from .base import Observation, Parameters
 
 __all__ = [
@@ -205,7 +206,7 @@ _REQ_DTYPES: dict[str, type] = {
 
 
 @dataclass
-class PriorityRequests:
+class PriorityRequests(Rows):
     """Requests for green, one row each (arrays of length N).
 
     ``key``           int64: identifies the request from tick to tick (in memory only; made
@@ -221,26 +222,7 @@ class PriorityRequests:
     cls: np.ndarray
     eta_s: np.ndarray
 
-    def __post_init__(self) -> None:
-        n = len(np.asarray(self.key).reshape(-1))
-        for name, dtype in _REQ_DTYPES.items():
-            a = np.ascontiguousarray(getattr(self, name), dtype=dtype).reshape(-1)
-            if len(a) != n:
-                raise ValueError(f"PriorityRequests: {name!r} has {len(a)} rows, expected {n}")
-            setattr(self, name, a)
-
-    def __len__(self) -> int:
-        return len(self.key)
-
-    @classmethod
-    def empty(cls) -> PriorityRequests:
-        return cls(*(np.zeros(0, dtype=d) for d in _REQ_DTYPES.values()))
-
-    @classmethod
-    def concat(cls, parts: list[PriorityRequests]) -> PriorityRequests:
-        if not parts:
-            return cls.empty()
-        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in _REQ_DTYPES))
+    DTYPES: ClassVar[dict[str, type]] = _REQ_DTYPES
 
 
 def request_keys(tokens: np.ndarray, intersections: np.ndarray, app_code: int) -> np.ndarray:

@@ -13,10 +13,13 @@ result carries it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import ClassVar
 
 import numpy as np
+
+from ._rows import Rows
 
 __all__ = ["Role", "V2XObservation"]
 
@@ -48,7 +51,7 @@ _DTYPES: dict[str, type] = {
 
 
 @dataclass
-class V2XObservation:
+class V2XObservation(Rows):
     """Connected road users near the intersections this tick, one row each (arrays of length N).
 
     Columns:
@@ -80,23 +83,7 @@ class V2XObservation:
     on_crossing: np.ndarray
     lateness_s: np.ndarray
 
-    def __post_init__(self) -> None:
-        n = None
-        for f in fields(self):
-            a = np.ascontiguousarray(getattr(self, f.name), dtype=_DTYPES[f.name]).reshape(-1)
-            if n is None:
-                n = len(a)
-            elif len(a) != n:
-                raise ValueError(f"V2XObservation: column {f.name!r} has {len(a)} rows, expected {n}")
-            setattr(self, f.name, a)
-
-    def __len__(self) -> int:
-        return len(self.token)
-
-    @classmethod
-    def empty(cls) -> V2XObservation:
-        """No connected road user anywhere."""
-        return cls.from_rows([])
+    DTYPES: ClassVar[dict[str, type]] = _DTYPES
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, object]]) -> V2XObservation:
@@ -112,13 +99,6 @@ class V2XObservation:
             if rows and any(name not in r for r in rows):
                 raise ValueError(f"V2XObservation.from_rows: every row needs {name!r}")
         return cls(**{k: np.asarray(v, dtype=_DTYPES[k]) for k, v in cols.items()})
-
-    @classmethod
-    def concat(cls, parts: list[V2XObservation]) -> V2XObservation:
-        """All rows of several observations (e.g. vehicles and pedestrians) in one."""
-        if not parts:
-            return cls.empty()
-        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in _DTYPES})
 
     def eta_s(self, min_speed_mps: float = 1.0) -> np.ndarray:
         """Seconds to the stop line at the present speed (at least ``min_speed_mps``)."""

@@ -50,6 +50,7 @@ from ivri.errors import ConfigError
 from ._common import EPS_S, TickClock, contiguous_timing
 from .base import NO_DETECTION_S, Controller, Observation
 from .priority import (
+    DEFAULT_RULES,
     ClassRules,
     PriorityApplication,
     PriorityClass,
@@ -309,8 +310,6 @@ class PriorityArbiter(Controller):
 
     def _rules(self) -> RuleArrays:
         parsed: dict[PriorityClass, ClassRules] = {}
-        from .priority import DEFAULT_RULES
-
         for name, over in (self.rules or {}).items():
             try:
                 cls = PriorityClass[str(name).upper()]
@@ -335,7 +334,11 @@ class PriorityArbiter(Controller):
         self.timing_ = contiguous_timing(net)
         self.rules_ = self._rules()
         n_i = net.n_intersections
-        self.budget_ = np.tile(np.minimum(self.rules_.budget_per_h, 1e12), (n_i, 1))
+        # Token buckets per intersection and class; an unlimited class never runs dry.
+        unlimited = ~np.isfinite(self.rules_.budget_per_h)
+        self.budget_cap_ = np.where(unlimited, 1e12, self.rules_.budget_per_h)
+        self.budget_rate_ = np.where(unlimited, 0.0, self.rules_.budget_per_h / 3600.0)
+        self.budget_ = np.tile(self.budget_cap_, (n_i, 1))
         self.request_ = net.full(False, np.bool_)
         self.extend_ = net.full(False, np.bool_)
         self.precall_ = net.full(False, np.bool_)
@@ -396,10 +399,9 @@ class PriorityArbiter(Controller):
         parts.append(self._compensation(signals, obs.demand))
         req = PriorityRequests.concat(parts)
 
-        rate = np.where(np.isfinite(self.rules_.budget_per_h), self.rules_.budget_per_h / 3600.0, 0.0)
-        np.minimum(self.budget_ + dt_s * rate, np.minimum(self.rules_.budget_per_h, 1e12), out=self.budget_)
+        np.minimum(self.budget_ + dt_s * self.budget_rate_, self.budget_cap_, out=self.budget_)
 
-        sticky, charged, since, granted, known = self._recall(req)
+        prev_status, sticky, charged, since, granted, known = self._recall(req)
         order = np.lexsort((req.eta_s, -req.cls.astype(np.int64), req.intersection)).astype(np.int64)
         status = np.zeros(len(req), dtype=np.int8)
         self.held_back_[:] = False
@@ -416,24 +418,31 @@ class PriorityArbiter(Controller):
         out_of_time = acting & (obs.t_s - since >= self.rules_.timeout_s[req.cls])
         status[out_of_time] = Status.TIMED_OUT
         self._recover(req, status)
-        self._log(obs.t_s, req, status, known, granted)
+        self._log(obs.t_s, req, status, prev_status, known, granted)
         self._remember(req, status, charged, since, granted | acting)
         self.status_ = status
         return self.request_
 
     def _recall(self, req: PriorityRequests) -> tuple[np.ndarray, ...]:
-        """Align the remembered state of each key with this tick's rows (vectorised)."""
+        """Align the remembered state of each key with this tick's rows (vectorised).
+
+        Returns, per row: the previous status, the sticky status (refused for budget, timed
+        out; else 0), whether it was charged, since when it was served (NaN: not), whether
+        it was ever granted, and whether its key is known at all.
+        """
         tr = self.tracked_
-        pos = np.searchsorted(tr.keys, req.key)
-        pos_c = np.minimum(pos, max(len(tr.keys) - 1, 0))
-        known = (pos < len(tr.keys)) & (tr.keys[pos_c] == req.key) if len(tr.keys) else np.zeros(len(req), np.bool_)
-        prev_status = np.where(known, tr.status[pos_c] if len(tr.keys) else 0, 0).astype(np.int8)
+        n = len(req)
+        if len(tr.keys) == 0:
+            none = np.zeros(n, np.bool_)
+            return np.zeros(n, np.int8), np.zeros(n, np.int8), none, np.full(n, np.nan), none.copy(), none.copy()
+        pos = np.minimum(np.searchsorted(tr.keys, req.key), len(tr.keys) - 1)
+        known = tr.keys[pos] == req.key
+        prev_status = np.where(known, tr.status[pos], 0).astype(np.int8)
         sticky = np.where(np.isin(prev_status, _STICKY), prev_status, 0).astype(np.int8)
-        charged = np.where(known, tr.charged[pos_c] if len(tr.keys) else False, False).astype(np.bool_)
-        since = np.where(known, tr.since_s[pos_c] if len(tr.keys) else np.nan, np.nan)
-        granted = np.where(known, tr.granted[pos_c] if len(tr.keys) else False, False).astype(np.bool_)
-        self._prev_status = prev_status
-        return sticky, charged, since, granted, known
+        charged = known & tr.charged[pos]
+        since = np.where(known, tr.since_s[pos], np.nan)
+        granted = known & tr.granted[pos]
+        return prev_status, sticky, charged, since, granted, known
 
     def _remember(self, req: PriorityRequests, status: np.ndarray, charged: np.ndarray,
                   since: np.ndarray, granted: np.ndarray) -> None:
@@ -476,11 +485,10 @@ class PriorityArbiter(Controller):
                                "held back by an emergency vehicle: served first now", None)
         self.emergency_active_[:] = active
 
-    def _log(self, t_s: float, req: PriorityRequests, status: np.ndarray, known: np.ndarray,
-             granted: np.ndarray) -> None:
+    def _log(self, t_s: float, req: PriorityRequests, status: np.ndarray, prev: np.ndarray,
+             known: np.ndarray, granted: np.ndarray) -> None:
         if self.decision_log is None:
             return
-        prev = self._prev_status
         new = ~known & (req.cls != PriorityClass.COMPENSATION)
         changed = known & (status != prev)
         first_grant = np.isin(status, ACTING) & ~granted

@@ -48,8 +48,6 @@ class RunSpec:
     v2x_cam_period_s: float = 0.0
     #: Rain series (CSV) for the ``rain`` application.
     rain: Path | None = None
-    #: More SUMO route or additional files (e.g. extra emergency trips for a benchmark).
-    extra_files: tuple[Path, ...] = ()
     #: Co-simulation (:mod:`ivri.sumo.cosim`): the equipped vehicles publish CAMs to this MQTT
     #: broker (``mqtt://host:port``) and the gateway, in lockstep, controls the lights.
     v2x_broker: str | None = None
@@ -120,12 +118,11 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     extra = sumo_output_options(run_dir)
     if spec.end_s is not None:
         extra += ["--end", str(spec.end_s)]
-    if spec.extra_files:
-        extra += ["--additional-files", ",".join(str(Path(p).resolve()) for p in spec.extra_files)]
     log = DecisionLog(run_dir / DECISIONS_FILENAME) if isinstance(controller, PriorityArbiter) else None
     if log is not None:
         controller.attach_log(log)
 
+    intersections = _load_intersections(spec.intersections)
     started = time.perf_counter()
     bridge = SumoBridge(
         sumocfg,
@@ -134,14 +131,17 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         seed=spec.seed,
         out_dir=run_dir,
         extra_args=extra,
-        intersections=_load_intersections(spec.intersections),
+        intersections=intersections,
         control=not native,
         v2x=({"shares": spec.v2x_shares or {}, "cam_period_s": spec.v2x_cam_period_s,
               **({"positions": True} if spec.v2x_broker else {})}
              if emulate else None),
     )
     cosim = None
-    with log if log is not None else _nothing(), bridge, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
+        if log is not None:
+            stack.enter_context(log)
+        stack.enter_context(bridge)
         net = bridge.start()
         if spec.v2x_broker is not None and net is not None:
             from ivri.sumo.cosim import CoSimulation
@@ -149,7 +149,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
             # The gateway runs its own controller (same spec and parameters) and logs its
             # decisions into the run's log; the local controller above stays unused.
             cosim = CoSimulation(bridge, spec.v2x_broker, controller=spec.controller, controller_params=params,
-                                 config=_load_intersections(spec.intersections), decision_log=log,
+                                 config=intersections, decision_log=log,
                                  **({"cam_period_s": spec.v2x_cam_period_s} if spec.v2x_cam_period_s > 0 else {}))
             cosim.start()
             stack.callback(cosim.close)
@@ -221,10 +221,6 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     if rain_app is not None:
         record["rain_switches"] = [[t, on] for t, on in rain_app.switches_]
     return record
-
-
-def _nothing() -> contextlib.AbstractContextManager[None]:
-    return contextlib.nullcontext()
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

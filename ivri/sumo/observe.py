@@ -238,6 +238,12 @@ class Observer:
             c.junction.subscribeContext(j, CMD_GET_PERSON_VARIABLE, radius, self.person_vars)
 
     @property
+    def crossing_calls(self) -> dict[tuple[str, str], list[int]]:
+        """(walking area, crossing) -> the flat ``[I, G]`` columns a person there calls:
+        someone on that walking area whose next edge is that crossing wants to cross."""
+        return self._ped_key
+
+    @property
     def queue_veh_s(self) -> np.ndarray:
         """float ``[I]``: halting vehicles on each intersection's incoming lanes, summed over
         the steps read so far, times the step length (vehicle-seconds of queueing)."""

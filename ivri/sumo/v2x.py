@@ -47,6 +47,7 @@ import numpy as np
 from ivri.controllers.v2x import Role, V2XObservation
 from ivri.core.compile import CompiledNetwork
 from ivri.core.idx import AMBER, GREEN, RED
+from ivri.errors import ConfigError
 from ivri.sumo.network import TlsLinkMap
 from ivri.sumo.observe import (
     VAR_ANGLE,
@@ -95,6 +96,7 @@ _SHARE_OF_ROLE = {Role.EMERGENCY: "emergency", Role.BUS: "bus", Role.TRUCK: "tru
 
 _ROAD, _NEXT, _TYPE = itemgetter(VAR_ROAD_ID), itemgetter(VAR_NEXT_EDGE), itemgetter(VAR_TYPE)
 _POS, _ANGLE = itemgetter(VAR_LANEPOSITION), itemgetter(VAR_ANGLE)
+_SPEED, _TIMELOSS, _NEXT_TLS_VALUE = itemgetter(VAR_SPEED), itemgetter(VAR_TIMELOSS), itemgetter(VAR_NEXT_TLS)
 
 #: An emergency vehicle whose next traffic light changes within this distance of a stop line
 #: has passed it (at 0.1 s steps and 20 m/s it moves 2 m per step).
@@ -169,8 +171,6 @@ class V2XEmulator:
     ) -> None:
         unknown = set(shares or {}) - set(DEFAULT_SHARES)
         if unknown:
-            from ivri.errors import ConfigError
-
             raise ConfigError(f"unknown V2X share(s) {sorted(unknown)}; valid: {', '.join(DEFAULT_SHARES)}")
         self.conn = conn
         self.net = net
@@ -178,8 +178,6 @@ class V2XEmulator:
         self.shares = {**DEFAULT_SHARES, **(shares or {})}
         self.range_m = float(range_m)
         if not float(cam_period_s) >= 0.0:
-            from ivri.errors import ConfigError
-
             raise ConfigError(f"V2X emulation: cam_period_s must be >= 0, got {cam_period_s}")
         self.cam_period_s = float(cam_period_s)
         self._cam_at_s = -math.inf
@@ -195,22 +193,23 @@ class V2XEmulator:
         self._group_of_link = (np.concatenate([lm.group_of_link for lm in link_maps]).astype(np.int64)
                                if link_maps else np.zeros(0, np.int64))
         self._conflict = net.timing.conflict & net.timing.valid[:, None, :]
-        # Crossings: edge -> (intersection, group, length, heading of the lane in degrees).
-        self._crossing: dict[str, tuple[int, int, float, float]] = {}
+        # Crossings: edge -> row of the arrays of its intersection, group, length and the
+        # heading of its lane (degrees, 0 = north, clockwise, as SUMO's VAR_ANGLE).
+        rows: list[tuple[str, int, int, float, float]] = []
         for i, lm in enumerate(link_maps):
             for g, edges in enumerate(lm.crossings):
                 for e in edges:
                     lane = sumo_net.getEdge(e).getLanes()[0]
                     (x0, y0), (x1, y1) = lane.getShape()[0], lane.getShape()[-1]
-                    heading = math.degrees(math.atan2(x1 - x0, y1 - y0)) % 360.0
-                    self._crossing[e] = (i, g, float(lane.getLength()), heading)
-        self._kerb = {k: cols[0] for k, cols in observer._ped_key.items()}
-        names = list(self._crossing)
-        self._crossing_index = {e: j for j, e in enumerate(names)}
-        self._cross_i = np.array([self._crossing[e][0] for e in names] or [0], dtype=np.int64)
-        self._cross_g = np.array([self._crossing[e][1] for e in names] or [0], dtype=np.int64)
-        self._cross_len = np.array([self._crossing[e][2] for e in names] or [0.0])
-        self._cross_heading = np.array([self._crossing[e][3] for e in names] or [0.0])
+                    rows.append((e, i, g, float(lane.getLength()),
+                                 math.degrees(math.atan2(x1 - x0, y1 - y0)) % 360.0))
+        self._crossing_index = {r[0]: j for j, r in enumerate(rows)}
+        rows = rows or [("", 0, 0, 0.0, 0.0)]  # the arrays are indexed with max(k, 0)
+        self._cross_i = np.array([r[1] for r in rows], dtype=np.int64)
+        self._cross_g = np.array([r[2] for r in rows], dtype=np.int64)
+        self._cross_len = np.array([r[3] for r in rows])
+        self._cross_heading = np.array([r[4] for r in rows])
+        self._kerb = {k: cols[0] for k, cols in observer.crossing_calls.items()}
         # Filled lazily from the concrete types of persons seen: asking SUMO about every id
         # of vehicletype.getIDList() at the start would touch vType *distributions*, and SUMO
         # draws a type from a distribution it is asked about, which shifts the random number
@@ -275,16 +274,15 @@ class V2XEmulator:
         if n == 0:
             self._ev_passages({}, state)
             return V2XObservation.empty()
-        speed = np.fromiter(map(itemgetter(VAR_SPEED), vals), np.float64, n)
-        timeloss = np.fromiter(map(itemgetter(VAR_TIMELOSS), vals), np.float64, n)
-        tls, link, dist = self._next_tls(list(map(itemgetter(VAR_NEXT_TLS), vals)))
-        inter = np.fromiter(map(self._tls_index.get, tls, [-1] * n), np.int64, n)
-        role = np.fromiter(map(self._roles.get, ids, [int(Role.CAR)] * n), np.int8, n)
-        token = np.fromiter(map(self._tokens.get, ids, [0] * n), np.int64, n)
-        known = (inter >= 0) & (link >= 0) & (dist <= self.range_m)
-        flat = np.where(known, self._link_offset[np.maximum(inter, 0)] + np.maximum(link, 0), 0)
-        group = np.where(known, self._group_of_link[flat] if len(self._group_of_link) else -1, -1)
-        m = known
+        speed = np.fromiter(map(_SPEED, vals), np.float64, n)
+        timeloss = np.fromiter(map(_TIMELOSS, vals), np.float64, n)
+        tls, link, dist = self._next_tls(list(map(_NEXT_TLS_VALUE, vals)))
+        inter = np.fromiter(map(self._tls_index.get, tls, repeat(-1)), np.int64, n)
+        role = np.fromiter(map(self._roles.get, ids, repeat(int(Role.CAR))), np.int8, n)
+        token = np.fromiter(map(self._tokens.get, ids, repeat(0)), np.int64, n)
+        m = (inter >= 0) & (link >= 0) & (dist <= self.range_m)  # near a controlled stop line
+        flat = np.where(m, self._link_offset[np.maximum(inter, 0)] + np.maximum(link, 0), 0)
+        group = np.where(m, self._group_of_link[flat] if len(self._group_of_link) else -1, -1)
         ev = m & (role == Role.EMERGENCY)
         self._ev_passages(dict(zip(token[ev].tolist(), zip(inter[ev].tolist(), group[ev].tolist(),
                                                           dist[ev].tolist(), strict=True), strict=True)), state)
@@ -417,8 +415,7 @@ class V2XEmulator:
         n = len(ids)
         xy = np.array([v[VAR_POSITION] for v in vals], np.float64).reshape(n, 2)
         return (ids, np.fromiter(map(self._roles.__getitem__, ids), np.int8, n), xy[:, 0], xy[:, 1],
-                np.fromiter((v[VAR_ANGLE] for v in vals), np.float64, n),
-                np.fromiter((v[VAR_SPEED] for v in vals), np.float64, n))
+                np.fromiter(map(_ANGLE, vals), np.float64, n), np.fromiter(map(_SPEED, vals), np.float64, n))
 
     def apply_advice(self, token: np.ndarray, speed_mps: np.ndarray, tol_mps: float = 0.3) -> int:
         """Make the equipped vehicles follow speed advice (GLOSA); returns the TraCI calls.

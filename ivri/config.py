@@ -27,11 +27,13 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ivri.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 __all__ = [
     "ConflictConfig",
@@ -41,7 +43,9 @@ __all__ = [
     "NetworkConfig",
     "SignalGroupConfig",
     "format_validation_error",
+    "load_model_file",
     "load_network_config",
+    "read_data_file",
 ]
 
 Mode = Literal["motor", "bicycle", "pedestrian", "bus", "tram"]
@@ -225,14 +229,22 @@ def read_data_file(path: str | Path, what: str,
         raise ConfigError(f"{what} {path} cannot be parsed: {exc}") from None
 
 
+def load_model_file(path: str | Path, model: type[ModelT], what: str,
+                    formats: tuple[str, ...] = (".toml", ".yaml", ".yml", ".json")) -> ModelT:
+    """A pydantic ``model`` validated from a file (see :func:`read_data_file`).
+
+    Raises :class:`ConfigError` naming ``what``, the file, the field and the problem.
+    """
+    data = read_data_file(path, what, formats)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+
+
 def load_network_config(path: str | Path) -> NetworkConfig:
     """Read intersections from a TOML, YAML or JSON file.
 
     Raises :class:`ConfigError` naming the file, the field and the problem.
     """
-    path = Path(path)
-    data = read_data_file(path, "config file")
-    try:
-        return NetworkConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from None
+    return load_model_file(path, NetworkConfig, "config file")

@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ivri.config import format_validation_error, read_data_file
+from ivri.config import load_model_file
 from ivri.errors import ConfigError
 
 __all__ = [
@@ -344,11 +344,7 @@ class TrustStore:
     def from_file(cls, path: str | Path) -> TrustStore:
         """A TOML or JSON file with a ``keys`` list (see module doc)."""
         path = Path(path)
-        data = read_data_file(path, "trust store", formats=(".toml", ".json"))
-        try:
-            parsed = _TrustFile.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, str(path))) from None
+        parsed = load_model_file(path, _TrustFile, "trust store", formats=(".toml", ".json"))
         store = cls()
         for entry in parsed.keys:
             source = f"{path}: key {entry.key_id!r}"

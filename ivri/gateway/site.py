@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ivri.config import NetworkConfig, format_validation_error, read_data_file
+from ivri.config import NetworkConfig, load_model_file
 from ivri.errors import ConfigError
 
 __all__ = ["ApproachConfig", "GatewaySites", "SiteConfig", "SiteTable", "load_gateway_sites"]
@@ -114,12 +114,7 @@ class GatewaySites(_Strict):
 
 def load_gateway_sites(path: str | Path) -> GatewaySites:
     """Read a site file (TOML, YAML or JSON); :class:`ConfigError` naming field and problem."""
-    path = Path(path)
-    data = read_data_file(path, "gateway site file")
-    try:
-        return GatewaySites.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from None
+    return load_model_file(path, GatewaySites, "gateway site file")
 
 
 @dataclass

@@ -81,8 +81,8 @@ class SumoBridge:
     derived from), ``stopline_loops`` (False: only the extension loop on each lane, which
     saves SUMO about a tenth of its step time on the grid; see :mod:`ivri.sumo.detectors`),
     ``v2x`` (emulate connected road users, :mod:`ivri.sumo.v2x`: None for none, or a dict of
-    :class:`~ivri.sumo.v2x.V2XEmulator` options: ``shares``, ``range_m``; the observation's
-    ``v2x`` is then filled every tick).
+    :class:`~ivri.sumo.v2x.V2XEmulator` options: ``shares``, ``range_m``, ``cam_period_s``,
+    ``positions``; the observation's ``v2x`` is then filled every tick).
     """
 
     def __init__(
@@ -287,7 +287,8 @@ class SumoBridge:
                     )
             self.actuator = Actuator(conn, self.compiled, self.link_maps)
             # Take over every controlled light at once: all red (the core's start state).
-            self.actuator.write(initial_state(self.compiled).state)
+            self._shown = initial_state(self.compiled).state
+            self.actuator.write(self._shown)
 
     # --- per tick ------------------------------------------------------------------------------
 
@@ -322,8 +323,7 @@ class SumoBridge:
             raise SimulationError("observe() needs control=True and at least one intersection")
         obs = self.observer.observation(self.t_s)
         if self.v2x is not None:
-            shown = self._shown if self._shown is not None else initial_state(self.compiled).state
-            obs.v2x = self.v2x.read(self.t_s, shown)
+            obs.v2x = self.v2x.read(self.t_s, self._shown)
         return obs
 
     def actuate(self, signals: SignalState | np.ndarray, changed: np.ndarray | None = None) -> int:

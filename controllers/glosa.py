@@ -40,7 +40,8 @@ here is logged.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +49,7 @@ from ivri.core.compile import CompiledNetwork
 from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.state import SignalState
 
+from ._rows import Rows
 from .base import Observation
 from .priority import PriorityApplication, PriorityRequests
 from .v2x import Role, V2XObservation
@@ -61,7 +63,8 @@ GLOSA_CAR_SHARE = 0.2
 _ADVISED_ROLES = (Role.CAR, Role.TRUCK, Role.BUS)
 
 
-class SpeedAdvice(NamedTuple):
+@dataclass
+class SpeedAdvice(Rows):
     """Active speed advice, one row per advised road user (arrays of length N).
 
     ``token``      int64: the road user's in-memory pseudonym (:class:`~.v2x.V2XObservation`)
@@ -72,18 +75,7 @@ class SpeedAdvice(NamedTuple):
     token: np.ndarray
     speed_mps: np.ndarray
 
-    @classmethod
-    def empty(cls) -> SpeedAdvice:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.float64))
-
-    @classmethod
-    def concat(cls, parts: list[SpeedAdvice]) -> SpeedAdvice:
-        if not parts:
-            return cls.empty()
-        if len(parts) == 1:
-            return parts[0]
-        return cls(np.concatenate([p.token for p in parts]).astype(np.int64),
-                   np.concatenate([p.speed_mps for p in parts]).astype(np.float64))
+    DTYPES: ClassVar[dict[str, type]] = {"token": np.int64, "speed_mps": np.float64}
 
 
 def time_to_green_s(net: CompiledNetwork, signals: SignalState, spat: Any,

@@ -2,80 +2,96 @@
 
 A priority request (an SREM from an ambulance, a bus, a cyclist's app) changes what the
 lights do for everybody else, so the gateway must know that the sender is entitled to the
-priority class it asks for, that the request is fresh, that it is not a recording played back,
-and that one sender cannot flood the controller. This module does that in the spirit of the
-authorisation tickets of ETSI TS 103 097, deliberately simplified:
+priority class it asks for *at this intersection, now*, that the request is fresh, that it is
+not a recording played back, and that nobody can make the gateway do unbounded work.
 
-* every sender holds an ECDSA P-256 key pair; the road authority puts the public key, under
-  a *key id*, in a :class:`TrustStore` together with the priority classes that key may request;
-* the sender wraps each request in a :class:`SignedRequest`: the payload, the key id, a
-  timestamp, a sequence number that grows with every request, and a signature (SHA-256,
-  raw ``r || s``, 64 bytes, as in IEEE 1609.2) over a canonical byte string of all four;
-* :class:`RequestVerifier` checks one envelope and returns a :class:`Verdict`: accepted, or
-  the one :class:`RefusalReason` why not. It never raises on bad input, because the input
-  comes from the radio or the network and anybody can send anything.
+The permission model follows the authorisation tickets of ETSI TS 103 097 / the EU CCMS
+(:mod:`ivri.gateway.tickets`): the trust store holds **issuers** (a road authority's local
+root keys) and a **revocation list**; every request carries the sender's ticket and is signed
+with the key the ticket names. :class:`SignedRequest` is the envelope::
 
-Privacy by design: key ids identify stations or app installations. They are never logged and
-never written to disk here; the verifier keeps per-key replay and rate state in memory only,
-and forgets a key as soon as forgetting cannot weaken a check. The refusal counters are totals
-per reason, not per key.
+    {"payload": base64 SREM, "ticket": {...ticket...}, "timestamp_ms": int, "sequence": int,
+     "signature": base64 r||s}
+
+signed over ``b"ivri-priority-request-v2|" issuer "|" ticket_id "|" timestamp "|" sequence "|" payload``.
+
+:class:`RequestVerifier` checks in two steps, cheapest first, and changes state only for a
+request that passes everything, so that forged or replayed traffic cannot use up a genuine
+sender's budget or move its sequence number:
+
+1. :meth:`~RequestVerifier.authenticate` (before the SREM is decoded): envelope shape ->
+   signed -> issuer known -> ticket not revoked -> ticket valid now -> ticket covers this
+   intersection -> timestamp within the window -> sequence not replayed -> the sender's
+   failed-verification budget (per MQTT client and per client and ticket) -> the issuer's
+   signature on the ticket (checked once per ticket, then cached) -> the request signature.
+   Only the last two cost real work (about 0.1 ms each), and a failure there spends budget.
+2. :meth:`~RequestVerifier.authorise` (after decoding): the requested class is in the ticket,
+   the SREM's header station id and requestor id are the ticket's station id, the sequence
+   is new, and the ticket's request rate (token bucket) allows it. Then the replay state is
+   stored (:class:`ReplayStore`: persisted, so that a restart does not reopen old requests).
+
+Privacy by design: tickets and station ids are pseudonyms, never logged. The replay state
+on disk holds only a hash of (issuer, ticket id), a sequence number and a timestamp, and
+forgets each entry once its requests are stale. Refusal counters are totals per reason.
 
 Trust store file (TOML; the same structure in JSON)::
 
-    [[keys]]
-    key_id = "ambulance-rav-07"
-    classes = ["emergency"]
-    public_key_pem = \"\"\"
-    -----BEGIN PUBLIC KEY-----
-    ...
-    -----END PUBLIC KEY-----
-    \"\"\"
+    revocation_list = "revoked.txt"        # optional; relative to this file
+    [[issuers]]
+    issuer_id = "nl-ut-root"
+    public_key_file = "issuers/nl-ut-root.pem"   # or public_key_pem = \"\"\"...\"\"\"
 
-    [[keys]]
-    key_id = "bus-depot-3"
-    classes = ["public_transport"]
-    public_key_file = "keys/bus-depot-3.pem"     # relative to the trust store file
+Trust store directory: ``<dir>/issuers/<issuer_id>.pem`` and optionally ``<dir>/revoked.txt``.
 
-Trust store directory: one sub-directory per priority class holding ``<key_id>.pem`` files, so
-an operator grants a class by copying a file (and revokes it by deleting one)::
-
-    trust/emergency/ambulance-rav-07.pem
-    trust/public_transport/bus-depot-3.pem
-    trust/public_transport/ambulance-rav-07.pem   # same key, a second class
+Revocation list: one ``<issuer_id>/<ticket_id>`` per line (``#`` comments, blank lines
+ignored). The gateway checks the file's modification time at most once a second and reloads
+it without a restart; a file that has become unreadable or invalid keeps the last good list
+(and is logged), so that an editing mistake never un-revokes a ticket.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
-import re
-from collections import Counter
+import os
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ivri.config import load_model_file
 from ivri.errors import ConfigError
+from ivri.gateway.tickets import (
+    ID_PATTERN,
+    PRIORITY_CLASSES,
+    AuthorisationTicket,
+    PriorityClass,
+    TicketKeyCache,
+    check_id,
+    holder_key,
+    raw_signature,
+    verify_raw_signature,
+)
 
 __all__ = [
     "PRIORITY_CLASSES",
     "PriorityClass",
     "RefusalReason",
+    "ReplayStore",
     "RequestVerifier",
+    "RevocationList",
     "SignedRequest",
     "TrustStore",
-    "TrustedKey",
     "Verdict",
     "canonical_bytes",
     "generate_key_pair",
@@ -84,32 +100,24 @@ __all__ = [
     "sign_request",
     "write_private_key_pem",
     "write_public_key_pem",
-    "write_trust_dir_entry",
 ]
 
-PriorityClass = Literal["emergency", "public_transport", "freight", "cyclist_app", "pedestrian_app"]
-PRIORITY_CLASSES: frozenset[str] = frozenset(get_args(PriorityClass))
+log = logging.getLogger("ivri.gateway")
 
-# Key ids are part of the signed bytes and file names; no "|" keeps the canonical form
-# unambiguous and no "/" keeps them from escaping a trust directory.
-KEY_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-_KEY_ID_RE = re.compile(KEY_ID_PATTERN)
 # A request is a few hundred bytes; the limit bounds the hashing work one envelope can cause.
 MAX_PAYLOAD_BYTES = 16 * 1024
-_SIGNATURE_BYTES = 64  # P-256: 32-byte r || 32-byte s
 _INT64_MAX = 2**63 - 1
-_DOMAIN = b"ivri-priority-request-v1"  # never valid as the signed bytes of another protocol
+_DOMAIN = b"ivri-priority-request-v2"  # never valid as the signed bytes of another protocol
 _CURVE = ec.SECP256R1()
-_HASH = ec.ECDSA(hashes.SHA256())
 
 
 # --------------------------------------------------------------------------------- envelope
 
 
 class SignedRequest(BaseModel):
-    """A priority request as it travels: payload plus who signed it, when, and in what order.
+    """A priority request as it travels: payload, the sender's ticket, when, in what order, signature.
 
-    In JSON (``model_dump_json`` / ``model_validate_json``) the two byte fields are base64.
+    In JSON (``model_dump_json`` / ``model_validate_json``) the byte fields are base64.
     Strict types: a timestamp sent as a string is malformed, not silently converted.
     """
 
@@ -118,42 +126,33 @@ class SignedRequest(BaseModel):
     )
 
     payload: bytes = Field(max_length=MAX_PAYLOAD_BYTES)
-    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    ticket: AuthorisationTicket
     timestamp_ms: int = Field(ge=0, le=_INT64_MAX, description="sender's clock, ms since the Unix epoch")
-    sequence: int = Field(ge=0, le=_INT64_MAX, description="grows with every request of this key")
+    sequence: int = Field(ge=0, le=_INT64_MAX, description="grows with every request of this ticket")
     signature: bytes = Field(max_length=1024, description="ECDSA P-256 raw r||s (64 bytes)")
 
 
-def canonical_bytes(key_id: str, timestamp_ms: int, sequence: int, payload: bytes) -> bytes:
-    """The exact bytes that are signed: ``DOMAIN|key_id|timestamp|sequence|payload``.
+def canonical_bytes(issuer: str, ticket_id: str, timestamp_ms: int, sequence: int, payload: bytes) -> bytes:
+    """The exact bytes the sender signs: ``DOMAIN|issuer|ticket_id|timestamp|sequence|payload``.
 
-    Key ids cannot contain ``|`` and the numbers are decimal, so the split is unambiguous;
-    the domain prefix stops a signature made for something else from being valid here.
+    Ids cannot contain ``|`` and the numbers are decimal, so the split is unambiguous; the
+    domain prefix stops a signature made for something else from being valid here.
     """
-    return b"|".join(
-        (_DOMAIN, key_id.encode("ascii"), str(timestamp_ms).encode(), str(sequence).encode(), payload)
-    )
+    return b"|".join((_DOMAIN, issuer.encode("ascii"), ticket_id.encode("ascii"),
+                      str(timestamp_ms).encode(), str(sequence).encode(), payload))
 
 
 def sign_request(
     payload: bytes,
     private_key: ec.EllipticCurvePrivateKey,
-    key_id: str,
+    ticket: AuthorisationTicket,
     timestamp_ms: int,
     sequence: int,
 ) -> SignedRequest:
-    """Sign ``payload`` with ``private_key`` (P-256) and wrap it in a :class:`SignedRequest`."""
-    if not isinstance(private_key.curve, ec.SECP256R1):
-        raise TypeError("priority requests are signed with ECDSA P-256 keys only")
-    der = private_key.sign(canonical_bytes(key_id, timestamp_ms, sequence, payload), _HASH)
-    r, s = decode_dss_signature(der)
-    return SignedRequest(
-        payload=payload,
-        key_id=key_id,
-        timestamp_ms=timestamp_ms,
-        sequence=sequence,
-        signature=r.to_bytes(32, "big") + s.to_bytes(32, "big"),
-    )
+    """Sign ``payload`` with the holder key of ``ticket`` and wrap both in a :class:`SignedRequest`."""
+    data = canonical_bytes(ticket.issuer, ticket.ticket_id, timestamp_ms, sequence, payload)
+    return SignedRequest(payload=payload, ticket=ticket, timestamp_ms=timestamp_ms, sequence=sequence,
+                         signature=raw_signature(private_key, data))
 
 
 # ------------------------------------------------------------------------------------- keys
@@ -191,18 +190,6 @@ def write_public_key_pem(path: str | Path, key: ec.EllipticCurvePublicKey) -> Pa
     return path
 
 
-def write_trust_dir_entry(
-    trust_dir: str | Path, key_id: str, key: ec.EllipticCurvePublicKey, classes: Iterable[str]
-) -> list[Path]:
-    """Grant ``key_id`` the given classes in a trust directory (one PEM per class directory)."""
-    _check_key_id(key_id)
-    written = []
-    for cls in sorted(set(classes)):
-        _check_class(cls)
-        written.append(write_public_key_pem(Path(trust_dir) / cls / f"{key_id}.pem", key))
-    return written
-
-
 def load_private_key_pem(path: str | Path, password: bytes | None = None) -> ec.EllipticCurvePrivateKey:
     """Read a P-256 private key from a PEM file; :class:`ConfigError` if it is anything else."""
     path = Path(path)
@@ -227,14 +214,6 @@ def load_public_key_pem(pem: bytes | str, source: str = "<pem>") -> ec.EllipticC
     return key
 
 
-def _check_key_id(key_id: str) -> None:
-    if not _KEY_ID_RE.match(key_id):
-        raise ConfigError(f"key id {key_id!r} must match {KEY_ID_PATTERN}")
-
-
-def _check_class(cls: str) -> None:
-    if cls not in PRIORITY_CLASSES:
-        raise ConfigError(f"unknown priority class {cls!r} (known: {', '.join(sorted(PRIORITY_CLASSES))})")
 
 
 # ------------------------------------------------------------------------------- trust store
@@ -246,72 +225,123 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _KeyEntry(_Strict):
-    key_id: str = Field(pattern=KEY_ID_PATTERN)
-    classes: tuple[PriorityClass, ...] = Field(min_length=1)
+class _IssuerEntry(_Strict):
+    issuer_id: str = Field(pattern=ID_PATTERN)
     public_key_pem: str | None = None
     public_key_file: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> _KeyEntry:
+    def _one_source(self) -> _IssuerEntry:
         if (self.public_key_pem is None) == (self.public_key_file is None):
-            raise ValueError(f"key {self.key_id!r}: give exactly one of public_key_pem, public_key_file")
+            raise ValueError(f"issuer {self.issuer_id!r}: give exactly one of public_key_pem, public_key_file")
         return self
 
 
 class _TrustFile(_Strict):
-    keys: tuple[_KeyEntry, ...] = ()
+    issuers: tuple[_IssuerEntry, ...] = ()
+    revocation_list: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TrustedKey:
-    """One trusted public key and the priority classes it may request."""
+def _parse_revocations(text: str, source: str) -> frozenset[str]:
+    out = set()
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        issuer, sep, ticket = line.partition("/")
+        try:
+            if not sep:
+                raise ConfigError("")
+            check_id(issuer, "issuer id")
+            check_id(ticket, "ticket id")
+        except ConfigError:
+            raise ConfigError(f"{source} line {n}: expected <issuer_id>/<ticket_id>, got {line[:80]!r}") from None
+        out.add(line)
+    return frozenset(out)
 
-    key_id: str
-    public_key: ec.EllipticCurvePublicKey
-    classes: frozenset[str]
+
+class RevocationList:
+    """Revoked tickets, from a text file that is reloaded when it changes (no restart).
+
+    ``check_every_s``: how often (at most) the file's modification time is looked at.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, check_every_s: float = 1.0) -> None:
+        self.path = Path(path) if path is not None else None
+        self.check_every_s = check_every_s
+        self.reloads = 0
+        self.errors = 0
+        self._revoked: frozenset[str] = frozenset()
+        self._stamp: tuple[int, int] | None = None
+        self._checked_at = -math.inf
+        if self.path is not None:
+            if not self.path.is_file():
+                raise ConfigError(f"revocation list {self.path} does not exist (create an empty file)")
+            self._load()
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def _load(self) -> None:
+        assert self.path is not None
+        st = self.path.stat()
+        text = self.path.read_text(encoding="utf-8")
+        self._revoked = _parse_revocations(text, f"revocation list {self.path.name}")
+        self._stamp = (st.st_mtime_ns, st.st_size)
+        self.reloads += 1
+
+    def refresh(self, now_s: float | None = None) -> None:
+        """Reload the file if it changed (checked at most every ``check_every_s``)."""
+        if self.path is None:
+            return
+        now_s = time.monotonic() if now_s is None else now_s
+        if now_s - self._checked_at < self.check_every_s:
+            return
+        self._checked_at = now_s
+        try:
+            st = self.path.stat()
+            if (st.st_mtime_ns, st.st_size) != self._stamp:
+                self._load()
+        except (OSError, UnicodeDecodeError, ConfigError) as exc:
+            self.errors += 1
+            log.error("revocation list not reloaded, the last good list stays in force: %s", exc)
+
+    def revoked(self, issuer: str, ticket_id: str) -> bool:
+        """Whether the ticket ``issuer/ticket_id`` is revoked (after a :meth:`refresh`)."""
+        self.refresh()
+        return f"{issuer}/{ticket_id}" in self._revoked
 
 
 class TrustStore:
-    """The public keys the gateway trusts, by key id, each with its permitted priority classes."""
+    """The issuers whose tickets the gateway accepts, and the revocation list."""
 
-    def __init__(self, keys: Iterable[TrustedKey] = ()) -> None:
-        self._keys: dict[str, TrustedKey] = {}
-        for k in keys:
-            self.add(k.key_id, k.public_key, k.classes)
+    def __init__(self, issuers: Mapping[str, ec.EllipticCurvePublicKey] | None = None,
+                 revocations: RevocationList | None = None) -> None:
+        self._issuers: dict[str, ec.EllipticCurvePublicKey] = {}
+        self.revocations = revocations if revocations is not None else RevocationList()
+        for issuer_id, key in (issuers or {}).items():
+            self.add_issuer(issuer_id, key)
 
-    def add(self, key_id: str, public_key: ec.EllipticCurvePublicKey, classes: Iterable[str]) -> None:
-        """Trust ``public_key`` under ``key_id`` for ``classes``; :class:`ConfigError` if invalid."""
-        _check_key_id(key_id)
-        if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
-            public_key.curve, ec.SECP256R1
-        ):
-            raise ConfigError(f"key {key_id!r}: not an ECDSA P-256 public key")
-        cls_set = frozenset(classes)
-        if not cls_set:
-            raise ConfigError(f"key {key_id!r}: no priority classes given")
-        for cls in cls_set:
-            _check_class(cls)
-        old = self._keys.get(key_id)
-        if old is not None:
-            if _spki(old.public_key) != _spki(public_key):
-                raise ConfigError(f"key id {key_id!r} is given two different public keys")
-            cls_set |= old.classes
-        self._keys[key_id] = TrustedKey(key_id, public_key, cls_set)
+    def add_issuer(self, issuer_id: str, public_key: ec.EllipticCurvePublicKey) -> None:
+        """Trust tickets signed by ``public_key`` under ``issuer_id``; :class:`ConfigError` if invalid."""
+        check_id(issuer_id, "issuer id")
+        if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ec.SECP256R1):
+            raise ConfigError(f"issuer {issuer_id!r}: not an ECDSA P-256 public key")
+        old = self._issuers.get(issuer_id)
+        if old is not None and _spki(old) != _spki(public_key):
+            raise ConfigError(f"issuer id {issuer_id!r} is given two different public keys")
+        self._issuers[issuer_id] = public_key
 
-    def get(self, key_id: str) -> TrustedKey | None:
-        """The trusted key of ``key_id``, or None."""
-        return self._keys.get(key_id)
+    def issuer(self, issuer_id: str) -> ec.EllipticCurvePublicKey | None:
+        """The public key of ``issuer_id``, or None."""
+        return self._issuers.get(issuer_id)
 
-    def __contains__(self, key_id: object) -> bool:
-        return key_id in self._keys
+    def issuer_ids(self) -> list[str]:
+        """All trusted issuer ids, sorted."""
+        return sorted(self._issuers)
 
     def __len__(self) -> int:
-        return len(self._keys)
-
-    def key_ids(self) -> list[str]:
-        """All trusted key ids, sorted."""
-        return sorted(self._keys)
+        return len(self._issuers)
 
     @classmethod
     def load(cls, path: str | Path) -> TrustStore:
@@ -325,29 +355,26 @@ class TrustStore:
 
     @classmethod
     def from_directory(cls, path: str | Path) -> TrustStore:
-        """``<dir>/<priority class>/<key_id>.pem``; unknown class directories are an error."""
+        """``<dir>/issuers/<issuer_id>.pem`` and an optional ``<dir>/revoked.txt``."""
         path = Path(path)
-        store = cls()
-        for sub in sorted(p for p in path.iterdir() if not p.name.startswith(".")):
-            if not sub.is_dir():
-                raise ConfigError(
-                    f"trust store {path}: {sub.name} is not a class directory "
-                    "(expected <class>/<key_id>.pem)"
-                )
-            _check_class(sub.name)
-            for pem in sorted(sub.glob("*.pem")):
-                key = load_public_key_pem(pem.read_bytes(), str(pem))
-                store.add(pem.stem, key, [sub.name])
+        issuers_dir = path / "issuers"
+        if not issuers_dir.is_dir():
+            raise ConfigError(f"trust store {path}: no issuers/ directory (expected issuers/<issuer_id>.pem)")
+        crl = path / "revoked.txt"
+        store = cls(revocations=RevocationList(crl if crl.is_file() else None))
+        for pem in sorted(issuers_dir.glob("*.pem")):
+            store.add_issuer(pem.stem, load_public_key_pem(pem.read_bytes(), str(pem)))
         return store
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrustStore:
-        """A TOML or JSON file with a ``keys`` list (see module doc)."""
+        """A TOML or JSON file with an ``issuers`` list (see module doc)."""
         path = Path(path)
         parsed = load_model_file(path, _TrustFile, "trust store", formats=(".toml", ".json"))
-        store = cls()
-        for entry in parsed.keys:
-            source = f"{path}: key {entry.key_id!r}"
+        crl = None if parsed.revocation_list is None else path.parent / parsed.revocation_list
+        store = cls(revocations=RevocationList(crl))
+        for entry in parsed.issuers:
+            source = f"{path}: issuer {entry.issuer_id!r}"
             if entry.public_key_pem is not None:
                 pem: bytes | str = entry.public_key_pem
             else:
@@ -357,12 +384,80 @@ class TrustStore:
                     pem = key_path.read_bytes()
                 except OSError as exc:
                     raise ConfigError(f"{source}: cannot read {key_path}: {exc}") from None
-            store.add(entry.key_id, load_public_key_pem(pem, source), entry.classes)
+            store.add_issuer(entry.issuer_id, load_public_key_pem(pem, source))
         return store
 
 
 def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+# ------------------------------------------------------------------------------ replay store
+
+
+class ReplayStore:
+    """The newest accepted sequence number and timestamp per ticket, persisted across restarts.
+
+    Keyed by a hash of (issuer, ticket id): one ticket per vehicle, so that one sender's
+    sequence numbers never lock out another. ``path``: a JSON file, written atomically after
+    every accepted request (accepted requests are rate limited per ticket, so this is cheap);
+    None keeps the state in memory only. Entries whose newest request is outside the
+    timestamp window are dropped (a replay of them is refused as stale anyway), so the state
+    stays as small as the number of tickets active in the last ``window_ms``.
+    """
+
+    def __init__(self, path: str | Path | None, window_ms: int) -> None:
+        self.path = Path(path) if path is not None else None
+        self.window_ms = window_ms
+        self._state: dict[str, list[int]] = {}  # key -> [last sequence, newest timestamp ms]
+        if self.path is not None and self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self._state = {str(k): [int(v[0]), int(v[1])] for k, v in data["tickets"].items()}
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                raise ConfigError(f"replay state {self.path.name} cannot be read ({exc}); "
+                                  "move it away to start afresh") from None
+        self.sweep(int(time.time() * 1000))
+
+    @staticmethod
+    def key(issuer: str, ticket_id: str) -> str:
+        """The stored key of a ticket (a hash: no pseudonym on disk)."""
+        return hashlib.sha256(f"{issuer}/{ticket_id}".encode("ascii")).hexdigest()[:32]
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def last_sequence(self, key: str) -> int | None:
+        """The newest accepted sequence number of a ticket, or None."""
+        st = self._state.get(key)
+        return None if st is None else st[0]
+
+    def accept(self, key: str, sequence: int, timestamp_ms: int) -> None:
+        """Record an accepted request and persist."""
+        st = self._state.get(key)
+        if st is None:
+            self._state[key] = [sequence, timestamp_ms]
+        else:
+            st[0] = sequence
+            st[1] = max(st[1], timestamp_ms)
+        self.save()
+
+    def sweep(self, now_ms: int) -> None:
+        """Drop tickets whose newest accepted request is outside the window."""
+        stale = [k for k, (_, ts) in self._state.items() if ts < now_ms - self.window_ms]
+        for k in stale:
+            del self._state[k]
+
+    def save(self) -> None:
+        """Write the state (atomic replace; owner-only file)."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "tickets": self._state}, f, separators=(",", ":"))
+        os.replace(tmp, self.path)
 
 
 # ---------------------------------------------------------------------------------- verifier
@@ -373,11 +468,17 @@ class RefusalReason(StrEnum):
 
     MALFORMED = "malformed"
     UNSIGNED = "unsigned"
-    UNKNOWN_KEY = "unknown_key"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    REVOKED = "revoked"
+    TICKET_NOT_VALID_NOW = "ticket_not_valid_now"
+    NOT_FOR_THIS_INTERSECTION = "ticket_not_for_intersection"
     STALE_OR_FUTURE = "stale_or_future"
+    REPLAYED = "replayed"
+    OVER_FAILURE_RATE = "over_failure_rate"
+    BAD_TICKET = "bad_ticket_signature"
     BAD_SIGNATURE = "bad_signature"
     NOT_AUTHORISED_FOR_CLASS = "not_authorised_for_class"
-    REPLAYED = "replayed"
+    STATION_ID_MISMATCH = "station_id_mismatch"
     OVER_RATE = "over_rate"
 
 
@@ -386,11 +487,14 @@ ACCEPTED = "accepted"
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of one verification. ``payload`` is set only when accepted, so that code
-    acting on a request can only ever get at bytes that were verified."""
+    """The outcome of one check. ``payload`` and ``ticket`` are set only when accepted, so
+    that code acting on a request can only ever get at bytes that were verified."""
 
     reason: RefusalReason | None = None
     payload: bytes | None = None
+    ticket: AuthorisationTicket | None = None
+    sequence: int = 0
+    timestamp_ms: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -400,31 +504,43 @@ class Verdict:
         return self.accepted
 
 
-@dataclass(slots=True)
-class _KeyState:
-    last_sequence: int
-    max_timestamp_ms: int  # newest timestamp accepted; replay state is needed until it is stale
-    tokens: float
-    tokens_at_ms: int
+class _Buckets:
+    """Token buckets by key, at most ``capacity`` of them (the oldest go first)."""
+
+    def __init__(self, rate_per_s: float, burst: float, capacity: int) -> None:
+        self.rate_per_s, self.burst, self.capacity = rate_per_s, burst, capacity
+        self._b: OrderedDict[Any, list[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._b)
+
+    def tokens(self, key: Any, now_ms: int) -> float:
+        b = self._b.get(key)
+        if b is None:
+            return self.burst
+        return min(self.burst, b[0] + max(0, now_ms - b[1]) / 1000.0 * self.rate_per_s)
+
+    def take(self, key: Any, now_ms: int) -> None:
+        self._b[key] = [self.tokens(key, now_ms) - 1.0, now_ms]
+        self._b.move_to_end(key)
+        while len(self._b) > self.capacity:
+            self._b.popitem(last=False)
+
+    def sweep(self, now_ms: int) -> None:
+        """Drop buckets that have refilled (dropping them changes no decision)."""
+        full = [k for k, b in self._b.items() if b[0] + (now_ms - b[1]) / 1000.0 * self.rate_per_s >= self.burst]
+        for k in full:
+            del self._b[k]
 
 
 class RequestVerifier:
-    """Checks signed priority requests against a :class:`TrustStore`; keeps replay and rate state.
+    """Checks signed priority requests against a :class:`TrustStore` (see the module docstring).
 
-    Checks in order, cheapest and stateless first, and state is only changed by an accepted
-    request, so that forged or replayed traffic cannot use up a genuine sender's rate budget
-    or move its sequence number:
-
-    malformed / unsigned -> unknown key -> timestamp window -> signature -> class ->
-    replay (sequence must exceed the last accepted one) -> rate (token bucket per key).
-
-    ``window_s``: how far the envelope's timestamp may lie from ``now_ms`` either way.
-    ``max_rate_per_s`` and ``burst``: the token bucket of each key.
-
-    Per-key state lives in memory only and is bounded: it exists only for keys in the trust
-    store that sent a valid request, and a key's state is dropped once the newest request it
-    guards against is outside the window and its bucket has refilled — dropping it then
-    changes no future verdict.
+    ``window_s``: how far the envelope's timestamp may lie from now either way.
+    ``max_rate_per_s`` / ``burst``: the request token bucket of each ticket.
+    ``failure_rate_per_s`` / ``failure_burst``: failed signature checks allowed per MQTT
+    client and per (client, ticket) before further requests from there are refused unchecked.
+    ``state_file``: where the replay state is persisted (None: memory only).
     """
 
     def __init__(
@@ -434,103 +550,143 @@ class RequestVerifier:
         window_s: float = 5.0,
         max_rate_per_s: float = 2.0,
         burst: int = 5,
+        failure_rate_per_s: float = 1.0,
+        failure_burst: int = 5,
+        state_file: str | Path | None = None,
+        max_tracked: int = 10_000,
     ) -> None:
-        if not (math.isfinite(window_s) and window_s > 0):
-            raise ValueError(f"window_s must be a positive number, not {window_s!r}")
-        if not (math.isfinite(max_rate_per_s) and max_rate_per_s > 0):
-            raise ValueError(f"max_rate_per_s must be a positive number, not {max_rate_per_s!r}")
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        for name, value in (("window_s", window_s), ("max_rate_per_s", max_rate_per_s),
+                            ("failure_rate_per_s", failure_rate_per_s)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, not {value!r}")
+        if burst < 1 or failure_burst < 1:
+            raise ValueError("burst and failure_burst must be at least 1")
         self.trust_store = trust_store
         self.window_ms = round(window_s * 1000)
-        self.max_rate_per_s = float(max_rate_per_s)
-        self.burst = int(burst)
         self.counts: Counter[str] = Counter()
         """Number of verdicts by outcome: ``"accepted"`` and each :class:`RefusalReason` value."""
-        self._state: dict[str, _KeyState] = {}
+        self.replay = ReplayStore(state_file, self.window_ms)
+        self._rate = _Buckets(float(max_rate_per_s), float(burst), max_tracked)
+        self._fail_client = _Buckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
+        self._fail_ticket = _Buckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
+        self._tickets = TicketKeyCache()
         self._last_sweep_ms: int | None = None
 
     # -- public ----------------------------------------------------------------------------
 
-    def verify(self, envelope: object, required_class: str, now_ms: int) -> Verdict:
-        """Check ``envelope`` for a request of ``required_class`` at time ``now_ms``.
+    def authenticate(self, envelope: object, *, region: str, intersection_id: str, now_ms: int,
+                     client: str = "") -> Verdict:
+        """Step 1: is this a genuine, fresh request under a valid ticket for this intersection?
 
-        ``envelope`` may be a :class:`SignedRequest`, its JSON (``bytes``/``str``), a mapping
-        in JSON form (base64 byte fields), or ``None``. Never raises for any envelope.
+        ``envelope``: a :class:`SignedRequest`, its JSON (bytes / str), a mapping in JSON form,
+        or anything else (refused). ``client``: the MQTT login it came from ("" if unknown).
+        Never raises. The accepted verdict carries the verified payload and ticket; nothing
+        is stored until :meth:`authorise`.
         """
         try:
-            verdict = self._verify(envelope, required_class, int(now_ms))
+            verdict = self._authenticate(envelope, region, intersection_id, int(now_ms), client)
         except Exception:  # noqa: BLE001  (last line of defence: bad input must never crash)
             verdict = Verdict(RefusalReason.MALFORMED)
+        if not verdict:
+            self.counts[verdict.reason.value] += 1  # type: ignore[union-attr]
+        return verdict
+
+    def authorise(self, auth: Verdict, required_class: str, now_ms: int,
+                  station_ids: Iterable[int] = ()) -> Verdict:
+        """Step 2: may this ticket ask for ``required_class``, under these station ids, now?
+
+        ``auth``: an accepted verdict of :meth:`authenticate`; ``station_ids``: the ids the
+        request names (SREM header, requestor), each of which must be the ticket's. On
+        acceptance the replay and rate state is updated (and persisted).
+        """
+        verdict = self._authorise(auth, required_class, int(now_ms), tuple(station_ids))
         self.counts[ACCEPTED if verdict.reason is None else verdict.reason.value] += 1
         return verdict
 
-    @property
-    def tracked_keys(self) -> int:
-        """How many keys currently have replay/rate state (for tests and metrics; no ids)."""
-        return len(self._state)
+    def verify(self, envelope: object, required_class: str, now_ms: int, *, region: str,
+               intersection_id: str, client: str = "", station_ids: Iterable[int] = ()) -> Verdict:
+        """Both steps at once (for callers that know the class without decoding)."""
+        auth = self.authenticate(envelope, region=region, intersection_id=intersection_id,
+                                 now_ms=now_ms, client=client)
+        return self.authorise(auth, required_class, now_ms, station_ids) if auth else auth
 
-    def forget_all(self) -> None:
-        """Drop all per-key state (e.g. on a controlled restart)."""
-        self._state.clear()
+    @property
+    def tracked(self) -> dict[str, int]:
+        """Sizes of the per-ticket and per-client state (for tests and metrics; no ids)."""
+        return {"replay": len(self.replay), "rate": len(self._rate), "fail_client": len(self._fail_client),
+                "fail_ticket": len(self._fail_ticket), "tickets": len(self._tickets)}
 
     # -- internals -------------------------------------------------------------------------
 
-    def _verify(self, envelope: object, required_class: str, now_ms: int) -> Verdict:
+    def _authenticate(self, envelope: object, region: str, inter: str, now_ms: int, client: str) -> Verdict:
         self._maybe_sweep(now_ms)
         parsed = _parse(envelope)
         if isinstance(parsed, RefusalReason):
             return Verdict(parsed)
-        req = parsed
+        req, t = parsed, parsed.ticket
         if not req.signature:
             return Verdict(RefusalReason.UNSIGNED)
-        trusted = self.trust_store.get(req.key_id)
-        if trusted is None:
-            return Verdict(RefusalReason.UNKNOWN_KEY)
+        issuer_key = self.trust_store.issuer(t.issuer)
+        if issuer_key is None:
+            return Verdict(RefusalReason.UNKNOWN_ISSUER)
+        if self.trust_store.revocations.revoked(t.issuer, t.ticket_id):
+            return Verdict(RefusalReason.REVOKED)
+        if not t.valid_at(now_ms / 1000.0):
+            return Verdict(RefusalReason.TICKET_NOT_VALID_NOW)
+        if not t.covers(region, inter):
+            return Verdict(RefusalReason.NOT_FOR_THIS_INTERSECTION)
         if abs(req.timestamp_ms - now_ms) > self.window_ms:
             return Verdict(RefusalReason.STALE_OR_FUTURE)
-        if not _signature_ok(trusted.public_key, req):
-            return Verdict(RefusalReason.BAD_SIGNATURE)
-        if required_class not in trusted.classes:
-            return Verdict(RefusalReason.NOT_AUTHORISED_FOR_CLASS)
-
-        state = self._state.get(req.key_id)
-        if state is not None and req.sequence <= state.last_sequence:
+        last = self.replay.last_sequence(ReplayStore.key(t.issuer, t.ticket_id))
+        if last is not None and req.sequence <= last:
             return Verdict(RefusalReason.REPLAYED)
-        tokens = self._refilled(state, now_ms)
-        if tokens < 1.0:
-            return Verdict(RefusalReason.OVER_RATE)
-        if state is None:
-            self._state[req.key_id] = _KeyState(req.sequence, req.timestamp_ms, tokens - 1.0, now_ms)
-        else:
-            state.last_sequence = req.sequence
-            state.max_timestamp_ms = max(state.max_timestamp_ms, req.timestamp_ms)
-            state.tokens = tokens - 1.0
-            state.tokens_at_ms = now_ms
-        return Verdict(None, req.payload)
+        pair = (client, t.issuer, t.ticket_id)
+        if self._fail_client.tokens(client, now_ms) < 1.0 or self._fail_ticket.tokens(pair, now_ms) < 1.0:
+            return Verdict(RefusalReason.OVER_FAILURE_RATE)
+        digest = t.digest()
+        key = self._tickets.get(digest)
+        if key is None:
+            key = holder_key(t, issuer_key)
+            if key is None:
+                self._failed(client, pair, now_ms)
+                return Verdict(RefusalReason.BAD_TICKET)
+            self._tickets.put(digest, key)
+        data = canonical_bytes(t.issuer, t.ticket_id, req.timestamp_ms, req.sequence, req.payload)
+        if not verify_raw_signature(key, req.signature, data):
+            self._failed(client, pair, now_ms)
+            return Verdict(RefusalReason.BAD_SIGNATURE)
+        return Verdict(None, req.payload, t, req.sequence, req.timestamp_ms)
 
-    def _refilled(self, state: _KeyState | None, now_ms: int) -> float:
-        if state is None:
-            return float(self.burst)
-        elapsed_s = max(0, now_ms - state.tokens_at_ms) / 1000.0
-        return min(float(self.burst), state.tokens + elapsed_s * self.max_rate_per_s)
+    def _failed(self, client: str, pair: tuple[str, str, str], now_ms: int) -> None:
+        self._fail_client.take(client, now_ms)
+        self._fail_ticket.take(pair, now_ms)
+
+    def _authorise(self, auth: Verdict, required_class: str, now_ms: int, station_ids: tuple[int, ...]) -> Verdict:
+        t = auth.ticket
+        if not auth or t is None or auth.payload is None:
+            return Verdict(auth.reason or RefusalReason.MALFORMED)
+        if required_class not in t.classes:
+            return Verdict(RefusalReason.NOT_AUTHORISED_FOR_CLASS)
+        if any(s != t.station_id for s in station_ids):
+            return Verdict(RefusalReason.STATION_ID_MISMATCH)
+        rkey = ReplayStore.key(t.issuer, t.ticket_id)
+        last = self.replay.last_sequence(rkey)
+        if last is not None and auth.sequence <= last:
+            return Verdict(RefusalReason.REPLAYED)
+        if self._rate.tokens(rkey, now_ms) < 1.0:
+            return Verdict(RefusalReason.OVER_RATE)
+        self._rate.take(rkey, now_ms)
+        self.replay.accept(rkey, auth.sequence, auth.timestamp_ms)
+        return auth
 
     def _maybe_sweep(self, now_ms: int) -> None:
         # At most once per window, so that verification stays O(1) amortised.
         if self._last_sweep_ms is not None and 0 <= now_ms - self._last_sweep_ms < self.window_ms:
             return
         self._last_sweep_ms = now_ms
-        stale = [
-            key_id
-            for key_id, st in self._state.items()
-            # Every envelope with sequence <= last_sequence that could still pass the timestamp
-            # check has timestamp >= now - window; all accepted ones had timestamp <=
-            # max_timestamp_ms. Once max_timestamp_ms < now - window, any replay is stale anyway.
-            if st.max_timestamp_ms < now_ms - self.window_ms
-            and self._refilled(st, now_ms) >= self.burst
-        ]
-        for key_id in stale:
-            del self._state[key_id]
+        self.replay.sweep(now_ms)
+        for b in (self._rate, self._fail_client, self._fail_ticket):
+            b.sweep(now_ms)
 
 
 def _parse(envelope: object) -> SignedRequest | RefusalReason:
@@ -549,32 +705,15 @@ def _parse(envelope: object) -> SignedRequest | RefusalReason:
         if len(envelope) > 4 * MAX_PAYLOAD_BYTES:
             return RefusalReason.MALFORMED
         try:
+            return SignedRequest.model_validate_json(envelope)
+        except ValidationError:
+            pass
+        # Only for a refusal: tell an unsigned object from garbage (the cheap path is above).
+        try:
             data: Any = json.loads(envelope)
         except (ValueError, UnicodeDecodeError):
             return RefusalReason.MALFORMED
         if isinstance(data, dict) and "signature" not in data:
             return RefusalReason.UNSIGNED
-        try:
-            return SignedRequest.model_validate_json(envelope)
-        except ValidationError:
-            return RefusalReason.MALFORMED
+        return RefusalReason.MALFORMED
     return RefusalReason.MALFORMED
-
-
-def _signature_ok(public_key: ec.EllipticCurvePublicKey, req: SignedRequest) -> bool:
-    sig = req.signature
-    if len(sig) != _SIGNATURE_BYTES:
-        return False
-    r = int.from_bytes(sig[:32], "big")
-    s = int.from_bytes(sig[32:], "big")
-    if r == 0 or s == 0:
-        return False
-    try:
-        public_key.verify(
-            encode_dss_signature(r, s),
-            canonical_bytes(req.key_id, req.timestamp_ms, req.sequence, req.payload),
-            _HASH,
-        )
-    except (InvalidSignature, ValueError):
-        return False
-    return True

@@ -8,7 +8,8 @@
   has passed, so that a heavy vehicle does not have to brake hard for an amber, or stop
   (class FREIGHT: an extension only, never a pre-emption; budgeted).
 
-Both give way to emergency vehicles and slow crossers (higher classes), and to road users
+Both act only on rows with a verified request (``app``: the on-board unit's signed SREM);
+a CAM alone describes a vehicle and never asks. Both give way to emergency vehicles and slow crossers (higher classes), and to road users
 who have waited long (the class rules' ``others_wait_s``).
 """
 
@@ -45,7 +46,7 @@ class BusPriority(PriorityApplication):
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         v = obs.v2x
         eta = v.eta_s(self.min_speed_mps)
-        mask = (v.role == Role.BUS) & (v.lateness_s >= self.late_after_s) & (eta <= self.horizon_s)
+        mask = (v.role == Role.BUS) & v.app & (v.lateness_s >= self.late_after_s) & (eta <= self.horizon_s)
         return rows_to_requests(mask, v, self.app_code, PriorityClass.PUBLIC_TRANSPORT, eta[mask])
 
 
@@ -66,5 +67,5 @@ class TruckPriority(PriorityApplication):
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         v = obs.v2x
         eta = v.eta_s(1.0)
-        mask = (v.role == Role.TRUCK) & (v.speed_mps >= self.min_speed_mps) & (eta <= self.horizon_s)
+        mask = (v.role == Role.TRUCK) & v.app & (v.speed_mps >= self.min_speed_mps) & (eta <= self.horizon_s)
         return rows_to_requests(mask, v, self.app_code, PriorityClass.FREIGHT, eta[mask])

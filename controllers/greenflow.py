@@ -1,7 +1,8 @@
 """GreenFlow for BlueLights: green for an emergency vehicle with lights and siren on.
 
-From the vehicle's CAM-like status (position on its route, speed, lights and siren) it
-requests green for the vehicle's signal group with its estimated arrival at the stop line.
+For an emergency vehicle with a verified request (``app``: a signed SREM whose ticket
+allows the emergency class; a CAM alone never asks, see :mod:`ivri.gateway.ingest`) and
+its status (position on its route, speed, lights and siren) it requests green for the vehicle's signal group with its estimated arrival at the stop line.
 Requests start far out (``range_m``, 1 km by default: in Dutch practice requests may come
 minutes before the stop line), so that the arbiter can plan the switch: it keeps
 conflicting groups from starting once they could still delay the vehicle, ends the running
@@ -76,7 +77,8 @@ class GreenFlow(PriorityApplication):
 
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         v = obs.v2x
-        mask = (v.role == Role.EMERGENCY) & (v.distance_m <= self.range_m)
+        # Only a verified request asks (``app``): a CAM describes a vehicle, it never requests.
+        mask = (v.role == Role.EMERGENCY) & v.app & (v.distance_m <= self.range_m)
         if self.siren_only:
             mask &= v.siren
         eta = v.eta_s(self.min_speed_mps)[mask]

@@ -95,7 +95,7 @@ def v2x_row(token: int, group: int, **kw: Any) -> dict[str, Any]:
 
 def emergency(token: int, group: int, distance_m: float, speed_mps: float = 10.0) -> dict[str, Any]:
     return v2x_row(token, group, distance_m=distance_m, speed_mps=speed_mps,
-                   role=int(Role.EMERGENCY), siren=True)
+                   role=int(Role.EMERGENCY), siren=True, app=True)
 
 
 def approaching(t: float, arrival_s: float, speed_mps: float = 10.0) -> float:
@@ -330,12 +330,29 @@ def test_greenflow_far_out_changes_nothing() -> None:
 def test_greenflow_ignores_vehicles_without_siren_and_out_of_range() -> None:
     def scene(t: float, obs: Observation) -> None:
         obs.v2x = V2XObservation.from_rows([
-            v2x_row(1, 1, distance_m=approaching(t, 66.0), speed_mps=10.0, role=int(Role.EMERGENCY)),
+            v2x_row(1, 1, distance_m=approaching(t, 66.0), speed_mps=10.0, role=int(Role.EMERGENCY),
+                    app=True),
             emergency(2, 1, 1500.0, speed_mps=0.0),
         ])
 
     base = Run(two_groups(), fixed(), scene, 200)
     r = Run(two_groups(), arbiter(fixed(), GreenFlow()), scene, 200)
+    np.testing.assert_array_equal(r.states, base.states)
+    assert r.log.rows == []
+
+
+def test_status_without_a_verified_request_never_asks() -> None:
+    """A CAM describes, it never requests: emergency (siren on), bus (late) and truck rows
+    without ``app`` (no verified request) leave the lights exactly as without them."""
+    def scene(t: float, obs: Observation) -> None:
+        rows = [dict(emergency(1, 1, approaching(t, 30.0)), app=False),
+                dict(bus(2, 1, approaching(t, 10.0), lateness_s=600.0), app=False),
+                dict(truck(3, 1, 40.0, 15.0), app=False)]
+        obs.v2x = V2XObservation.from_rows(rows)
+
+    base = Run(two_groups(), fixed(), scene, 200)
+    apps = arbiter(fixed(), GreenFlow(), BusPriority(late_after_s=0.0), TruckPriority())
+    r = Run(two_groups(), apps, scene, 200)
     np.testing.assert_array_equal(r.states, base.states)
     assert r.log.rows == []
 
@@ -667,11 +684,12 @@ def test_crosswalk_without_app_changes_nothing() -> None:
 
 def bus(token: int, group: int, distance_m: float, lateness_s: float) -> dict[str, Any]:
     return v2x_row(token, group, distance_m=distance_m, speed_mps=10.0, role=int(Role.BUS),
-                   lateness_s=lateness_s)
+                   lateness_s=lateness_s, app=True)
 
 
 def truck(token: int, group: int, distance_m: float, speed_mps: float) -> dict[str, Any]:
-    return v2x_row(token, group, distance_m=distance_m, speed_mps=speed_mps, role=int(Role.TRUCK))
+    return v2x_row(token, group, distance_m=distance_m, speed_mps=speed_mps, role=int(Role.TRUCK),
+                   app=True)
 
 
 @pytest.mark.parametrize("lateness_s", [60.0, 0.0])

@@ -8,15 +8,21 @@ matching of :class:`~ivri.gateway.site.SiteTable` runs vectorised over all slots
 * CAM -> position, heading, speed, role: ``vehicle_role`` emergency with the light bar *and*
   the siren on -> ``Role.EMERGENCY``, ``siren``; station type bus (6) or tram (11), or
   ``vehicle_role`` publicTransport -> ``Role.BUS``; cyclist (2) / pedestrian (1) / trucks
-  (7, 8) likewise. A CAM alone gives a bus no lateness (0 s): the KAR/VDV punctuality inside
-  ``pt_activation_data`` is not decoded.
+  (7, 8) likewise. A CAM *describes*, it never requests: its row has ``app=False``, and the
+  priority applications act only on rows with ``app=True`` (a verified request). A CAM
+  from the station of a verified request refines that request's distance and speed (the
+  ETA), never its role, class or lifetime. ``allow_cam_priority`` (off by default; closed
+  test sites and simulation only) lets CAM rows of emergency vehicles, buses and trucks ask.
 * verified SREM -> ``app=True``, the signal group of its in-bound lane (or approach), and
   its ETA (``minute`` + ``second``; without them the CAM's distance and speed, or
-  ``default_eta_s``). The requestor's role gives the priority class that the signing key
-  must hold (``emergency``, ``public_transport``, ``freight``, ``cyclist_app``,
-  ``pedestrian_app``). A bus with a verified request counts as ``srem_bus_lateness_s`` late:
-  its on-board unit asks only when it runs late, as in Dutch KAR practice. A
-  ``priorityCancellation`` ends the request.
+  ``default_eta_s``). A bus with a verified request counts as ``srem_bus_lateness_s`` late:
+  its on-board unit asks only when it runs late, as in Dutch KAR practice. A request
+  belongs to the ticket that signed it (:attr:`PendingRequest.owner`): only that ticket may
+  update or cancel it, and an update never lowers its class.
+* Bounds: at most ``max_slots`` slots; when full, the slots with the fewest and oldest CAMs
+  and no request are evicted (a flood of made-up station ids cannot grow the table or push
+  out a request). A station's CAMs closer together than ``cam_min_interval_s`` and CAMs that
+  jump faster than ``max_jump_mps`` are refused (see :meth:`StationTable.put_cam`).
 * A slot expires ``station_ttl_s`` after its last CAM (the station left the area) and its
   request at the ETA plus the requested duration plus ``request_grace_s`` (or
   ``request_ttl_s`` after the last SREM when there is no ETA).
@@ -41,6 +47,7 @@ from ivri.its import Cam
 __all__ = [
     "APP_BY_ROLE",
     "CLASS_BY_REQUESTOR",
+    "CLASS_RANK",
     "ROLE_BY_CLASS",
     "PendingRequest",
     "StationTable",
@@ -71,8 +78,18 @@ _NOMINAL_SPEED = {  # m/s, for rows known only from an SREM's ETA
     int(Role.CAR): 10.0, int(Role.EMERGENCY): 15.0, int(Role.BUS): 10.0, int(Role.TRUCK): 10.0,
     int(Role.CYCLIST): 5.0, int(Role.PEDESTRIAN): 1.2,
 }
+_CAM_PRIORITY_ROLES = np.array([int(Role.EMERGENCY), int(Role.BUS), int(Role.TRUCK)])
+_GNSS_NOISE_M = 20.0
+_M_PER_DEG = 111195.08
 _STATION_ROLE = {1: Role.PEDESTRIAN, 2: Role.CYCLIST, 6: Role.BUS, 7: Role.TRUCK, 8: Role.TRUCK,
                  11: Role.BUS}
+
+
+def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Equirectangular distance in metres (plenty for the few hundred metres of a site)."""
+    dy = (lat2 - lat1) * _M_PER_DEG
+    dx = (lon2 - lon1) * _M_PER_DEG * math.cos(math.radians(lat1))
+    return math.hypot(dx, dy)
 
 
 def minute_of_year(unix_s: float) -> tuple[int, int]:
@@ -98,9 +115,14 @@ def eta_from_srem(minute: int, second_ms: int, now_unix_s: float) -> float:
     return eta
 
 
+#: Rank of the ticket's priority classes (an update may not lower a request's rank).
+CLASS_RANK: dict[str, int] = {"emergency": 5, "pedestrian_app": 4, "public_transport": 3,
+                              "freight": 2, "cyclist_app": 1}
+
+
 @dataclass
 class PendingRequest:
-    """What an SSEM needs to answer one SREM request (in memory only)."""
+    """What an SSEM needs to answer one SREM request, and who owns it (in memory only)."""
 
     station_id: int
     request_id: int
@@ -110,7 +132,11 @@ class PendingRequest:
     approach: int | None
     key: int                  # the arbiter's request key
     app: str                  # the application that should serve it
-    last_status: str = ""     # the last status sent in an SSEM
+    owner: tuple[str, str] = ("", "")  # (issuer, ticket id) of the ticket that signed it
+    rank: int = 0             # CLASS_RANK of its priority class
+    client: str = ""          # the MQTT login it came from ("" if unknown): its SSEM topic
+    last_status: str = ""     # the latest status decided for it
+    sent_status: str = ""     # the latest status handed to the broker in an SSEM
 
 
 class StationTable:
@@ -118,12 +144,19 @@ class StationTable:
 
     _FLOAT = ("lat", "lon", "heading", "speed", "lateness", "last_cam", "req_eta_at",
               "req_until", "cam_eta")
-    _INT = ("inter", "token", "req_group", "station")
+    _INT = ("inter", "token", "req_group", "station", "cams")
     _SMALL = ("role",)
     _BOOL = ("active", "has_cam", "siren", "has_req", "slow")
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, *, max_slots: int = 10_000,
+                 allow_cam_priority: bool = False) -> None:
+        if max_slots < 1:
+            raise ValueError("max_slots must be at least 1")
+        self.max_slots = max_slots
+        self.allow_cam_priority = allow_cam_priority
+        self.evicted = 0
         self.capacity = 0
+        capacity = min(capacity, max_slots)
         for name in self._FLOAT:
             setattr(self, name, np.zeros(0))
         for name in self._INT:
@@ -153,13 +186,17 @@ class StationTable:
             self._free.extend(range(capacity - 1, old - 1, -1))
 
     def slot(self, station_id: int, inter: int) -> int:
-        """The slot of a station at an intersection, created (empty) when new."""
+        """The slot of a station at an intersection, created (empty) when new; -1 when the
+        table is full of requests (slots without a request are evicted to make room)."""
         key = (station_id, inter)
         s = self.index.get(key)
         if s is not None:
             return s
         if not self._free:
-            self._grow(self.capacity * 2)
+            if self.capacity < self.max_slots:
+                self._grow(min(self.capacity * 2, self.max_slots))
+            elif not self._evict():
+                return -1
         s = self._free.pop()
         self.index[key] = s
         tok = self._tokens.get(station_id)
@@ -175,6 +212,8 @@ class StationTable:
         self.has_req[s] = False
         self.siren[s] = False
         self.slow[s] = False
+        self.cams[s] = 0
+        self.last_cam[s] = -math.inf
         self.role[s] = Role.CAR
         self.heading[s] = math.nan
         self.speed[s] = 0.0
@@ -184,6 +223,19 @@ class StationTable:
 
     def _release(self, s: int) -> None:
         self._drop(s, int(self.station[s]))
+
+    def _evict(self) -> bool:
+        """Free the slots (a sixteenth of the table) with the fewest and oldest CAMs and no request."""
+        cand = np.nonzero(self.active & ~self.has_req)[0]
+        if len(cand) == 0:
+            return False
+        k = max(1, self.max_slots // 16)
+        # Stations seen a few times outrank one-off ids (a flood of made-up ids goes first).
+        order = np.lexsort((self.last_cam[cand], np.minimum(self.cams[cand], 3)))
+        for s in cand[order[:k]].tolist():
+            self._release(s)
+        self.evicted += min(k, len(cand))
+        return True
 
     def _drop(self, s: int, station_id: int) -> None:
         del self.index[(station_id, int(self.inter[s]))]
@@ -202,15 +254,32 @@ class StationTable:
 
     # -- messages --------------------------------------------------------------------------
 
-    def put_cam(self, cam: Cam, inter: int, now: float) -> None:
-        """Store a decoded CAM (the caller has checked the position is available)."""
+    def put_cam(self, cam: Cam, inter: int, now: float, *, min_interval_s: float = 0.0,
+                max_jump_mps: float = math.inf) -> str | None:
+        """Store a decoded CAM (the caller has checked the position and the site region).
+
+        Returns None when stored, else why not: ``cam_over_rate`` (closer than
+        ``min_interval_s`` to the station's last CAM), ``implausible_jump`` (moved faster than
+        ``max_jump_mps`` since it, by more than GNSS noise), ``station_table_full``.
+        """
         s = self.slot(cam.header.station_id, inter)
+        if s < 0:
+            return "station_table_full"
         pos = cam.reference_position
-        self.lat[s] = pos.latitude / 1e7
-        self.lon[s] = pos.longitude / 1e7
+        lat, lon = pos.latitude / 1e7, pos.longitude / 1e7
+        if self.has_cam[s]:
+            dt = now - self.last_cam[s]
+            if dt < min_interval_s:
+                return "cam_over_rate"
+            moved = _metres(self.lat[s], self.lon[s], lat, lon)
+            if moved > _GNSS_NOISE_M and moved > max_jump_mps * max(dt, 0.0):
+                return "implausible_jump"
+        self.lat[s] = lat
+        self.lon[s] = lon
         self.heading[s] = math.nan if cam.heading >= 3600 else cam.heading / 10.0
         self.speed[s] = 0.0 if cam.speed == 16383 else cam.speed / 100.0
         self.last_cam[s] = now
+        self.cams[s] += 1
         self.has_cam[s] = True
         if not self.has_req[s]:
             role = _STATION_ROLE.get(cam.station_type, Role.CAR)
@@ -223,6 +292,7 @@ class StationTable:
                 role = Role.BUS
             self.role[s] = role
             self.siren[s] = siren
+        return None
 
     def put_request(self, s: int, *, role: Role, group: int, eta_s: float | None,
                     duration_s: float, now: float, ttl_s: float, grace_s: float,
@@ -232,6 +302,7 @@ class StationTable:
         new = old is None or old.request_id != pending.request_id or old.key != pending.key
         if not new:
             pending.last_status = old.last_status
+            pending.sent_status = old.sent_status
         self.requests[s] = pending
         self.has_req[s] = True
         self.role[s] = role
@@ -297,10 +368,13 @@ class StationTable:
         dist = np.where(use_cam, cam_dist, eta * np.maximum(row_speed, 1.0))
         keep = (group >= 0) & (use_cam | has_req)
         sel = idx[keep]
+        app = self.has_req[sel]
+        if self.allow_cam_priority:  # closed test sites only: a CAM may ask (see module doc)
+            app = app | np.isin(role[keep], _CAM_PRIORITY_ROLES)
         return V2XObservation(
             token=self.token[sel], intersection=self.inter[sel], group=group[keep],
             distance_m=dist[keep], speed_mps=row_speed[keep], role=role[keep],
-            siren=self.siren[sel], app=self.has_req[sel], slow=self.slow[sel],
+            siren=self.siren[sel], app=app, slow=self.slow[sel],
             on_crossing=np.zeros(len(sel), dtype=np.bool_), lateness_s=self.lateness[sel],
         )
 

@@ -60,6 +60,10 @@ from ivri.sumo.observe import (
 
 __all__ = ["DEFAULT_SHARES", "V2XEmulator", "V2XStats", "equipped_mask"]
 
+#: The equipped road users whose on-board unit or app sends a (verified) request: ``app``.
+#: Priority comes only from a request, never from a CAM (see ivri.gateway.ingest).
+_REQUESTING = (Role.EMERGENCY, Role.BUS, Role.TRUCK, Role.CYCLIST)
+
 VAR_SPEED = 0x40
 VAR_POSITION = 0x42
 VAR_TIMELOSS = 0x8C
@@ -289,7 +293,7 @@ class V2XEmulator:
         return V2XObservation(
             token=token[m], intersection=inter[m], group=group[m], distance_m=dist[m],
             speed_mps=speed[m], role=role[m], siren=role[m] == Role.EMERGENCY,
-            app=np.isin(role[m], (Role.CYCLIST, Role.BUS)), slow=np.zeros(int(m.sum()), np.bool_),
+            app=np.isin(role[m], _REQUESTING), slow=np.zeros(int(m.sum()), np.bool_),
             on_crossing=np.zeros(int(m.sum()), np.bool_),
             # A bus's delay against its timetable: its time loss so far (the bundled buses run
             # to a timetable of free flow plus dwell times).

@@ -91,6 +91,7 @@ __all__ = [
     "RequestVerifier",
     "RevocationList",
     "SignedRequest",
+    "TokenBuckets",
     "TrustStore",
     "Verdict",
     "canonical_bytes",
@@ -504,8 +505,9 @@ class Verdict:
         return self.accepted
 
 
-class _Buckets:
-    """Token buckets by key, at most ``capacity`` of them (the oldest go first)."""
+class TokenBuckets:
+    """Token buckets by key (``rate_per_s`` refill, ``burst`` size), at most ``capacity`` of
+    them (the least recently used go first: an evicted bucket comes back full)."""
 
     def __init__(self, rate_per_s: float, burst: float, capacity: int) -> None:
         self.rate_per_s, self.burst, self.capacity = rate_per_s, burst, capacity
@@ -515,12 +517,14 @@ class _Buckets:
         return len(self._b)
 
     def tokens(self, key: Any, now_ms: int) -> float:
+        """Tokens available to ``key`` at ``now_ms``."""
         b = self._b.get(key)
         if b is None:
             return self.burst
         return min(self.burst, b[0] + max(0, now_ms - b[1]) / 1000.0 * self.rate_per_s)
 
     def take(self, key: Any, now_ms: int) -> None:
+        """Spend one token of ``key`` (may go below zero: the caller checks :meth:`tokens`)."""
         self._b[key] = [self.tokens(key, now_ms) - 1.0, now_ms]
         self._b.move_to_end(key)
         while len(self._b) > self.capacity:
@@ -566,9 +570,9 @@ class RequestVerifier:
         self.counts: Counter[str] = Counter()
         """Number of verdicts by outcome: ``"accepted"`` and each :class:`RefusalReason` value."""
         self.replay = ReplayStore(state_file, self.window_ms)
-        self._rate = _Buckets(float(max_rate_per_s), float(burst), max_tracked)
-        self._fail_client = _Buckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
-        self._fail_ticket = _Buckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
+        self._rate = TokenBuckets(float(max_rate_per_s), float(burst), max_tracked)
+        self._fail_client = TokenBuckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
+        self._fail_ticket = TokenBuckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
         self._tickets = TicketKeyCache()
         self._last_sweep_ms: int | None = None
 

@@ -47,6 +47,7 @@ __all__ = ["ApproachConfig", "GatewaySites", "SiteConfig", "SiteTable", "load_ga
 
 EARTH_RADIUS_M = 6371008.8
 AT_STOP_LINE_M = 3.0  # closer than this, the bearing to the stop line is meaningless
+REGION_MARGIN_M = 200.0  # CAMs from farther than the approach ranges plus this are refused
 
 
 class _Strict(BaseModel):
@@ -199,6 +200,17 @@ class SiteTable:
         self.a_tol = np.array(a_tol, dtype=np.float64)
         self.a_range = np.array(a_range, dtype=np.float64)
         self.by_its_id = {s.its_id: s for s in self.sites}
+        # The region of each site: where a CAM can plausibly come from (its farthest approach
+        # range plus a margin); infinite without approaches (nothing to place CAMs on).
+        self.region_m = np.full(len(self.sites), np.inf)
+        for s in self.sites:
+            if s.config.approaches:
+                self.region_m[s.index] = REGION_MARGIN_M + max(
+                    _metres(s.ref_point, a.stop_line) + a.range_m for a in s.config.approaches)
+
+    def in_region(self, i: int, lat_deg: float, lon_deg: float) -> bool:
+        """Whether a position lies within the region of intersection ``i``."""
+        return _metres(self.sites[i].ref_point, (lat_deg, lon_deg)) <= self.region_m[i]
 
     @property
     def n_approaches(self) -> int:
@@ -242,6 +254,13 @@ class SiteTable:
         found = np.isfinite(dist)
         group[found] = self.a_grp[best[found]]
         return group, dist
+
+
+def _metres(a: LatLon, b: LatLon) -> float:
+    """Equirectangular distance in metres between two (lat, lon) points."""
+    x = math.radians(b[1] - a[1]) * math.cos(math.radians(a[0])) * EARTH_RADIUS_M
+    y = math.radians(b[0] - a[0]) * EARTH_RADIUS_M
+    return math.hypot(x, y)
 
 
 def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:

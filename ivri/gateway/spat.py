@@ -145,20 +145,27 @@ def _group_ids(sites: SiteTable, i: int) -> list[str]:
 
 
 def build_ssem(sites: SiteTable, i: int, answers: list[tuple[PendingRequest, str]],
-               now_unix_s: float, sequence: int) -> list[Ssem]:
+               now_unix_s: float, sequence: int, *, private: bool = True) -> list[Ssem]:
     """SSEMs answering ``answers`` ((request, status) pairs) of intersection ``i``; up to 32
-    answers per message."""
+    answers per message.
+
+    Privacy: the requester is named by the pseudonymous station id of its ticket and its
+    request id; its role is never sent. ``private``: the SSEM goes to a topic only the
+    requester can read, so it names the in-bound lane it asked for; otherwise (a broker
+    without logins) the lane is left out (approach 0: unknown).
+    """
     site = sites.sites[i]
     moy, ms = minute_of_year(now_unix_s)
+    unknown = IntersectionAccessPoint(approach=0)
     out = []
     for k in range(0, len(answers), 32):
         packages = tuple(
             SignalStatusPackage(
                 requester=SignalRequesterInfo(
                     id=p.station_id, request=p.request_id, sequence_number=p.sequence_number,
-                    role=p.role,
                 ),
-                inbound_on=IntersectionAccessPoint(lane=p.lane) if p.lane is not None
+                inbound_on=unknown if not private
+                else IntersectionAccessPoint(lane=p.lane) if p.lane is not None
                 else IntersectionAccessPoint(approach=p.approach),
                 status=status,
             )

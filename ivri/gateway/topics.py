@@ -2,20 +2,31 @@
 
 Topic layout (one subtree per intersection)::
 
-    ivri/<region>/<intersection_id>/cam       in   CAM (vehicles, apps)
-    ivri/<region>/<intersection_id>/srem      in   signed SREM: a SignedRequest JSON envelope
-                                                   (ivri.gateway.security) whose payload is
-                                                   the SREM in the gateway's codec
-    ivri/<region>/<intersection_id>/ssem      out  SSEM: answers to SREMs
-    ivri/<region>/<intersection_id>/spatem    out  SPATEM: signal phase and timing
-    ivri/<region>/<intersection_id>/mapem     out  MAPEM: topology (retained)
-    ivri/<region>/<intersection_id>/status    out  "online" / "fallback" / "offline" (retained;
-                                                   "offline" is the MQTT last will)
+    ivri/<region>/<intersection_id>/cam/<login>    in   CAM (vehicles, apps)
+    ivri/<region>/<intersection_id>/srem/<login>   in   signed SREM: a SignedRequest JSON
+                                                        envelope (ivri.gateway.security) whose
+                                                        payload is the SREM in the gateway's codec
+    ivri/<region>/<intersection_id>/ssem/<login>   out  SSEM: the answers to <login>'s SREMs
+    ivri/<region>/<intersection_id>/spatem         out  SPATEM: signal phase and timing
+    ivri/<region>/<intersection_id>/mapem          out  MAPEM: topology (retained)
+    ivri/<region>/<intersection_id>/status         out  "online" / "fallback" / "offline"
+                                                        (retained; "offline" is the MQTT last will)
+
+``<login>`` is the MQTT user name of the sending device. The shipped broker ACL
+(``deploy/mosquitto/acl``) lets a device write only under its own login (``%u``) and read
+only its own ``ssem/<login>``, so the gateway knows which login sent what (for per-client
+budgets) and an SSEM reaches only its requester. Brokers without logins (tests, a trusted
+road-side relay) may use ``cam`` / ``srem`` without the last level; their SSEMs then go to
+``ssem``, which carries no lane (see :func:`ivri.gateway.spat.build_ssem`).
 
 ``<region>`` is a free label (default ``nl``); ``<intersection_id>`` is the ``id`` of the
 intersection in the network config (``[[intersections]] id = "J101"``). The payload codec is
 one per gateway: JSON (default, :func:`ivri.its.encode_json`) or UPER (``--codec uper``);
 the SignedRequest envelope of an SREM is JSON in both cases (its payload is base64).
+
+Status: ``online`` (connected; the controller with its priority applications runs),
+``fallback`` (the engine hit an error and runs the local fallback: no priority),
+``offline`` (the gateway is gone: the last will, or a clean stop).
 """
 
 from __future__ import annotations
@@ -42,8 +53,8 @@ __all__ = [
 IN_KINDS = ("cam", "srem")
 OUT_KINDS = ("ssem", "spatem", "mapem", "status")
 STATUS_ONLINE = "online"       # connected, receiving and controlling with V2X input
-STATUS_FALLBACK = "fallback"   # reconnected after a broker loss; local control went on meanwhile
-STATUS_OFFLINE = "offline"     # the last will: the gateway is gone
+STATUS_FALLBACK = "fallback"   # safe state: the local fallback controller runs, no priority
+STATUS_OFFLINE = "offline"     # the last will (and a clean stop): the gateway is gone
 _SEGMENT = re.compile(r"^[^/+#\x00]{1,64}$")
 
 CodecName = Literal["json", "uper"]
@@ -70,15 +81,25 @@ class TopicLayout:
         return f"{self.root}/{self.region}/{intersection_id}/{kind}"
 
     def subscriptions(self) -> list[str]:
-        """The filters the gateway subscribes to (all intersections of its region)."""
-        return [f"{self.root}/{self.region}/+/{kind}" for kind in IN_KINDS]
+        """The filters the gateway subscribes to (all intersections of its region; ``kind/#``
+        matches both ``kind`` and ``kind/<login>``)."""
+        return [f"{self.root}/{self.region}/+/{kind}/#" for kind in IN_KINDS]
 
-    def parse(self, topic: str) -> tuple[str, str] | None:
-        """``(intersection_id, kind)`` of an incoming topic, or None if it is not ours."""
+    def client_topic(self, intersection_id: str, kind: str, login: str) -> str:
+        """``ivri/<region>/<intersection_id>/<kind>/<login>`` (``.../<kind>`` for login "")."""
+        base = self.topic(intersection_id, kind)
+        return f"{base}/{login}" if login else base
+
+    def parse(self, topic: str) -> tuple[str, str, str] | None:
+        """``(intersection_id, kind, login)`` of an incoming topic (login "" when absent),
+        or None if it is not ours."""
         parts = topic.split("/")
-        if len(parts) != 4 or parts[0] != self.root or parts[1] != self.region:
+        if len(parts) not in (4, 5) or parts[0] != self.root or parts[1] != self.region:
             return None
-        return parts[2], parts[3]
+        login = parts[4] if len(parts) == 5 else ""
+        if len(parts) == 5 and not _SEGMENT.match(login):
+            return None
+        return parts[2], parts[3], login
 
 
 class Codec:

@@ -41,6 +41,16 @@ def test_sample_cam_maps_to_the_west_approach() -> None:
     assert v.role[0] == Role.EMERGENCY and v.siren[0]
     assert 190.0 < v.distance_m[0] < 210.0
     assert v.speed_mps[0] == pytest.approx(13.89)
+    assert not v.app[0]  # a CAM describes; it never requests
+    svc.tick(now=0.0)
+    assert len(svc.ctl.tracked_.status) == 0  # no priority request from a CAM alone
+
+
+def test_cam_priority_only_with_the_closed_site_option(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="ivri.gateway"):
+        svc = example_service(allow_cam_priority=True)
+    assert "allow_cam_priority" in caplog.text
+    svc.handle("ivri/nl/J101/cam", sample_cam(), now=0.0)
     svc.tick(now=0.0)
     assert svc.ctl.tracked_.status.tolist() == [3]  # PREPARING: conflicting groups kept red
 
@@ -89,6 +99,25 @@ def test_table_grows_and_reuses_slots() -> None:
     assert len(svc.table) == 0
 
 
+def test_cam_plausibility_and_rate() -> None:
+    svc = example_service()
+    cam = decode_json(sample_cam(), "cam")
+    svc.handle("ivri/nl/J101/cam", encode_json(cam), now=0.0)
+    svc.handle("ivri/nl/J101/cam", encode_json(cam), now=0.01)  # 100 Hz: over the CAM rate
+    fast = cam.model_copy(update={"speed": 9000})  # 90 m/s
+    svc.handle("ivri/nl/J101/cam", encode_json(fast), now=1.0)
+    pos = cam.reference_position
+    jump = cam.model_copy(update={"reference_position": pos.model_copy(
+        update={"latitude": pos.latitude + 50_000})})  # 556 m in 1 s
+    svc.handle("ivri/nl/J101/cam", encode_json(jump), now=1.0)
+    far = cam.model_copy(update={"header": cam.header.model_copy(update={"station_id": 9}),
+                                 "reference_position": pos.model_copy(update={"latitude": pos.latitude + 200_000})})
+    svc.handle("ivri/nl/J101/cam", encode_json(far), now=1.0)  # 2.2 km away: outside the site
+    assert svc.rejected == {"cam_over_rate": 1, "implausible_speed": 1, "implausible_jump": 1,
+                            "outside_site": 1}
+    assert len(svc.table) == 1
+
+
 def test_example_files_and_bad_sites() -> None:
     cfg = load_network_config(DOCS / "gateway-example.toml")
     SiteTable(cfg, load_gateway_sites(DOCS / "gateway-example-sites.toml"))
@@ -104,7 +133,11 @@ def test_example_files_and_bad_sites() -> None:
 def test_topics_and_urls() -> None:
     t = TopicLayout("nl")
     assert t.topic("J101", "spatem") == "ivri/nl/J101/spatem"
-    assert t.parse("ivri/nl/J101/cam") == ("J101", "cam")
+    assert t.parse("ivri/nl/J101/cam") == ("J101", "cam", "")
+    assert t.parse("ivri/nl/J101/cam/dev-7") == ("J101", "cam", "dev-7")
+    assert t.parse("ivri/nl/J101/cam/dev-7/x") is None
+    assert t.client_topic("J101", "ssem", "dev-7") == "ivri/nl/J101/ssem/dev-7"
+    assert t.subscriptions() == ["ivri/nl/+/cam/#", "ivri/nl/+/srem/#"]
     assert t.parse("ivri/de/J101/cam") is None
     with pytest.raises(ConfigError):
         t.topic("a/b", "cam")

@@ -6,33 +6,51 @@
                              sites=load_gateway_sites("docs/gateway-example-sites.toml"))
     asyncio.run(service.run())      # until service.stop()
 
-Two asyncio tasks share one event loop:
+Three asyncio tasks share one event loop:
 
 * the **engine loop** ticks every ``tick_s`` of wall time: V2X rows from the station table
   (:mod:`ivri.gateway.ingest`), an :class:`~ivri.controllers.base.Observation` (demand from
   the messages: there are no detectors in live mode; ``always_demand`` makes every group
   call so that the base controller cycles), the controller, :class:`~ivri.core.engine.SignalCore`
   (monitor on), then SSEMs for requests whose status changed and SPATEM every
-  ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never waits for the broker.
+  ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never
+  waits for the broker or for incoming messages.
 * the **MQTT loop** connects (a new :class:`aiomqtt.Client` context per attempt), publishes
-  ``status`` = ``online`` and the retained MAPEM, subscribes to ``cam`` and ``srem`` and
-  handles every message synchronously (decode, verify, store: no awaits). On a broker loss
-  it retries with exponential backoff (``reconnect_min_s`` doubling up to
-  ``reconnect_max_s``) while the engine loop goes on with local vehicle-actuated control
-  from what it still knows: the signal state is never reset. The MQTT last will sets
-  ``status`` to ``fallback`` (the intersection runs on without the gateway's broker);
-  :meth:`stop` publishes ``offline``.
+  ``status`` and the retained MAPEM, subscribes to ``cam`` and ``srem``, and puts every
+  incoming message in a bounded inbox (``inbox_size``; when full the message is dropped and
+  counted in ``dropped["inbox_full"]``): receiving costs a list append, whatever arrives.
+  On a broker loss it retries with exponential backoff (``reconnect_min_s`` doubling up to
+  ``reconnect_max_s``) while the engine loop goes on with local control from what it still
+  knows: the signal state is never reset. SSEM status changes decided while offline are sent
+  on reconnect. The MQTT last will sets ``status`` to ``offline``, as does :meth:`stop`.
+* the **ingest loop** drains the inbox in slices of at most ``ingest_slice_s`` and yields to
+  the engine loop between slices, so that a flood delays the tick by one slice at most.
 
-Hostile input: every payload is checked for size, codec and type; a bad one is counted in
-:attr:`rejected` (by reason) and logged in one line (at most one line per reason every
-``log_every_s``: a flood must not become a log flood) and never stops the gateway. Refused
-SREMs (signature, replay, rate, class) are counted in :attr:`refused` by
-:class:`~ivri.gateway.security.RefusalReason`. Logs never carry station ids or key ids.
+Safe state: any exception in a tick (a controller, the V2X rows, a safety violation found by
+the core's monitor, a bug) hands every intersection to the local fallback (the base
+controller without priority applications; if that fails too, fixed time), publishes
+``status`` ``fallback`` and keeps the core running; :attr:`faults` counts them.
+
+Authorised priority only: a CAM never creates or raises a priority request; priority comes
+from SREMs signed under an authorisation ticket (:mod:`ivri.gateway.security`,
+:mod:`ivri.gateway.tickets`) that allows the class at this intersection, and a request
+belongs to the ticket that signed it. ``allow_cam_priority`` (off by default, with a warning
+in the log) lets CAMs of emergency vehicles, buses and trucks ask, for closed test sites and
+simulation.
+
+Hostile input: work per message is bounded and cheap checks come first (topic, size,
+per-login CAM budget, then decode; for SREMs the ticket checks and failed-verification
+budgets before any signature is checked, and the signature before the SREM is decoded).
+A bad message is counted in :attr:`rejected` (by reason) and logged in one line (at most
+one line per reason every ``log_every_s``: a flood must not become a log flood) and never
+stops the gateway. Refused SREMs are counted in :attr:`refused` by reason. Logs never carry
+station ids, ticket ids or logins.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -40,31 +58,32 @@ import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import aiomqtt
 import numpy as np
-from pydantic import ValidationError
 
 from ivri.config import NetworkConfig
-from ivri.controllers import APPLICATIONS, PriorityArbiter, make_controller
+from ivri.controllers import APPLICATIONS, FixedTime, PriorityArbiter, make_controller
 from ivri.controllers.arbiter import ACTING
 from ivri.controllers.base import Observation
 from ivri.controllers.priority import request_keys
 from ivri.core.compile import compile_network
 from ivri.core.engine import SignalCore
-from ivri.errors import ConfigError
+from ivri.errors import ConfigError, SafetyViolation
 from ivri.gateway.ingest import (
     APP_BY_ROLE,
     CLASS_BY_REQUESTOR,
+    CLASS_RANK,
     ROLE_BY_CLASS,
     PendingRequest,
     StationTable,
     detector_view,
     eta_from_srem,
 )
-from ivri.gateway.security import RequestVerifier, SignedRequest, TrustStore
+from ivri.gateway.security import RequestVerifier, TokenBuckets, TrustStore
 from ivri.gateway.site import GatewaySites, SiteTable
 from ivri.gateway.spat import SSEM_STATUS, build_mapem, build_spatem, build_ssem
 from ivri.gateway.topics import (
@@ -82,6 +101,9 @@ __all__ = ["GatewayService", "parse_broker_url"]
 log = logging.getLogger("ivri.gateway")
 
 _MAX_OUTBOX = 10_000
+_MAX_SPEED_MPS = 70.0       # 252 km/h: faster is not a road user near an intersection
+_MAX_JUMP_MPS = 100.0       # position change between two CAMs faster than this: implausible
+_CAM_MIN_INTERVAL_S = 0.05  # ETSI CAMs come at most every 0.1 s; half of it allows jitter
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
@@ -169,6 +191,14 @@ class GatewayService:
         controller_params: dict[str, Any] | None = None,
         external_clock: bool = False,
         demand_source: Callable[[], Observation] | None = None,
+        allow_cam_priority: bool = False,
+        state_dir: str | Path | None = None,
+        max_stations: int = 10_000,
+        client_cam_rate_per_s: float = 50.0,
+        failure_rate_per_s: float = 1.0,
+        failure_burst: int = 5,
+        inbox_size: int = 20_000,
+        ingest_slice_s: float = 0.005,
     ) -> None:
         if not (math.isfinite(tick_s) and tick_s > 0):
             raise ConfigError(f"tick_s must be a positive number of seconds, not {tick_s}")
@@ -194,10 +224,21 @@ class GatewayService:
         self.apps = {a.name for a in getattr(self.ctl, "applications", ())}
         self.core = SignalCore(self.net, tick_s, monitor=True)
         self.codec: Codec = make_codec(codec, asn1_dir=asn1_dir, max_bytes=max_payload_bytes)
+        if state_dir is not None:
+            Path(state_dir).mkdir(parents=True, exist_ok=True)
         self.verifier = RequestVerifier(
             trust_store if trust_store is not None else TrustStore(),
             window_s=verifier_window_s, max_rate_per_s=verifier_rate_per_s, burst=verifier_burst,
+            failure_rate_per_s=failure_rate_per_s, failure_burst=failure_burst,
+            state_file=None if state_dir is None else Path(state_dir) / "replay-state.json",
         )
+        self.allow_cam_priority = bool(allow_cam_priority)
+        if self.allow_cam_priority:
+            log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
+                        "priority without a signed request. For closed test sites and simulation only.")
+        self.inbox_size = int(inbox_size)
+        self.ingest_slice_s = float(ingest_slice_s)
+        self._client_cams = TokenBuckets(float(client_cam_rate_per_s), 2.0 * client_cam_rate_per_s, 10_000)
         self.tick_s = float(tick_s)
         self.spat_every_s = float(spat_every_s)
         self.always_demand = self.net.timing.valid.copy() if always_demand else None
@@ -219,13 +260,17 @@ class GatewayService:
         self.clock_s = 0.0
         self.demand_source = demand_source
 
-        self.table = StationTable()
+        self.table = StationTable(max_slots=max_stations, allow_cam_priority=self.allow_cam_priority)
         self.received: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.published: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.status = STATUS_OFFLINE
+        #: Faults by kind (exceptions in a tick); each one put the gateway in its safe state.
+        self.faults: Counter[str] = Counter()
+        self.safe_state = False
+        self._fallback_level = 0
         self.connections = 0
         self.ticks = 0
         self.last_tick_s = 0.0  # wall time the last tick took
@@ -235,6 +280,8 @@ class GatewayService:
         self._outbox: asyncio.Queue[tuple[str, bytes, int, bool]] | None = None
         self._client: aiomqtt.Client | None = None
         self._stopping: asyncio.Event | None = None
+        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        self._inbox_ready: asyncio.Event | None = None
         self._next_spat = 0.0
         self._ssem_seq = [0] * self.net.n_intersections
         self._prio_last = np.zeros(self.net.n_intersections, dtype=np.bool_)
@@ -244,16 +291,15 @@ class GatewayService:
         self._mapem = [self._encode_or_none(build_mapem(self.sites, i, self.net.mode))
                        for i in range(self.net.n_intersections)]
         self._app_codes = {name: cls.app_code for name, cls in APPLICATIONS.items()}
-        handle = self.handle
-
         class _DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
-            """aiomqtt's incoming queue (its documented ``queue_type`` hook) that handles each
-            message synchronously on arrival instead of storing it: no task and no queue
-            round trip per message (iterating ``client.messages`` costs two tasks each)."""
+            """aiomqtt's incoming queue (its documented ``queue_type`` hook) that hands each
+            message to the gateway's bounded inbox on arrival: no task per message
+            (iterating ``client.messages`` costs two tasks each)."""
 
             def put_nowait(self, item: aiomqtt.Message) -> None:
-                handle(item.topic.value, item.payload)  # type: ignore[arg-type]
+                receive(item.topic.value, item.payload)  # type: ignore[arg-type]
 
+        receive = self.receive
         self._dispatch_queue = _DispatchQueue
 
     # ------------------------------------------------------------------------------ public
@@ -265,30 +311,36 @@ class GatewayService:
             "refused": dict(self.refused), "published": dict(self.published),
             "dropped": dict(self.dropped), "verifier": dict(self.verifier.counts),
             "ticks": self.ticks, "connections": self.connections, "stations": len(self.table),
+            "evicted_stations": self.table.evicted, "inbox": len(self._inbox),
+            "faults": dict(self.faults), "safe_state": self.safe_state,
             "status": self.status, "core_t_s": self.core.t_s, "offline_s": round(self.offline_s, 3),
         }
 
     async def run(self) -> None:
-        """Run until :meth:`stop`. Raises only on a safety violation of the core (a bug)."""
+        """Run until :meth:`stop`. A fault in a tick puts the gateway in its safe state
+        (see the module docstring); it does not end the run."""
         self._stopping = asyncio.Event()
+        self._inbox_ready = asyncio.Event()
         self._outbox = asyncio.Queue(maxsize=_MAX_OUTBOX)
         self._offline_since = time.monotonic()
         # With an external clock the caller ticks (tick_once): the engine task only waits.
         engine = asyncio.create_task(self._stopping.wait() if self.external_clock else self._engine_loop(),
                                      name="ivri-gateway-engine")
         mqtt = asyncio.create_task(self._mqtt_loop(), name="ivri-gateway-mqtt")
+        ingest = asyncio.create_task(self._ingest_loop(), name="ivri-gateway-ingest")
         stop = asyncio.create_task(self._stopping.wait())
         try:
-            done, _ = await asyncio.wait({engine, mqtt, stop}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({engine, mqtt, ingest, stop}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stop and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             self._stopping.set()
-            for task in (engine, stop):
+            for task in (engine, ingest, stop):
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await engine
+            for task in (engine, ingest):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             # The MQTT loop sees _stopping, publishes "offline" and disconnects cleanly.
             try:
                 await asyncio.wait_for(mqtt, timeout=3.0)
@@ -315,8 +367,34 @@ class GatewayService:
 
     # ----------------------------------------------------------------------------- ingest
 
+    def receive(self, topic: str, payload: bytes) -> None:
+        """Put one incoming message in the inbox (the MQTT client calls this); never raises.
+
+        A full inbox drops the message and counts it: under a flood the gateway keeps what it
+        can handle and the engine keeps its period.
+        """
+        if len(self._inbox) >= self.inbox_size:
+            self.dropped["inbox_full"] += 1
+            return
+        self._inbox.append((topic, payload, self._now()))
+        if self._inbox_ready is not None and len(self._inbox) == 1:
+            self._inbox_ready.set()
+
+    async def _ingest_loop(self) -> None:
+        assert self._inbox_ready is not None
+        inbox, clock = self._inbox, time.perf_counter
+        while True:
+            if not inbox:
+                self._inbox_ready.clear()
+                await self._inbox_ready.wait()
+            end = clock() + self.ingest_slice_s
+            while inbox and clock() < end:
+                topic, payload, at = inbox.popleft()
+                self.handle(topic, payload, at)
+            await asyncio.sleep(0)  # let the engine loop and the socket reader in
+
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> None:
-        """Process one incoming message. Never raises."""
+        """Process one incoming message at once (the ingest loop; tests). Never raises."""
         try:
             self._handle(topic, payload, self._now() if now is None else now)
         except Exception as exc:  # noqa: BLE001  (last line of defence: input must never crash us)
@@ -327,7 +405,7 @@ class GatewayService:
         if parsed is None:
             self._reject("unknown_topic", "topic outside the layout")
             return
-        inter_id, kind = parsed
+        inter_id, kind, login = parsed
         self.received[kind] += 1
         i = self.net.intersection_index.get(inter_id)
         if i is None:
@@ -340,9 +418,9 @@ class GatewayService:
             self._reject("oversized", f"{kind} payload of {len(payload)} bytes")
             return
         if kind == "cam":
-            self._on_cam(i, bytes(payload), now)
+            self._on_cam(i, bytes(payload), now, login)
         elif kind == "srem":
-            self._on_srem(i, bytes(payload), now)
+            self._on_srem(i, bytes(payload), now, login)
         else:
             self._reject("unknown_topic", f"not an input topic: {kind[:20]!r}")
 
@@ -357,28 +435,43 @@ class GatewayService:
             self._reject(reason, f"{kind}: {exc}")
             return None
 
-    def _on_cam(self, i: int, data: bytes, now: float) -> None:
+    def _on_cam(self, i: int, data: bytes, now: float, login: str) -> None:
+        if login:  # a device sends one station's CAMs: at most a few per second
+            now_ms = int(now * 1000)
+            if self._client_cams.tokens(login, now_ms) < 1.0:
+                self._reject("cam_over_client_rate", "cams of one login above its budget")
+                return
+            self._client_cams.take(login, now_ms)
         cam = self._decode(data, "cam")
         if cam is None:
             return
-        if cam.reference_position.latitude_deg is None or cam.reference_position.longitude_deg is None:
+        pos = cam.reference_position
+        if pos.latitude_deg is None or pos.longitude_deg is None:
             self._reject("position_unavailable", "cam without a position")
             return
         if cam.station_type == 15:
             self._reject("not_a_road_user", "cam of a road-side unit")
             return
-        self.table.put_cam(cam, i, now)
-
-    def _on_srem(self, i: int, data: bytes, now: float) -> None:
-        now_ms = int(time.time() * 1000)
-        try:
-            env = SignedRequest.model_validate_json(data)
-        except (ValidationError, ValueError):
-            # Let the verifier classify it (malformed / unsigned) so that all refusals count there.
-            verdict = self.verifier.verify(data, "emergency", now_ms)
-            self._refuse(verdict.reason.value if verdict.reason else "malformed")
+        if cam.speed != 16383 and cam.speed / 100.0 > _MAX_SPEED_MPS:
+            self._reject("implausible_speed", f"cam speed {cam.speed / 100.0:.0f} m/s")
             return
-        srem = self._decode(env.payload, "srem")
+        if not self.sites.in_region(i, pos.latitude / 1e7, pos.longitude / 1e7):
+            self._reject("outside_site", "cam position outside the intersection's region")
+            return
+        why = self.table.put_cam(cam, i, now, min_interval_s=_CAM_MIN_INTERVAL_S, max_jump_mps=_MAX_JUMP_MPS)
+        if why is not None:
+            self._reject(why, "cam not stored")
+
+    def _on_srem(self, i: int, data: bytes, now: float, login: str) -> None:
+        now_ms = int(time.time() * 1000)
+        auth = self.verifier.authenticate(data, region=self.topics.region,
+                                          intersection_id=self.net.intersection_ids[i],
+                                          now_ms=now_ms, client=login)
+        if not auth:
+            self._refuse(auth.reason.value)  # type: ignore[union-attr]
+            return
+        assert auth.payload is not None and auth.ticket is not None
+        srem = self._decode(auth.payload, "srem")
         if srem is None:
             return
         rtype = srem.requestor.type
@@ -386,15 +479,15 @@ class GatewayService:
         if cls is None:
             self._reject("unsupported_role", f"srem requestor role {rtype.role if rtype else None!r}")
             return
-        verdict = self.verifier.verify(env, cls, now_ms)
+        verdict = self.verifier.authorise(auth, cls, now_ms,
+                                          station_ids=(srem.header.station_id, srem.requestor.id))
         if not verdict:
             self._refuse(verdict.reason.value)  # type: ignore[union-attr]
             return
-        if verdict.payload != env.payload:  # cannot happen; never act on unverified bytes
-            self._refuse("malformed")
-            return
+        ticket = auth.ticket
+        owner = (ticket.issuer, ticket.ticket_id)
         site = self.sites.sites[i]
-        station = srem.requestor.id
+        station = ticket.station_id
         role = ROLE_BY_CLASS[cls]
         app = APP_BY_ROLE[int(role)]
         acks: list[tuple[PendingRequest, str]] = []
@@ -406,10 +499,17 @@ class GatewayService:
             ):
                 continue
             matched = True
+            s = self.table.index.get((station, i))
+            held = self.table.requests.get(s) if s is not None else None
+            if held is not None and held.owner != owner:
+                self._refuse("not_request_owner")  # only the ticket that made it may change it
+                continue
             if r.request_type == "priorityCancellation":
-                s = self.table.index.get((station, i))
-                if s is not None:
-                    self.table.cancel_request(s)
+                if held is not None:
+                    self.table.cancel_request(s)  # type: ignore[arg-type]
+                continue
+            if held is not None and CLASS_RANK[cls] < held.rank:
+                self._refuse("downgrade")  # never lower a request's class: cancel it first
                 continue
             lane, appr = r.in_bound_lane.lane, r.in_bound_lane.approach
             g = self.sites.group_of_access(site, lane, appr)
@@ -424,12 +524,16 @@ class GatewayService:
                     continue
             duration = (pkg.duration or 0) / 1000.0
             s = self.table.slot(station, i)
+            if s < 0:
+                self._reject("station_table_full", "no slot for a verified request")
+                continue
             key = int(request_keys(np.array([self.table.token[s]]), np.array([i]),
                                    self._app_codes[app])[0])
             pending = PendingRequest(
                 station_id=station, request_id=r.request_id,
                 sequence_number=srem.sequence_number or 0, role=rtype.role,  # type: ignore[union-attr]
                 lane=lane, approach=appr if lane is None else None, key=key, app=app,
+                owner=owner, rank=CLASS_RANK[cls], client=login,
             )
             new = self.table.put_request(
                 s, role=role, group=g, eta_s=eta, duration_s=duration, now=now,
@@ -437,9 +541,8 @@ class GatewayService:
                 bus_lateness_s=self.srem_bus_lateness_s, pending=pending,
             )
             if new:
-                status = "requested" if app in self.apps else "rejected"
-                pending.last_status = status
-                acks.append((pending, status))
+                pending.last_status = "requested" if app in self.apps else "rejected"
+                acks.append((pending, pending.last_status))
         if not matched:
             self._reject("other_intersection", "srem holds no request for this intersection")
         if acks:
@@ -475,9 +578,23 @@ class GatewayService:
             await asyncio.sleep(max(delay, 0.0))
 
     def tick(self, now: float | None = None) -> None:
-        """One engine tick (called by the engine loop; tests may call it directly)."""
+        """One engine tick (called by the engine loop; tests may call it directly). Never
+        raises: a fault puts the gateway in its safe state and the next tick runs on."""
         t0 = time.perf_counter()
         now = self._now() if now is None else now
+        try:
+            self._tick(now)
+        except Exception as exc:  # noqa: BLE001  (the lights must keep running, see module doc)
+            self._fail_safe(exc)
+        self.last_tick_s = time.perf_counter() - t0
+        if self.on_tick is not None:
+            try:
+                self.on_tick(self)
+            except Exception as exc:  # noqa: BLE001
+                self.faults["on_tick"] += 1
+                self._log_limited("on_tick", "on_tick callback failed: %s", exc)
+
+    def _tick(self, now: float) -> None:
         unix = time.time()
         self.table.expire(now, self.station_ttl_s)
         v2x = self.table.observation(self.sites, now, self.default_eta_s)
@@ -492,14 +609,10 @@ class GatewayService:
         obs = Observation(t_s=self.core.t_s + self.tick_s, demand=demand, gap_s=gap,
                           queue_veh=queue, approach_veh=approach, downstream_queue_veh=down,
                           v2x=v2x)
-        try:
-            request = self.ctl.step(obs, self.core.signals)
-            extend = self.ctl.extend_green()
-            self._request[...] = request
-            self._extend[...] = False if extend is None else extend
-        except Exception as exc:  # noqa: BLE001  (keep the lights running on the last request)
-            self.rejected["controller_error"] += 1
-            self._log_limited("controller", "controller error, keeping the last request: %s", exc)
+        request = self.ctl.step(obs, self.core.signals)
+        extend = self.ctl.extend_green()
+        self._request[...] = request
+        self._extend[...] = False if extend is None else extend
         changed = self.core.advance(self._request, demand, self._extend)
         self.ticks += 1
         self._answer_requests(unix)
@@ -511,9 +624,31 @@ class GatewayService:
         self._prio_last = prio
         if spat_due or urgent.any():
             self._send_spatem(unix, prio, None if spat_due else urgent)
-        self.last_tick_s = time.perf_counter() - t0
-        if self.on_tick is not None:
-            self.on_tick(self)
+
+    def _fail_safe(self, exc: Exception) -> None:
+        """Hand every intersection to the local fallback: the base controller without priority
+        applications, or fixed time if the base controller failed (or there is none)."""
+        kind = "safety_violation" if isinstance(exc, SafetyViolation) else type(exc).__name__
+        self.faults[kind] += 1
+        base = self.ctl.base if isinstance(self.ctl, PriorityArbiter) else None
+        if self._fallback_level == 0 and base is not None:
+            self.ctl, self._fallback_level = base, 1  # its state went on under the arbiter
+        elif self._fallback_level < 2:
+            self.ctl, self._fallback_level = FixedTime(), 2
+            self.ctl.reset(self.net)
+        self.apps = set()  # no application serves requests now: they are answered "rejected"
+        self._request[...] = False
+        self._extend[...] = False
+        log.error("fault in the engine tick (%s: %s); every intersection runs on the local fallback "
+                  "(%s, no priority)", kind, str(exc)[:200], type(self.ctl).__name__)
+        if not self.safe_state:
+            self.safe_state = True
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        status = STATUS_FALLBACK if self.safe_state else STATUS_ONLINE
+        for i in range(self.net.n_intersections):
+            self._enqueue("status", self._status_topic(i), status.encode(), qos=1, retain=True)
 
     def _arbiter_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tr = getattr(self.ctl, "tracked_", None)
@@ -538,17 +673,27 @@ class GatewayService:
                     new = "requested"
             if new != p.last_status:
                 p.last_status = new
-                answers.setdefault(int(self.table.inter[s]), []).append((p, new))
+            if p.last_status != p.sent_status:  # changed now, or while the broker was away
+                answers.setdefault(int(self.table.inter[s]), []).append((p, p.last_status))
+        if self._client is None:
+            return  # sent on reconnect (see _session)
         for i, items in answers.items():
             self._send_ssem(i, items, unix)
 
     def _send_ssem(self, i: int, answers: list[tuple[PendingRequest, str]], unix: float | None = None) -> None:
+        """SSEMs to each requester's own topic (``ssem/<login>``; ``ssem`` without a login)."""
         unix = time.time() if unix is None else unix
-        msgs = build_ssem(self.sites, i, answers, unix, self._ssem_seq[i])
-        self._ssem_seq[i] = (self._ssem_seq[i] + len(msgs)) % 128
-        topic = self.topics.topic(self.net.intersection_ids[i], "ssem")
-        for m in msgs:
-            self._enqueue("ssem", topic, self.codec.encode(m), qos=1)
+        by_client: dict[str, list[tuple[PendingRequest, str]]] = {}
+        for p, status in answers:
+            by_client.setdefault(p.client, []).append((p, status))
+        for login, items in by_client.items():
+            msgs = build_ssem(self.sites, i, items, unix, self._ssem_seq[i], private=bool(login))
+            self._ssem_seq[i] = (self._ssem_seq[i] + len(msgs)) % 128
+            topic = self.topics.client_topic(self.net.intersection_ids[i], "ssem", login)
+            results = [self._enqueue("ssem", topic, self.codec.encode(m), qos=1) for m in msgs]
+            if all(results):
+                for p, status in items:
+                    p.sent_status = status
 
     def _priority_active(self) -> np.ndarray:
         """bool [I]: a road user's priority request is being served (not compensation)."""
@@ -568,16 +713,18 @@ class GatewayService:
             self._enqueue("spatem", self.topics.topic(self.net.intersection_ids[i], "spatem"),
                           self.codec.encode(msg))
 
-    def _enqueue(self, kind: str, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+    def _enqueue(self, kind: str, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        """Hand a message to the sender; False (and counted) when offline or the outbox is full."""
         if self._client is None or self._outbox is None:
             self.dropped[f"{kind}_offline"] += 1
-            return
+            return False
         try:
             self._outbox.put_nowait((topic, payload, qos, retain))
         except asyncio.QueueFull:
             self.dropped[f"{kind}_queue_full"] += 1
-            return
+            return False
         self.published[kind] += 1
+        return True
 
     def _encode_or_none(self, msg: Any) -> bytes | None:
         return None if msg is None else self.codec.encode(msg)
@@ -598,7 +745,7 @@ class GatewayService:
             self.host, self.port, username=self.username, password=self.password,
             identifier=ident, keepalive=self.keepalive_s, timeout=5.0,
             queue_type=self._dispatch_queue if i == 0 else None,
-            will=aiomqtt.Will(self._status_topic(i), STATUS_FALLBACK.encode(), qos=1, retain=True),
+            will=aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(), qos=1, retain=True),
             tls_context=self._tls_context(),
         )
 
@@ -617,7 +764,7 @@ class GatewayService:
                 if self._client is not None:
                     self._client = None
                     self._offline_since = time.monotonic()
-                self.status = STATUS_FALLBACK if self.connections else STATUS_OFFLINE
+                self.status = STATUS_OFFLINE
             if self._stopping.is_set():
                 break
             try:
@@ -643,8 +790,9 @@ class GatewayService:
                     await client.publish(self.topics.topic(self.net.intersection_ids[i], "mapem"),
                                          self._mapem[i], qos=1, retain=True)
                     self.published["mapem"] += 1
+            status = STATUS_FALLBACK if self.safe_state else STATUS_ONLINE
             for i, c in enumerate([client, *extra]):
-                await c.publish(self._status_topic(i), STATUS_ONLINE.encode(), qos=1, retain=True)
+                await c.publish(self._status_topic(i), status.encode(), qos=1, retain=True)
             self.status = STATUS_ONLINE
             self.connections += 1
             if self._offline_since is not None:
@@ -653,6 +801,7 @@ class GatewayService:
             if self.connections > 1:
                 log.warning("reconnected to broker %s:%d; MAPEM republished", self.host, self.port)
             self._client = client
+            self._answer_requests(time.time())  # SSEM status changes decided while offline
             sender = asyncio.create_task(self._sender(client))
             receiver = asyncio.create_task(self._receiver(client))
             stopping = asyncio.create_task(self._stopping.wait())

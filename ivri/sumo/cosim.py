@@ -275,6 +275,9 @@ class CoSimulation:
             controller_params=controller_params, tick_s=bridge.dt_s, spat_every_s=bridge.dt_s,
             sites=self.sites, external_clock=True, demand_source=self._demand,
             decision_log=decision_log, client_id=f"ivri-cosim-gw-{secrets.token_hex(4)}",
+            # SUMO's equipped vehicles send CAMs only: in the simulation, the CAM of an
+            # equipped emergency vehicle, bus or truck stands in for its signed request.
+            allow_cam_priority=True,
         )
         n_i, n_g = self.net.timing.valid.shape
         self.topics = self.gateway.topics

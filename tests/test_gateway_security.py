@@ -1,19 +1,22 @@
-"""Authorisation of priority requests: signatures, freshness, replay, rate, and hostile input."""
+"""Authorisation of priority requests: tickets, signatures, freshness, replay, rate, hostile input."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pki import ISSUER, ISSUER_PUB, holder
 
 from ivri.errors import ConfigError
 from ivri.gateway.security import (
     RefusalReason,
     RequestVerifier,
+    RevocationList,
     SignedRequest,
     TrustStore,
     generate_key_pair,
@@ -21,20 +24,18 @@ from ivri.gateway.security import (
     sign_request,
     write_private_key_pem,
     write_public_key_pem,
-    write_trust_dir_entry,
 )
+from ivri.gateway.tickets import AuthorisationTicket, issue_ticket
 
-NOW = 1_700_000_000_000
-BUS_PRIV, BUS_PUB = generate_key_pair()
-AMB_PRIV, AMB_PUB = generate_key_pair()
-OTHER_PRIV, _ = generate_key_pair()
+NOW = int(time.time() * 1000)
+BUS = holder(["public_transport"])
+AMB = holder(["emergency", "public_transport"])
+OTHER_PRIV, OTHER_PUB = generate_key_pair()
+AT = {"region": "nl", "intersection_id": "J101"}
 
 
 def make_store() -> TrustStore:
-    store = TrustStore()
-    store.add("bus-1", BUS_PUB, ["public_transport"])
-    store.add("amb-1", AMB_PUB, ["emergency", "public_transport"])
-    return store
+    return TrustStore({ISSUER: ISSUER_PUB})
 
 
 def make_verifier(**kw: float) -> RequestVerifier:
@@ -42,7 +43,11 @@ def make_verifier(**kw: float) -> RequestVerifier:
 
 
 def bus_request(payload: bytes = b"srem", ts: int = NOW, seq: int = 1) -> SignedRequest:
-    return sign_request(payload, BUS_PRIV, "bus-1", ts, seq)
+    return BUS.envelope(payload, seq, ts)
+
+
+def verify(v: RequestVerifier, envelope: object, cls: str = "public_transport", now: int = NOW, **kw: object):
+    return v.verify(envelope, cls, now, **{**AT, **kw})  # type: ignore[arg-type]
 
 
 def flip_bit(data: bytes, bit: int) -> bytes:
@@ -58,10 +63,10 @@ def flip_bit(data: bytes, bit: int) -> bytes:
 @given(payload=st.binary(max_size=300), seq=st.integers(0, 2**40), skew=st.integers(-5000, 5000))
 def test_signed_request_accepted_once_then_replayed(payload: bytes, seq: int, skew: int) -> None:
     v = make_verifier()
-    req = sign_request(payload, BUS_PRIV, "bus-1", NOW + skew, seq)
-    first = v.verify(req, "public_transport", NOW)
+    req = BUS.envelope(payload, seq, NOW + skew)
+    first = verify(v, req, "public_transport", NOW)
     assert first.accepted and first.payload == payload
-    again = v.verify(req, "public_transport", NOW)
+    again = verify(v, req, "public_transport", NOW)
     assert again.reason is RefusalReason.REPLAYED and again.payload is None
     assert v.counts["accepted"] == 1 and v.counts[RefusalReason.REPLAYED] == 1
 
@@ -70,15 +75,15 @@ def test_json_round_trip_is_accepted() -> None:
     v = make_verifier()
     wire = bus_request(b"\x00\xff binary").model_dump_json()
     assert '"payload":"' in wire  # base64 text, not a list of numbers
-    assert v.verify(wire.encode(), "public_transport", NOW).accepted
-    assert v.verify(json.loads(wire), "public_transport", NOW).reason is RefusalReason.REPLAYED
+    assert verify(v, wire.encode(), "public_transport", NOW).accepted
+    assert verify(v, json.loads(wire), "public_transport", NOW).reason is RefusalReason.REPLAYED
 
 
 def test_older_sequence_is_replayed_newer_is_accepted() -> None:
     v = make_verifier()
-    assert v.verify(bus_request(seq=10), "public_transport", NOW).accepted
-    assert v.verify(bus_request(seq=9), "public_transport", NOW).reason is RefusalReason.REPLAYED
-    assert v.verify(bus_request(seq=11), "public_transport", NOW).accepted
+    assert verify(v, bus_request(seq=10), "public_transport", NOW).accepted
+    assert verify(v, bus_request(seq=9), "public_transport", NOW).reason is RefusalReason.REPLAYED
+    assert verify(v, bus_request(seq=11), "public_transport", NOW).accepted
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,7 +94,7 @@ def test_any_single_bit_flip_is_refused(data: st.DataObject) -> None:
     original: bytes = getattr(req, field)
     bit = data.draw(st.integers(0, len(original) * 8 - 1))
     forged = req.model_copy(update={field: flip_bit(original, bit)})
-    verdict = make_verifier().verify(forged, "public_transport", NOW)
+    verdict = verify(make_verifier(), forged, "public_transport", NOW)
     assert verdict.reason is RefusalReason.BAD_SIGNATURE
 
 
@@ -98,32 +103,112 @@ def test_any_single_bit_flip_is_refused(data: st.DataObject) -> None:
 def test_timestamp_outside_window_is_refused(delta: int, sign: int) -> None:
     v = make_verifier(window_s=5.0)
     req = bus_request(ts=NOW + sign * (5000 + delta))
-    assert v.verify(req, "public_transport", NOW).reason is RefusalReason.STALE_OR_FUTURE
-    assert v.verify(bus_request(ts=NOW + sign * 5000), "public_transport", NOW).accepted
+    assert verify(v, req, "public_transport", NOW).reason is RefusalReason.STALE_OR_FUTURE
+    assert verify(v, bus_request(ts=NOW + sign * 5000), "public_transport", NOW).accepted
 
 
-def test_unknown_key_and_wrong_key_and_class() -> None:
+def test_unknown_issuer_wrong_key_and_class() -> None:
     v = make_verifier()
-    unknown = sign_request(b"x", OTHER_PRIV, "stranger", NOW, 1)
-    assert v.verify(unknown, "public_transport", NOW).reason is RefusalReason.UNKNOWN_KEY
-    impostor = sign_request(b"x", OTHER_PRIV, "bus-1", NOW, 1)  # claims a trusted id
-    assert v.verify(impostor, "public_transport", NOW).reason is RefusalReason.BAD_SIGNATURE
-    assert v.verify(bus_request(), "emergency", NOW).reason is RefusalReason.NOT_AUTHORISED_FOR_CLASS
-    amb = sign_request(b"x", AMB_PRIV, "amb-1", NOW, 1)
-    assert v.verify(amb, "emergency", NOW).accepted
+    stranger = holder(["public_transport"], issuer="other-root", issuer_key=OTHER_PRIV)
+    assert verify(v, stranger.envelope(b"x")).reason is RefusalReason.UNKNOWN_ISSUER
+    # A ticket signed by another key under our issuer's name: the ticket signature fails.
+    fake = holder(["emergency"], issuer=ISSUER, issuer_key=OTHER_PRIV)
+    assert verify(v, fake.envelope(b"x"), "emergency").reason is RefusalReason.BAD_TICKET
+    # The bus's genuine ticket with a request signed by another key.
+    impostor = sign_request(b"x", OTHER_PRIV, BUS.ticket, NOW, 1)
+    assert verify(v, impostor).reason is RefusalReason.BAD_SIGNATURE
+    assert verify(v, bus_request(), "emergency").reason is RefusalReason.NOT_AUTHORISED_FOR_CLASS
+    assert verify(v, AMB.envelope(b"x", 1, NOW), "emergency").accepted
     # refusals never move state: the bus's sequence 1 is still fresh
-    assert v.verify(bus_request(), "public_transport", NOW).accepted
+    assert verify(v, bus_request()).accepted
+
+
+def test_ticket_validity_scope_and_station_id() -> None:
+    v = make_verifier()
+    expired = holder(["emergency"], valid_s=(-7200.0, -60.0))
+    assert verify(v, expired.envelope(b"x"), "emergency").reason is RefusalReason.TICKET_NOT_VALID_NOW
+    early = holder(["emergency"], valid_s=(600.0, 3600.0))
+    assert verify(v, early.envelope(b"x"), "emergency").reason is RefusalReason.TICKET_NOT_VALID_NOW
+    elsewhere = holder(["emergency"], scope=["nl/J999"])
+    assert verify(v, elsewhere.envelope(b"x"), "emergency").reason is RefusalReason.NOT_FOR_THIS_INTERSECTION
+    region = holder(["emergency"], scope=["nl/*"])
+    assert verify(v, region.envelope(b"x", 1), "emergency").accepted
+    assert verify(v, region.envelope(b"x", 2), "emergency", region="de").reason is (
+        RefusalReason.NOT_FOR_THIS_INTERSECTION)
+    amb = holder(["emergency"])
+    mismatch = verify(v, amb.envelope(b"x", 1), "emergency", station_ids=(amb.station_id, 4242))
+    assert mismatch.reason is RefusalReason.STATION_ID_MISMATCH
+    assert verify(v, amb.envelope(b"x", 2), "emergency", station_ids=(amb.station_id,) * 2).accepted
+
+
+def test_ticket_format_is_checked() -> None:
+    t = json.loads(AMB.ticket.model_dump_json())
+    for field, value in [("not_after", t["not_before"]), ("scope", ["J101"]), ("classes", ["vip"]),
+                         ("station_id", -1), ("version", 2), ("scope", [])]:
+        with pytest.raises(ValueError):
+            AuthorisationTicket.model_validate_json(json.dumps(dict(t, **{field: value})))
+    with pytest.raises(ConfigError, match="ticket id"):
+        issue_ticket(ISSUER, OTHER_PRIV, OTHER_PUB, ticket_id="a/b", station_id=1, not_before=0,
+                     not_after=10, scope=["nl/*"], classes=["emergency"])
+    # Changing any signed field of a genuine ticket breaks the issuer's signature.
+    for field, value in [("classes", ["emergency", "freight"]), ("scope", ["nl/*"]),
+                         ("not_after", t["not_after"] + 1), ("station_id", 1)]:
+        forged = AMB.ticket.model_copy(update={field: tuple(value) if isinstance(value, list) else value})
+        env = sign_request(b"x", AMB.key, forged, NOW, 99)
+        assert verify(make_verifier(), env, "emergency").reason is RefusalReason.BAD_TICKET, field
+
+
+def test_revocation_list_is_reloaded_without_restart(tmp_path: Path) -> None:
+    crl = tmp_path / "revoked.txt"
+    crl.write_text("# revoked tickets\n")
+    store = TrustStore({ISSUER: ISSUER_PUB}, RevocationList(crl, check_every_s=0.0))
+    v = RequestVerifier(store)
+    amb = holder(["emergency"])
+    assert verify(v, amb.envelope(b"x", 1), "emergency").accepted
+    crl.write_text(f"# revoked tickets\n{ISSUER}/{amb.ticket.ticket_id}   # stolen\n")
+    assert verify(v, amb.envelope(b"x", 2), "emergency").reason is RefusalReason.REVOKED
+    crl.write_text("garbage line\n")  # a broken edit keeps the last good list
+    assert verify(v, amb.envelope(b"x", 3), "emergency").reason is RefusalReason.REVOKED
+    assert store.revocations.errors >= 1
+    with pytest.raises(ConfigError, match="line 1"):
+        RevocationList(crl)
+
+
+def test_replay_state_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "replay.json"
+    v = make_verifier(state_file=state)  # type: ignore[arg-type]
+    env = AMB.envelope(b"x", 7, NOW)
+    assert verify(v, env, "emergency").accepted
+    assert AMB.ticket.ticket_id not in state.read_text()  # a hash, not the pseudonym
+    again = make_verifier(state_file=state)  # type: ignore[arg-type]
+    assert verify(again, env, "emergency").reason is RefusalReason.REPLAYED
+    assert verify(again, AMB.envelope(b"x", 8, NOW), "emergency").accepted
+    # One ticket's sequence numbers do not touch another's (no shared depot counter).
+    assert verify(again, bus_request(seq=1)).accepted
+
+
+def test_failed_verifications_are_budgeted_per_client() -> None:
+    v = make_verifier(failure_rate_per_s=1.0, failure_burst=3)  # type: ignore[arg-type]
+    for k in range(3):
+        forged = BUS.envelope(b"x", 10 + k, NOW).model_copy(update={"payload": b"evil"})
+        assert verify(v, forged, client="mallory").reason is RefusalReason.BAD_SIGNATURE
+    # Budget spent: refused without a signature check, genuine or not, from that client...
+    assert verify(v, bus_request(seq=20), client="mallory").reason is RefusalReason.OVER_FAILURE_RATE
+    # ...but the bus on its own login is not locked out by someone else's forgeries.
+    assert verify(v, bus_request(seq=21), client="bus-7").accepted
+    later = NOW + 1001
+    assert verify(v, BUS.envelope(b"x", 22, later), now=later, client="mallory").accepted
 
 
 def test_unsigned() -> None:
     v = make_verifier()
     unsigned = bus_request().model_copy(update={"signature": b""})
-    assert v.verify(unsigned, "public_transport", NOW).reason is RefusalReason.UNSIGNED
-    assert v.verify(None, "public_transport", NOW).reason is RefusalReason.UNSIGNED
+    assert verify(v, unsigned, "public_transport", NOW).reason is RefusalReason.UNSIGNED
+    assert verify(v, None, "public_transport", NOW).reason is RefusalReason.UNSIGNED
     body = json.loads(bus_request().model_dump_json())
     del body["signature"]
-    assert v.verify(json.dumps(body), "public_transport", NOW).reason is RefusalReason.UNSIGNED
-    assert v.verify(body, "public_transport", NOW).reason is RefusalReason.UNSIGNED
+    assert verify(v, json.dumps(body), "public_transport", NOW).reason is RefusalReason.UNSIGNED
+    assert verify(v, body, "public_transport", NOW).reason is RefusalReason.UNSIGNED
 
 
 @settings(max_examples=25, deadline=None)
@@ -133,44 +218,46 @@ def test_rate_limit_refuses_beyond_burst_and_recovers(rate: float, burst: int) -
     seq = 0
     for _ in range(burst):
         seq += 1
-        assert v.verify(bus_request(seq=seq), "public_transport", NOW).accepted
+        assert verify(v, bus_request(seq=seq), "public_transport", NOW).accepted
     seq += 1
-    over = v.verify(bus_request(seq=seq), "public_transport", NOW)
+    over = verify(v, bus_request(seq=seq), "public_transport", NOW)
     assert over.reason is RefusalReason.OVER_RATE
     # the refused request did not consume its sequence number; one token later it passes
     later = NOW + int(1000 / rate) + 1
-    assert v.verify(bus_request(ts=later, seq=seq), "public_transport", later).accepted
-    assert v.verify(bus_request(ts=later, seq=seq + 1), "public_transport", later).reason is (
+    assert verify(v, bus_request(ts=later, seq=seq), "public_transport", later).accepted
+    assert verify(v, bus_request(ts=later, seq=seq + 1), "public_transport", later).reason is (
         RefusalReason.OVER_RATE
     )
     # other keys have their own bucket
-    assert v.verify(sign_request(b"x", AMB_PRIV, "amb-1", later, 1), "emergency", later).accepted
+    assert verify(v, AMB.envelope(b"x", 1, later), "emergency", later).accepted
 
 
 def test_replays_and_forgeries_do_not_drain_the_bucket() -> None:
     v = make_verifier(burst=2, max_rate_per_s=0.5)
     good = bus_request(seq=1)
-    assert v.verify(good, "public_transport", NOW).accepted
+    assert verify(v, good, "public_transport", NOW).accepted
     for _ in range(20):
-        assert v.verify(good, "public_transport", NOW).reason is RefusalReason.REPLAYED
+        assert verify(v, good, "public_transport", NOW).reason is RefusalReason.REPLAYED
         forged = bus_request(seq=50).model_copy(update={"payload": b"evil"})
-        assert v.verify(forged, "public_transport", NOW).reason is RefusalReason.BAD_SIGNATURE
-    assert v.verify(bus_request(seq=2), "public_transport", NOW).accepted
+        assert verify(v, forged, "public_transport", NOW, client="mallory").reason in (
+            RefusalReason.BAD_SIGNATURE, RefusalReason.OVER_FAILURE_RATE)
+    assert v.counts["bad_signature"] == 5 and v.counts["over_failure_rate"] == 15
+    assert verify(v, bus_request(seq=2), "public_transport", NOW, client="bus-7").accepted
 
 
 def test_state_is_bounded_and_eviction_keeps_replay_protection() -> None:
     v = make_verifier(window_s=5.0)
     req = bus_request(ts=NOW + 5000, seq=7)  # timestamp at the future edge of the window
-    assert v.verify(req, "public_transport", NOW).accepted
-    assert v.tracked_keys == 1
+    assert verify(v, req, "public_transport", NOW).accepted
+    assert v.tracked["replay"] == 1
     # 9.9 s later the request is still inside its window: the key must still be tracked
     t = NOW + 9900
-    assert v.verify(req, "public_transport", t).reason is RefusalReason.REPLAYED
-    assert v.tracked_keys == 1
+    assert verify(v, req, "public_transport", t).reason is RefusalReason.REPLAYED
+    assert v.tracked["replay"] == 1
     # once the newest request is stale, the state goes; a replay is refused as stale anyway
     t = NOW + 60_000
-    assert v.verify(req, "public_transport", t).reason is RefusalReason.STALE_OR_FUTURE
-    assert v.tracked_keys == 0
+    assert verify(v, req, "public_transport", t).reason is RefusalReason.STALE_OR_FUTURE
+    assert v.tracked["replay"] == 0 and v.tracked["rate"] == 0
 
 
 # ----------------------------------------------------------------------------- hostile input
@@ -184,7 +271,7 @@ envelope_fields = st.fixed_dictionaries(
     {},
     optional={
         "payload": json_values | st.sampled_from(["!!!", "AAAA", "", "===="]),
-        "key_id": json_values | st.sampled_from(["bus-1", "amb-1", "a|b", "../x", ""]),
+        "ticket": json_values | st.just(json.loads(BUS.ticket.model_dump_json())),
         "timestamp_ms": json_values | st.sampled_from([NOW, -1, 2**70]),
         "sequence": json_values | st.sampled_from([1, -5, 2**64, "1"]),
         "signature": json_values | st.sampled_from(["", "AA==", "x" * 88, "%%%"]),
@@ -206,7 +293,7 @@ junk = (
 @given(envelope=junk, cls=st.text(max_size=20) | st.sampled_from(["emergency", "public_transport"]))
 def test_junk_is_refused_never_raises(envelope: object, cls: str) -> None:
     v = make_verifier()
-    verdict = v.verify(envelope, cls, NOW)
+    verdict = verify(v, envelope, cls, NOW)
     assert not verdict.accepted and verdict.payload is None
     assert sum(v.counts.values()) == 1
 
@@ -216,7 +303,7 @@ def test_junk_is_refused_never_raises(envelope: object, cls: str) -> None:
 def test_bad_base64_is_malformed(junk_json: str) -> None:
     body = json.loads(bus_request().model_dump_json())
     body["signature"] = "*" + junk_json
-    assert make_verifier().verify(json.dumps(body), "public_transport", NOW).reason is (
+    assert verify(make_verifier(), json.dumps(body), "public_transport", NOW).reason is (
         RefusalReason.MALFORMED
     )
 
@@ -224,67 +311,64 @@ def test_bad_base64_is_malformed(junk_json: str) -> None:
 def test_wrong_types_are_malformed() -> None:
     body = json.loads(bus_request().model_dump_json())
     v = make_verifier()
-    for field, value in [("timestamp_ms", str(NOW)), ("sequence", 1.0), ("key_id", 5), ("payload", [1])]:
+    for field, value in [("timestamp_ms", str(NOW)), ("sequence", 1.0), ("ticket", 5), ("payload", [1])]:
         bad = dict(body, **{field: value})
-        assert v.verify(bad, "public_transport", NOW).reason is RefusalReason.MALFORMED, field
-    assert v.verify(dict(body, colour="red"), "public_transport", NOW).reason is RefusalReason.MALFORMED
+        assert verify(v, bad, "public_transport", NOW).reason is RefusalReason.MALFORMED, field
+    assert verify(v, dict(body, colour="red"), "public_transport", NOW).reason is RefusalReason.MALFORMED
 
 
 # ------------------------------------------------------------------------------ trust store
 
 
 def test_trust_store_from_directory(tmp_path: Path) -> None:
-    write_trust_dir_entry(tmp_path, "amb-1", AMB_PUB, ["emergency", "public_transport"])
-    write_trust_dir_entry(tmp_path, "bus-1", BUS_PUB, ["public_transport"])
+    write_public_key_pem(tmp_path / "issuers" / f"{ISSUER}.pem", ISSUER_PUB)
+    (tmp_path / "revoked.txt").write_text(f"{ISSUER}/{BUS.ticket.ticket_id}\n")
     store = TrustStore.load(tmp_path)
-    assert store.key_ids() == ["amb-1", "bus-1"]
-    assert store.get("amb-1").classes == {"emergency", "public_transport"}  # type: ignore[union-attr]
+    assert store.issuer_ids() == [ISSUER]
     v = RequestVerifier(store)
-    assert v.verify(sign_request(b"x", AMB_PRIV, "amb-1", NOW, 1), "emergency", NOW).accepted
-
-    (tmp_path / "vip").mkdir()
-    with pytest.raises(ConfigError, match="unknown priority class 'vip'"):
-        TrustStore.load(tmp_path)
+    assert verify(v, AMB.envelope(b"x", 1, NOW), "emergency").accepted
+    assert verify(v, bus_request()).reason is RefusalReason.REVOKED
+    with pytest.raises(ConfigError, match="issuers/"):
+        TrustStore.load(tmp_path / "issuers")
 
 
 def test_trust_store_from_toml_and_json(tmp_path: Path) -> None:
-    write_public_key_pem(tmp_path / "keys" / "bus.pem", BUS_PUB)
-    amb_pem = write_public_key_pem(tmp_path / "amb.pem", AMB_PUB).read_text()
-    toml = (
-        '[[keys]]\nkey_id = "bus-1"\nclasses = ["public_transport"]\npublic_key_file = "keys/bus.pem"\n'
-        f'[[keys]]\nkey_id = "amb-1"\nclasses = ["emergency"]\npublic_key_pem = """\n{amb_pem}"""\n'
-    )
+    write_public_key_pem(tmp_path / "keys" / "root.pem", ISSUER_PUB)
+    pem = (tmp_path / "keys" / "root.pem").read_text()
+    (tmp_path / "revoked.txt").write_text("")
+    toml = f'revocation_list = "revoked.txt"\n[[issuers]]\nissuer_id = "{ISSUER}"\npublic_key_file = "keys/root.pem"\n'
     (tmp_path / "trust.toml").write_text(toml)
     store = TrustStore.load(tmp_path / "trust.toml")
-    assert store.key_ids() == ["amb-1", "bus-1"]
+    assert store.issuer_ids() == [ISSUER] and store.revocations.path == tmp_path / "revoked.txt"
 
-    data = {"keys": [{"key_id": "amb-1", "classes": ["emergency"], "public_key_pem": amb_pem}]}
+    data = {"issuers": [{"issuer_id": ISSUER, "public_key_pem": pem}]}
     (tmp_path / "trust.json").write_text(json.dumps(data))
-    assert TrustStore.load(tmp_path / "trust.json").key_ids() == ["amb-1"]
+    assert TrustStore.load(tmp_path / "trust.json").issuer_ids() == [ISSUER]
 
-    data["keys"][0]["classes"] = ["emergencyy"]
+    data["issuers"][0]["classes"] = ["emergency"]  # a typo'd or stray field is an error
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r"bad\.json"):
         TrustStore.load(tmp_path / "bad.json")
-    data["keys"][0]["classes"] = ["emergency"]
-    data["keys"][0]["public_key_pem"] = "not a key"
+    del data["issuers"][0]["classes"]
+    data["issuers"][0]["public_key_pem"] = "not a key"
     (tmp_path / "bad2.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="not a PEM public key"):
         TrustStore.load(tmp_path / "bad2.json")
+    (tmp_path / "bad3.toml").write_text('revocation_list = "missing.txt"\n')
+    with pytest.raises(ConfigError, match="missing.txt"):
+        TrustStore.load(tmp_path / "bad3.toml")
 
 
-def test_conflicting_keys_for_one_id_are_refused() -> None:
+def test_conflicting_keys_for_one_issuer_are_refused() -> None:
     store = make_store()
     with pytest.raises(ConfigError, match="two different public keys"):
-        store.add("bus-1", AMB_PUB, ["public_transport"])
-    with pytest.raises(ConfigError, match="key id"):
-        store.add("a|b", AMB_PUB, ["public_transport"])
+        store.add_issuer(ISSUER, OTHER_PUB)
+    with pytest.raises(ConfigError, match="issuer id"):
+        store.add_issuer("a|b", OTHER_PUB)
 
 
 def test_private_key_file_round_trip(tmp_path: Path) -> None:
-    path = write_private_key_pem(tmp_path / "k.pem", BUS_PRIV)
+    path = write_private_key_pem(tmp_path / "k.pem", BUS.key)
     assert os.stat(path).st_mode & 0o777 == 0o600
     key = load_private_key_pem(path)
-    assert make_verifier().verify(
-        sign_request(b"x", key, "bus-1", NOW, 1), "public_transport", NOW
-    ).accepted
+    assert verify(make_verifier(), sign_request(b"x", key, BUS.ticket, NOW, 1)).accepted

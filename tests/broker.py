@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
+import re
+import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,20 +23,25 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ivri.gateway.broker import LocalBroker
+from ivri.gateway.broker import LocalBroker, free_port, write_mosquitto_passwd
 
 __all__ = [
     "ACL_FILE",
     "GATEWAY_PASSWORD",
     "GATEWAY_USER",
+    "SHIPPED_DIR",
     "VEHICLE_PASSWORD",
     "VEHICLE_USER",
+    "ShippedBroker",
     "mqtt_broker",
     "mqtt_broker_auth",
+    "shipped_broker",
+    "shipped_config_copy",
 ]
 
-# The documented ACL, so the tests check what users deploy.
-ACL_FILE = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "acl"
+# The documented ACL and config, so the tests check what users deploy.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+ACL_FILE = SHIPPED_DIR / "acl"
 GATEWAY_USER, GATEWAY_PASSWORD = "gateway", "gateway-test-pw"
 VEHICLE_USER, VEHICLE_PASSWORD = "vehicle", "vehicle-test-pw"
 
@@ -78,3 +87,66 @@ def self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+# The only lines of the shipped mosquitto.conf that a test may change: ports and file paths.
+_SUBSTITUTABLE = re.compile(r"^(listener \d+( \S+)?|password_file \S+|acl_file \S+|certfile \S+|keyfile \S+)$")
+
+
+def shipped_config_copy(d: Path, gateway_port: int, device_port: int, passwd: Path, cert: Path,
+                        key: Path) -> Path:
+    """The shipped ``deploy/mosquitto/mosquitto.conf`` with only its ports and file paths
+    replaced (the ACL is the shipped file itself); every other line stays byte-identical
+    (checked here). As root, ``user root`` is appended (mosquitto would drop to a user that
+    cannot read the test's files)."""
+    shipped = (SHIPPED_DIR / "mosquitto.conf").read_text(encoding="utf-8")
+    out = []
+    for line in shipped.splitlines():
+        new = line
+        if line == "listener 1883 127.0.0.1":
+            new = f"listener {gateway_port} 127.0.0.1"
+        elif line == "listener 8883":
+            new = f"listener {device_port} 127.0.0.1"  # loopback in tests
+        elif line.startswith("password_file "):
+            new = f"password_file {passwd}"
+        elif line.startswith("acl_file "):
+            new = f"acl_file {ACL_FILE}"
+        elif line.startswith("certfile "):
+            new = f"certfile {cert}"
+        elif line.startswith("keyfile "):
+            new = f"keyfile {key}"
+        assert new == line or _SUBSTITUTABLE.match(line), f"test would change {line!r}"
+        out.append(new)
+    if os.geteuid() == 0:
+        out.append("user root")
+    path = d / "mosquitto.conf"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class ShippedBroker:
+    """mosquitto running the shipped config: ``broker`` (the gateway's loopback listener),
+    ``device_port`` (the TLS listener), ``tls`` (a client context trusting the test CA),
+    ``users`` (login -> password: ``gateway`` and a few devices)."""
+
+    broker: LocalBroker
+    device_port: int
+    tls: ssl.SSLContext
+    users: dict[str, str]
+
+
+SHIPPED_USERS = {"gateway": "gw-test-pw", "amb-7f3a": "amb-pw", "bus-19c2": "bus-pw",
+                 "bike-5d11": "bike-pw", "mallory": "mallory-pw"}
+
+
+@pytest.fixture
+def shipped_broker(tmp_path: Path) -> Iterator[ShippedBroker]:
+    """mosquitto with the shipped config and ACL (see :func:`shipped_config_copy`)."""
+    cert, key = self_signed_cert(tmp_path)
+    passwd = write_mosquitto_passwd(tmp_path / "passwd", SHIPPED_USERS)
+    gw_port, dev_port = free_port(), free_port()
+    conf = shipped_config_copy(tmp_path, gw_port, dev_port, passwd, cert, key)
+    with LocalBroker(config_file=conf, port=gw_port) as broker:
+        broker.users = dict(SHIPPED_USERS)
+        yield ShippedBroker(broker, dev_port, ssl.create_default_context(cafile=str(cert)), dict(SHIPPED_USERS))

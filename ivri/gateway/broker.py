@@ -119,6 +119,8 @@ class LocalBroker:
     ``allow_anonymous``: whether clients without a user name may connect.
     ``tls``: serve MQTT over TLS instead of plain TCP.
     ``backend``: ``"auto"`` prefers mosquitto and falls back to amqtt.
+    ``config_file``: run mosquitto with this configuration file as it is, instead of a
+    generated one (``port`` is then the port of one of its listeners, waited on at start).
 
     The broker starts on ``__enter__`` or :meth:`start`, which waits until the port accepts
     connections or raises :class:`BrokerError` with the broker's own error output.
@@ -136,9 +138,13 @@ class LocalBroker:
         tls: TlsFiles | None = None,
         backend: Backend = "auto",
         start_timeout_s: float = 10.0,
+        config_file: str | Path | None = None,
     ) -> None:
         if users is not None and password_file is not None:
             raise BrokerError("give users or password_file, not both")
+        if config_file is not None and (port is None or backend == "amqtt"):
+            raise BrokerError("config_file needs mosquitto and the port of one of its listeners")
+        self.config_file = Path(config_file) if config_file is not None else None
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.allow_anonymous = allow_anonymous
@@ -147,7 +153,8 @@ class LocalBroker:
         self.acl_file = Path(acl_file) if acl_file is not None else None
         self.tls = tls
         self.start_timeout_s = start_timeout_s
-        self.backend: Literal["mosquitto", "amqtt"] = self._choose_backend(backend)
+        self.backend: Literal["mosquitto", "amqtt"] = self._choose_backend(
+            "mosquitto" if config_file is not None else backend)
         if self.backend == "amqtt" and self.password_file is not None:
             raise BrokerError(
                 "the amqtt fallback cannot read mosquitto password files; pass users= instead, "
@@ -266,6 +273,8 @@ class LocalBroker:
         self._dir = tempfile.TemporaryDirectory(prefix="ivri-broker-")
         d = Path(self._dir.name)
         os.chmod(d, 0o700)
+        if self.config_file is not None:
+            return self.config_file
         if self.backend == "mosquitto":
             return self._write_mosquitto_config(d)
         return self._write_amqtt_config(d)
@@ -324,7 +333,7 @@ class LocalBroker:
             passwd.chmod(0o600)
             plugins["amqtt.plugins.authentication.FileAuthPlugin"] = {"password_file": str(passwd)}
         if self.acl_file is not None:
-            sub_acl, pub_acl = _mosquitto_acl_to_amqtt(self.acl_file)
+            sub_acl, pub_acl = _mosquitto_acl_to_amqtt(self.acl_file, list(self.users or ()))
             plugins["amqtt.plugins.topic_checking.TopicAccessControlListPlugin"] = {
                 "acl": sub_acl,  # amqtt 0.12 reads subscribe rules from "acl"
                 "publish_acl": pub_acl,
@@ -360,10 +369,11 @@ class LocalBroker:
             time.sleep(0.02)
 
 
-def _mosquitto_acl_to_amqtt(path: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """The ``user`` and ``topic [read|write|readwrite] <filter>`` lines of a mosquitto ACL file
-    as amqtt's subscribe and publish ACLs. Lines before any ``user`` line apply to anonymous
-    clients, as in mosquitto. ``pattern`` lines (with %u/%c) are not supported and refused."""
+def _mosquitto_acl_to_amqtt(path: Path, users: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The ``user``, ``topic [read|write|readwrite] <filter>`` and ``pattern`` lines of a
+    mosquitto ACL file as amqtt's subscribe and publish ACLs. Lines before any ``user`` line
+    apply to anonymous clients, as in mosquitto; a ``pattern`` line applies to every user in
+    ``users`` with ``%u`` replaced by the user name (``%c``, the client id, is refused)."""
     sub: dict[str, list[str]] = {}
     pub: dict[str, list[str]] = {}
     user = "anonymous"
@@ -376,18 +386,22 @@ def _mosquitto_acl_to_amqtt(path: Path) -> tuple[dict[str, list[str]], dict[str,
         if word == "user":
             user = rest
             continue
-        if word != "topic":
+        if word not in ("topic", "pattern"):
             raise BrokerError(f"{path}: the amqtt fallback does not support {word!r} lines")
         access, _, topic = rest.partition(" ")
         if access not in ("read", "write", "readwrite", "deny"):
             access, topic = "readwrite", rest
         topic = topic.strip()
-        sub.setdefault(user, [])
-        pub.setdefault(user, [])
-        if access in ("read", "readwrite"):
-            sub[user].append(topic)
-        if access in ("write", "readwrite"):
-            pub[user].append(topic)
+        if word == "pattern" and "%c" in topic:
+            raise BrokerError(f"{path}: the amqtt fallback does not support %c patterns")
+        targets = [(u, topic.replace("%u", u)) for u in users] if word == "pattern" else [(user, topic)]
+        for who, filt in targets:
+            sub.setdefault(who, [])
+            pub.setdefault(who, [])
+            if access in ("read", "readwrite"):
+                sub[who].append(filt)
+            if access in ("write", "readwrite"):
+                pub[who].append(filt)
     return sub, pub
 
 

@@ -56,7 +56,8 @@ def mqtt_broker() -> Iterator[LocalBroker]:
 @pytest.fixture
 def mqtt_broker_auth() -> Iterator[LocalBroker]:
     """A broker with users ``gateway`` and ``vehicle`` (passwords in ``broker.users``) and the
-    ACL of ``deploy/mosquitto/acl``; anonymous clients may only read spatem/mapem."""
+    ACL of ``deploy/mosquitto/acl`` (a device writes only under its own login; anonymous
+    clients get nothing)."""
     users = {GATEWAY_USER: GATEWAY_PASSWORD, VEHICLE_USER: VEHICLE_PASSWORD}
     with LocalBroker(users=users, acl_file=ACL_FILE) as broker:
         yield broker

@@ -42,8 +42,8 @@ class Observation:
     downstream_queue_veh: np.ndarray  # float64: halting vehicles on the lanes the group feeds
     #: Connected road users near the intersections (CAM-like rows and app requests).
     v2x: V2XObservation = field(default_factory=V2XObservation.empty)
-    #: bool ``[I, G]``: every exit of the group is blocked (a vehicle stands just past the
-    #: junction on each lane it feeds), so a green moves nobody. None: not measured (the
+    #: bool ``[I, G]``: the group's exits are blocked (a vehicle stands just past the junction
+    #: on at least half the lanes it feeds), so a green moves (next to) nobody. None: not measured (the
     #: gateway and tests that do not fill it), which controllers read as "never blocked".
     exit_blocked: np.ndarray | None = None
 

@@ -115,7 +115,7 @@ class SumoBridge:
         self.v2x: V2XEmulator | None = None
         self._sumo_net: Any = None
         self._shown: np.ndarray | None = None
-        #: float [I]: signal-group seconds of green while that group's every exit was blocked.
+        #: float [I]: signal-group seconds of green while that group's exits were blocked.
         self._green_blocked_s = np.zeros(0)
 
         self.cfg: SumoConfig | None = None
@@ -379,7 +379,7 @@ class SumoBridge:
     def intersection_stats(self) -> dict[str, dict[str, Any]]:
         """Per intersection: halting vehicle-hours on its approaches; under ivri's control also
         tls writes and ``green_while_exit_blocked_s``, the signal-group seconds of green shown
-        while every exit of that group was blocked (a green that moves nobody)."""
+        while that group's exits were blocked (a green that moves nobody)."""
         out: dict[str, dict[str, Any]] = {}
         if self.compiled is None or self.observer is None:
             return out

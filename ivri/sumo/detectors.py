@@ -16,7 +16,8 @@ Every incoming lane of a vehicle signal group (motor, bicycle, bus, tram) gets t
   the stop line are common in imported and joined networks; a stop-line lane shorter than a
   car is logged (its queue stands upstream, where the observer measures it).
 
-Every outgoing lane of a group gets an exit loop ("exit", :data:`EXIT_LOOP_M` past its
+Every exit lane of a group (the outgoing lanes of its straight links, or of all its links
+for a turn-only group: :attr:`~ivri.sumo.network.TlsLinkMap.exit_lanes`) gets an exit loop ("exit", :data:`EXIT_LOOP_M` past its
 start, further on through unsignalised nodes when the lane is shorter): a vehicle standing
 over it means the exit is blocked, and a green into it moves nobody.
 
@@ -180,7 +181,7 @@ def write_detectors(
                 tg, off = upstream.get(lane, ([], offset))
                 tg.append((i, g))
                 upstream[lane] = (tg, min(off, offset))
-            for out in lm.out_lanes[g]:
+            for out in (lm.exit_lanes[g] if lm.exit_lanes else lm.out_lanes[g]):
                 spot = exit_loop_spot(net, out, exit_m)
                 if spot is not None:
                     exits.setdefault(spot, []).append((i, g))

@@ -38,8 +38,10 @@ kernel over precomputed (object, column) index pairs, into the reused Observatio
   groups counts for each), persons waiting for pedestrian groups;
 * ``approach_veh``: vehicles on the group's incoming lanes (persons waiting, for pedestrians);
 * ``downstream_queue_veh``: halting vehicles on the lanes the group feeds;
-* ``exit_blocked``: every exit loop of the group has had a vehicle standing over it for
-  :data:`EXIT_BLOCKED_S` (a group with a free exit still moves traffic).
+* ``exit_blocked``: at least half of the group's exit loops have had a vehicle standing
+  over them for :data:`EXIT_BLOCKED_S`. Half, not all: a through group usually has a turn
+  into another exit too, and the through vehicles that wait for the blocked exit hold up
+  the turning ones behind them; a group with most of its exits free still moves traffic.
 
 It also sums, per intersection, the halting vehicles on its approach lanes times the step
 length (``queue_veh_s``), the per-intersection delay measure of a run.
@@ -286,7 +288,9 @@ class Observer:
             since, speed = self._loops.read(c.inductionloop.getAllSubscriptionResults())
             self._loop_since = since
             if len(self._exit_loop):
-                standing = (since <= 0.0) & (speed >= 0.0) & (speed < EXIT_STANDING_MPS)
+                # Occupied (no time since detection) and no vehicle passed at speed: a vehicle
+                # that stays on the loop all step reads a mean speed of -1.
+                standing = (since <= 0.0) & (speed < EXIT_STANDING_MPS)
                 self._standing_s = np.where(standing, self._standing_s + self.dt_s, 0.0)
         if self.person_junctions:
             # A person near two junctions counts once (one dict); then (road, next edge) of each
@@ -309,6 +313,6 @@ class Observer:
         if obs.exit_blocked is not None:
             blocked = (self._standing_s >= EXIT_BLOCKED_S)[self._exit_loop]
             n_blocked = np.bincount(self._exit_col, weights=blocked, minlength=self._n_exits.size)
-            np.logical_and(self._n_exits > 0, n_blocked >= self._n_exits,
+            np.logical_and(self._n_exits > 0, 2.0 * n_blocked >= self._n_exits,
                            out=obs.exit_blocked.reshape(-1))
         return obs

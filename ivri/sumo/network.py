@@ -35,6 +35,24 @@ Conflicts and partial conflicts
     gives way is a turn (a permissive left or right turn); two straight streams, or straight
     traffic and a crossing, must be declared a conflict.
 
+Merges and clustered junctions
+    One traffic light often controls several nodes (SUMO's joined junctions, ``cluster_...``
+    ids): the derivation reads the right-of-way table of every node of the tls, so groups,
+    conflicts and intergreens come out the same way as for a single node. Where two foe links
+    merge onto one lane, SUMO's own programs sometimes show both 'G' (SUMO warns of an
+    "unsafe green"). ivri keeps such a pair a *partial conflict* (green together, as the
+    program runs them; separating them would cost a stage for a conflict that give-way
+    settles) and makes one of them give way: the turning stream yields to the straight one,
+    as Dutch practice and SUMO's 'g' have it; between two straight or two turning streams,
+    the one with the higher link index. :attr:`TlsLinkMap.merges` lists these pairs and
+    ``ivri derive`` states the rule.
+
+Approaches
+    A group's queue and arrivals are measured on its stop-line lanes and on the lanes
+    upstream of them through unsignalised nodes (internal lanes included) up to
+    :data:`APPROACH_DETECTION_M` from the stop line (:func:`upstream_lanes`,
+    :meth:`TlsLinkMap.approach_lanes`): approach edges of a few metres hold no car.
+
 Intergreen times (Dutch CROW / German RiLSA practice)
     For every conflicting pair, leaving group A and entering group B, and every pair of foe
     links a in A and b in B, the conflict point is where the paths of a and b cross: their
@@ -70,7 +88,8 @@ Timing defaults
     6 s, bus and tram 4 s. Maximum green: motor, bus and tram 40 s, bicycle 25 s, pedestrian
     20 s, or the largest ``maxDur`` of the phases in which the group is green when the
     program is actuated and that is longer than the minimum green. Minimum red 1 s; maximum
-    wait 120 s (pedestrians 90 s).
+    wait 120 s (pedestrians 90 s), at least 1.25 times the longest cycle of the stage plan
+    but never more than 180 s (:data:`MAX_WAIT_CEILING_S`).
 
 Stages
     The distinct sets of green groups of the program's main phases (phases with some green

@@ -26,6 +26,11 @@ Two Dutch refinements on top of the plain stage cycle:
   compatible with the running stage gets green without waiting for its own stage. The core
   checks its intergreens.
 
+Spillback: a group whose exits are blocked (a vehicle stands just past the junction on
+half the lanes it feeds or more, ``Observation.exit_blocked``) moves (next to) nobody. While another group could
+move traffic it is neither started nor extended past its minimum green, and it does not
+count as waiting; its occupied loops are a queue that cannot leave, not one that discharges.
+
 The core guarantees minimum green, amber, intergreen, max green with conflicting demand and
 anti-starvation; this controller never sequences them itself.
 
@@ -58,6 +63,7 @@ class ActuatedParams(NamedTuple):
     extend_along: bool
     alternative: bool
     extend_on_queue: bool
+    exit_aware: bool
 
 
 class ActuatedState(NamedTuple):
@@ -72,7 +78,7 @@ class ActuatedState(NamedTuple):
 @njit
 def _gapped_or_maxed(
     timing: Timing, params: ActuatedParams, i: int, g: int, el_s: float, gap_s: float,
-    queue_veh: float,
+    queue_veh: float, blocked: bool,
 ) -> bool:
     """Whether green group ``g``, green for ``el_s`` at the end of this tick, stops extending."""
     if el_s >= timing.max_green_s[i, g] - EPS_S:
@@ -80,7 +86,13 @@ def _gapped_or_maxed(
     floor_s = max(timing.min_green_s[i, g], params.min_stage_s)
     # The gap counts only after the guaranteed green: at the start of green the last vehicle
     # passed a whole red ago, and the queue has not yet started to move.
-    if el_s < floor_s - EPS_S or gap_s < params.gap_s:
+    if el_s < floor_s - EPS_S:
+        return False
+    # A blocked exit: the loops are occupied by a queue that cannot leave, which is no traffic
+    # that this green moves.
+    if blocked:
+        return True
+    if gap_s < params.gap_s:
         return False
     # A road user still halting at a green light is the queue that has not left yet (start-up,
     # or held up behind a turning vehicle that yields): a stop-line loop would be occupied,
@@ -134,6 +146,7 @@ def _actuate_intersection(
     demand: np.ndarray,
     gap_s: np.ndarray,
     queue: np.ndarray,
+    blocked: np.ndarray,
     dt_s: float,
     params: ActuatedParams,
     st: ActuatedState,
@@ -149,10 +162,11 @@ def _actuate_intersection(
     s = st.stage[i]
     cur = stages[i, s]
 
-    # 1. Who waits outside the running stage: a valid group that calls and is not green.
+    # 1. Who waits outside the running stage: a valid group that calls and is not green, and
+    #    whose exit is free (a green into a blocked exit would move nobody).
     any_wait = False
     for g in range(n_g):
-        if valid[g] and demand[i, g] and state[g] != GREEN and not cur[g]:
+        if valid[g] and demand[i, g] and state[g] != GREEN and not cur[g] and not blocked[i, g]:
             any_wait = True
             break
 
@@ -175,8 +189,13 @@ def _actuate_intersection(
                 done[g] = False
             elif not done[g]:
                 done[g] = _gapped_or_maxed(
-                    timing, params, i, g, sig.elapsed_s[i, g] + dt_s, gap_s[i, g], queue[i, g]
+                    timing, params, i, g, sig.elapsed_s[i, g] + dt_s, gap_s[i, g], queue[i, g],
+                    blocked[i, g]
                 )
+        elif any_wait and blocked[i, g] and not served[g]:
+            # Not started yet and its exit is blocked: it waits for the next turn of its stage
+            # rather than hold the stage open for others who could move.
+            done[g] = True
         if not done[g]:
             all_done = False  # includes active groups that are not green yet
 
@@ -191,7 +210,7 @@ def _actuate_intersection(
             row = stages[i, nxt]
             found = False
             for g in range(n_g):
-                if row[g] and valid[g] and demand[i, g] and state[g] != GREEN:
+                if row[g] and valid[g] and demand[i, g] and state[g] != GREEN and not blocked[i, g]:
                     found = True
                     break
             if found:
@@ -212,7 +231,7 @@ def _actuate_intersection(
     #    (nobody else waits), so a new arrival is never stuck behind its own resting stage.
     if not switched:
         for g in range(n_g):
-            calling = cur[g] and valid[g] and demand[i, g] and state[g] != GREEN
+            calling = cur[g] and valid[g] and demand[i, g] and state[g] != GREEN and not blocked[i, g]
             if calling and (not active[g] or (done[g] and not any_wait)):
                 active[g] = True
                 done[g] = False
@@ -256,7 +275,7 @@ def _actuate_intersection(
                     )
                 else:
                     wants = demand[i, g]
-                if not wants:
+                if not wants or blocked[i, g]:
                     continue
                 free = True
                 for k in range(n_g):
@@ -281,6 +300,7 @@ def actuated_kernel(
     demand: np.ndarray,
     gap_s: np.ndarray,
     queue: np.ndarray,
+    blocked: np.ndarray,
     dt_s: float,
     params: ActuatedParams,
     st: ActuatedState,
@@ -296,7 +316,8 @@ def actuated_kernel(
     """
     for i in range(sig.state.shape[0]):
         _actuate_intersection(
-            timing, stages, n_stages, along, sig, demand, gap_s, queue, dt_s, params, st, request, i
+            timing, stages, n_stages, along, sig, demand, gap_s, queue, blocked, dt_s, params, st,
+            request, i
         )
 
 
@@ -322,6 +343,14 @@ class VehicleActuated(Controller):
     ``alternative`` (default True)
         Alternatieve realisatie: a calling group that conflicts with nothing green or
         requested is requested too.
+    ``extend_on_queue`` (default True)
+        A road user halting on the approach of a green group is no gap (the queue has not
+        left yet).
+    ``exit_aware`` (default True)
+        Spillback: a group whose exits are blocked (``obs.exit_blocked``) stops extending
+        after its minimum green, is not started and does not count as waiting while another
+        group could move traffic; its occupied loops and halting queue then mean a queue that
+        cannot leave, not one that discharges. False ignores the exits (for comparison).
 
     Attributes after :meth:`reset`: ``state_`` (:class:`ActuatedState`: ``stage`` int ``[I]``,
     ``active`` and ``done`` bool ``[I, G]``), ``request_`` (returned by :meth:`step`, reused).
@@ -337,12 +366,14 @@ class VehicleActuated(Controller):
         extend_along: bool = True,
         alternative: bool = True,
         extend_on_queue: bool = True,
+        exit_aware: bool = True,
     ) -> None:
         self.gap_s = gap_s
         self.min_stage_s = min_stage_s
         self.extend_along = extend_along
         self.alternative = alternative
         self.extend_on_queue = extend_on_queue
+        self.exit_aware = exit_aware
 
     def reset(self, net: CompiledNetwork) -> None:
         """Start every intersection in no stage at all: the first caller's stage comes first."""
@@ -361,7 +392,9 @@ class VehicleActuated(Controller):
             extend_along=bool(self.extend_along),
             alternative=bool(self.alternative),
             extend_on_queue=bool(self.extend_on_queue),
+            exit_aware=bool(self.exit_aware),
         )
+        self.free_ = net.full(False, np.bool_)  # "no exit blocked", when not measured or not used
         # The last stage, with nothing realised: it "ends" as soon as anyone calls, and the
         # cycle search then starts at stage 0.
         self.state_ = ActuatedState(
@@ -377,8 +410,10 @@ class VehicleActuated(Controller):
         """One kernel call for the whole network; returns ``request_``."""
         check_observation(obs, self.request_.shape, self.name)
         dt_s = self.clock_.tick(obs.t_s)
+        blocked = obs.exit_blocked if self.exit_aware and obs.exit_blocked is not None else self.free_
         actuated_kernel(
             self.timing_, self.stages_, self.n_stages_, self.along_, signals,
-            obs.demand, obs.gap_s, obs.queue_veh, dt_s, self.params_, self.state_, self.request_,
+            obs.demand, obs.gap_s, obs.queue_veh, blocked, dt_s, self.params_, self.state_,
+            self.request_,
         )
         return self.request_

@@ -42,6 +42,10 @@ class Observation:
     downstream_queue_veh: np.ndarray  # float64: halting vehicles on the lanes the group feeds
     #: Connected road users near the intersections (CAM-like rows and app requests).
     v2x: V2XObservation = field(default_factory=V2XObservation.empty)
+    #: bool ``[I, G]``: the group's exits are blocked (a vehicle stands just past the junction
+    #: on at least half the lanes it feeds), so a green moves (next to) nobody. None: not measured (the
+    #: gateway and tests that do not fill it), which controllers read as "never blocked".
+    exit_blocked: np.ndarray | None = None
 
     @classmethod
     def empty(cls, net: CompiledNetwork, t_s: float = 0.0) -> Observation:
@@ -53,7 +57,14 @@ class Observation:
             queue_veh=net.full(0.0),
             approach_veh=net.full(0.0),
             downstream_queue_veh=net.full(0.0),
+            exit_blocked=net.full(False, np.bool_),
         )
+
+    def blocked(self) -> np.ndarray:
+        """``exit_blocked``, or all False when it was not measured (a new array then)."""
+        if self.exit_blocked is None:
+            return np.zeros(self.demand.shape, dtype=np.bool_)
+        return self.exit_blocked
 
 
 class Parameters:

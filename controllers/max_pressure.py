@@ -9,7 +9,9 @@ each movement with its saturation flow; ivri has no saturation flows per group, 
 group weighs 1 (a lane-count weight is folded into ``queue_veh`` already, which sums over the
 group's lanes). A group whose downstream lanes are full has low or negative pressure, so the
 controller does not send traffic into a blocked exit: the property that makes max-pressure
-stable in networks.
+stable in networks. A queue on short exit lanes is small even when they are full, so a group
+whose exits are blocked (``exit_blocked``: a vehicle stands just past the junction on half
+lane it feeds) adds no pressure and is not requested: its green would move nobody.
 
 Ties, in order: more road users in the detection zones (``approach_veh``: traffic about to
 arrive, so at low flow, when no one queues yet, the controller turns to where traffic
@@ -94,6 +96,7 @@ def _decide(
     queue: np.ndarray,
     approach: np.ndarray,
     downstream: np.ndarray,
+    blocked: np.ndarray,
     hold_s: np.ndarray,
     patience_s: np.ndarray,
     dt_s: float,
@@ -117,6 +120,9 @@ def _decide(
         eligible = True
         for g in range(n_g):
             if not (row[g] and valid[g]):
+                continue
+            if blocked[i, g]:
+                # Its exit is blocked: a green moves nobody, whatever the queue.
                 continue
             p += queue[i, g] - downstream[i, g]
             a += approach[i, g]
@@ -149,10 +155,11 @@ def _decide(
 @njit
 def _serves(
     timing: Timing, stages: np.ndarray, along: np.ndarray, sig: SignalState, demand: np.ndarray,
-    s: int, i: int, g: int,
+    blocked: np.ndarray, s: int, i: int, g: int,
 ) -> bool:
-    """Whether stage ``s`` requests group ``g``: it calls, or it is a green motor group."""
-    if not (stages[i, s, g] and timing.valid[i, g]):
+    """Whether stage ``s`` requests group ``g``: it calls, or it is a green motor group; not
+    when its exit is blocked."""
+    if not (stages[i, s, g] and timing.valid[i, g]) or blocked[i, g]:
         return False
     return demand[i, g] or (sig.state[i, g] == GREEN and not along[i, g])
 
@@ -187,6 +194,7 @@ def max_pressure_kernel(
     queue: np.ndarray,
     approach: np.ndarray,
     downstream: np.ndarray,
+    blocked: np.ndarray,
     t_s: float,
     dt_s: float,
     period_s: float,
@@ -218,7 +226,7 @@ def max_pressure_kernel(
             # be at the end of this tick; none if one of them is not green.
             together_s = np.inf
             for g in range(n_g):
-                if _serves(timing, stages, along, sig, demand, cur, i, g):
+                if _serves(timing, stages, along, sig, demand, blocked, cur, i, g):
                     if sig.state[i, g] != GREEN:
                         together_s = -1.0
                         break
@@ -226,13 +234,13 @@ def max_pressure_kernel(
             due = together_s >= hold_s[i, cur] - EPS_S
         if due:
             st.stage[i] = _decide(
-                timing, stages, n_stages[i], sig, demand, queue, approach, downstream,
+                timing, stages, n_stages[i], sig, demand, queue, approach, downstream, blocked,
                 hold_s, patience_s, dt_s, cur, st.pressure, i,
             )
             st.decided_s[i] = t_s
         s = st.stage[i]
         for g in range(n_g):
-            request[i, g] = _serves(timing, stages, along, sig, demand, s, i, g)
+            request[i, g] = _serves(timing, stages, along, sig, demand, blocked, s, i, g)
 
 
 class MaxPressure(Controller):
@@ -292,6 +300,7 @@ class MaxPressure(Controller):
             pressure=np.zeros((n_i, n_s)),
         )
         self.request_ = net.full(False, np.bool_)
+        self.free_ = net.full(False, np.bool_)  # "no exit blocked", when not measured
         self.clock_ = TickClock()
 
     def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
@@ -302,6 +311,7 @@ class MaxPressure(Controller):
             self.timing_, self.stages_, self.n_stages_, self.along_, self.hold_s_, self.patience_s_,
             signals,
             obs.demand, obs.queue_veh, obs.approach_veh, obs.downstream_queue_veh,
+            obs.exit_blocked if obs.exit_blocked is not None else self.free_,
             float(obs.t_s), dt_s, float(self.period_s), self.state_, self.request_,
         )
         return self.request_

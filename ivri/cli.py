@@ -179,7 +179,7 @@ def _derive(scenario: str, out: Path) -> None:
     from ivri.sumo.sumocfg import read_sumocfg
 
     _, sumocfg = resolve_scenario(scenario)
-    configs, _ = derive_intersections(read_sumocfg(sumocfg).net_file)
+    configs, maps = derive_intersections(read_sumocfg(sumocfg).net_file)
     data = NetworkConfig(intersections=tuple(configs)).model_dump(mode="json")
     suffix = out.suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -194,6 +194,13 @@ def _derive(scenario: str, out: Path) -> None:
     out.write_text(text, encoding="utf-8")
     n_groups = sum(len(c.signal_groups) for c in configs)
     console.print(f"wrote {len(configs)} intersections with {n_groups} signal groups to {out}")
+    n_merges = sum(len(m.merges) for m in maps)
+    console.print(
+        f"merges: {n_merges} pairs of links merge onto one lane and run green together; rule: they "
+        "stay a partial conflict (green together), the turning stream gives way ('g'), between two "
+        "straight or two turning streams the one with the higher link index; streams that SUMO's "
+        "right-of-way or the program already make give way keep that"
+    )
 
 
 def _tls_context(ca_file: Path | None) -> ssl.SSLContext | None:

@@ -31,6 +31,7 @@ import numpy as np
 from ivri.config import NetworkConfig
 from ivri.controllers.base import Observation
 from ivri.core.compile import CompiledNetwork, compile_network
+from ivri.core.idx import GREEN
 from ivri.core.state import SignalState, initial_state
 from ivri.errors import IvriError, NetworkError, SimulationError
 from ivri.sumo.actuate import Actuator
@@ -114,6 +115,8 @@ class SumoBridge:
         self.v2x: V2XEmulator | None = None
         self._sumo_net: Any = None
         self._shown: np.ndarray | None = None
+        #: float [I]: signal-group seconds of green while that group's exits were blocked.
+        self._green_blocked_s = np.zeros(0)
 
         self.cfg: SumoConfig | None = None
         self.conn: SumoConnection | None = None
@@ -289,6 +292,7 @@ class SumoBridge:
             # Take over every controlled light at once: all red (the core's start state).
             self._shown = initial_state(self.compiled).state
             self.actuator.write(self._shown)
+            self._green_blocked_s = np.zeros(self.compiled.n_intersections)
 
     # --- per tick ------------------------------------------------------------------------------
 
@@ -322,6 +326,9 @@ class SumoBridge:
         if self.observer is None or not self.control:
             raise SimulationError("observe() needs control=True and at least one intersection")
         obs = self.observer.observation(self.t_s)
+        if self._shown is not None and obs.exit_blocked is not None:
+            # Group-seconds of green shown into a blocked exit (the state SUMO showed this step).
+            self._green_blocked_s += ((self._shown == GREEN) & obs.exit_blocked).sum(axis=1) * self.dt_s
         if self.v2x is not None:
             obs.v2x = self.v2x.read(self.t_s, self._shown)
         return obs
@@ -370,7 +377,9 @@ class SumoBridge:
         return dict(self._vtypes)
 
     def intersection_stats(self) -> dict[str, dict[str, Any]]:
-        """Per intersection: halting vehicle-hours on its approaches, and tls writes."""
+        """Per intersection: halting vehicle-hours on its approaches; under ivri's control also
+        tls writes and ``green_while_exit_blocked_s``, the signal-group seconds of green shown
+        while that group's exits were blocked (a green that moves nobody)."""
         out: dict[str, dict[str, Any]] = {}
         if self.compiled is None or self.observer is None:
             return out
@@ -381,6 +390,7 @@ class SumoBridge:
             }
             if self.actuator is not None:
                 rec["tls_writes"] = int(self.actuator.writes_by_intersection[i])
+                rec["green_while_exit_blocked_s"] = float(self._green_blocked_s[i])
             out[x] = rec
         return out
 

@@ -35,6 +35,24 @@ Conflicts and partial conflicts
     gives way is a turn (a permissive left or right turn); two straight streams, or straight
     traffic and a crossing, must be declared a conflict.
 
+Merges and clustered junctions
+    One traffic light often controls several nodes (SUMO's joined junctions, ``cluster_...``
+    ids): the derivation reads the right-of-way table of every node of the tls, so groups,
+    conflicts and intergreens come out the same way as for a single node. Where two foe links
+    merge onto one lane, SUMO's own programs sometimes show both 'G' (SUMO warns of an
+    "unsafe green"). ivri keeps such a pair a *partial conflict* (green together, as the
+    program runs them; separating them would cost a stage for a conflict that give-way
+    settles) and makes one of them give way: the turning stream yields to the straight one,
+    as Dutch practice and SUMO's 'g' have it; between two straight or two turning streams,
+    the one with the higher link index. :attr:`TlsLinkMap.merges` lists these pairs and
+    ``ivri derive`` states the rule.
+
+Approaches
+    A group's queue and arrivals are measured on its stop-line lanes and on the lanes
+    upstream of them through unsignalised nodes (internal lanes included) up to
+    :data:`APPROACH_DETECTION_M` from the stop line (:func:`upstream_lanes`,
+    :meth:`TlsLinkMap.approach_lanes`): approach edges of a few metres hold no car.
+
 Intergreen times (Dutch CROW / German RiLSA practice)
     For every conflicting pair, leaving group A and entering group B, and every pair of foe
     links a in A and b in B, the conflict point is where the paths of a and b cross: their
@@ -70,7 +88,8 @@ Timing defaults
     6 s, bus and tram 4 s. Maximum green: motor, bus and tram 40 s, bicycle 25 s, pedestrian
     20 s, or the largest ``maxDur`` of the phases in which the group is green when the
     program is actuated and that is longer than the minimum green. Minimum red 1 s; maximum
-    wait 120 s (pedestrians 90 s).
+    wait 120 s (pedestrians 90 s), at least 1.25 times the longest cycle of the stage plan
+    but never more than 180 s (:data:`MAX_WAIT_CEILING_S`).
 
 Stages
     The distinct sets of green groups of the program's main phases (phases with some green
@@ -112,6 +131,9 @@ VEHICLE_LENGTH_M = {"motor": 6.0, "bus": 12.0, "tram": 30.0, "bicycle": 2.0, "pe
 PED_CLEAR_MARGIN_M = 1.5
 #: Junction size assumed when a junction has no outline.
 DEFAULT_JUNCTION_SIZE_M = 20.0
+#: How far upstream of the stop line a group's queue and arrivals are measured (through
+#: unsignalised nodes; see :func:`upstream_lanes`).
+APPROACH_DETECTION_M = 60.0
 
 DEFAULT_AMBER_S = {"motor": 3.0, "bus": 3.0, "tram": 3.0, "bicycle": 3.0, "pedestrian": 0.0}
 MIN_GREEN_S = {"motor": 6.0, "bus": 4.0, "tram": 4.0, "bicycle": 5.0, "pedestrian": 6.0}
@@ -120,6 +142,8 @@ MIN_RED_S = 1.0
 MAX_WAIT_S = {"motor": 120.0, "bus": 120.0, "tram": 120.0, "bicycle": 120.0, "pedestrian": 90.0}
 #: max_wait_s is at least this many times the longest cycle of the stage plan.
 WAIT_CYCLE_FACTOR = 1.25
+#: ... but never more than this [s].
+MAX_WAIT_CEILING_S = 180.0
 
 _GREEN = frozenset("Gg")
 _DIR_ORDER = "lLsRrt"
@@ -149,6 +173,21 @@ class TlsLinkMap:
     waiting_areas: tuple[tuple[str, ...], ...]  # per group: walking areas at either end of its crossings
     junctions: tuple[str, ...] = ()             # the junctions this tls controls
     group_ids: tuple[str, ...] = field(default=())
+    #: per group: lanes upstream of its stop-line lanes, through unsignalised nodes (internal
+    #: lanes included), as far as :data:`APPROACH_DETECTION_M` from the stop line; with the
+    #: ``in_lanes`` they are where the group's queue stands (see :func:`upstream_lanes`).
+    upstream_lanes: tuple[tuple[str, ...], ...] = field(default=())
+    #: link index pairs (a, b) of foe links that merge onto one lane and run green together;
+    #: a gives way to b (see "Merges" in the module docstring).
+    merges: tuple[tuple[int, int], ...] = field(default=())
+    #: per group: the outgoing lanes whose blocking blocks the group: those of its straight
+    #: links, or all its outgoing lanes when it has none (a turn-only group).
+    exit_lanes: tuple[tuple[str, ...], ...] = field(default=())
+
+    def approach_lanes(self, g: int) -> tuple[str, ...]:
+        """The stop-line lanes of group ``g`` and the lanes upstream of them."""
+        up = self.upstream_lanes[g] if self.upstream_lanes else ()
+        return self.in_lanes[g] + tuple(x for x in up if x not in self.in_lanes[g])
 
     @property
     def n_groups(self) -> int:
@@ -218,6 +257,7 @@ class _TlsFacts:
     foes: np.ndarray                # bool[L, L]
     yields: np.ndarray              # bool[L, L]: link l must yield to link m (response bits)
     junctions: tuple[str, ...]
+    net: Any = None                 # the sumolib network (for walks upstream of the stop lines)
 
     @property
     def n_links(self) -> int:
@@ -253,6 +293,60 @@ def find_lane(net: Any, lane_id: str) -> Any | None:
     lanes = net.getEdge(edge_id).getLanes()
     k = int(index)
     return lanes[k] if k < len(lanes) else None
+
+
+def _via_chain(net: Any, conn: Any) -> list[Any]:
+    """The internal lanes a connection runs through, in driving order (empty without them)."""
+    out: list[Any] = []
+    via = conn.getViaLaneID()
+    while via and len(out) < 16:
+        lane = find_lane(net, via)
+        if lane is None:
+            break
+        out.append(lane)
+        nxt = lane.getOutgoing()
+        via = nxt[0].getViaLaneID() if nxt else ""
+    return out
+
+
+def upstream_lanes(net: Any, lane_ids: Iterable[str], reach_m: float = 60.0) -> list[tuple[str, float]]:
+    """Lanes upstream of the stop-line lanes ``lane_ids``, as ``(lane id, offset)`` pairs.
+
+    The walk goes back through unsignalised nodes only (a connection controlled by any
+    traffic light is another stop line) and takes the internal lanes of those nodes too,
+    as long as the lane's downstream end is less than ``reach_m`` from the stop line.
+    ``offset`` is the distance from the lane's downstream end to the stop line. Real
+    networks (OSM imports, joined junctions) often have approach edges of a few metres
+    between an unsignalised node and the stop line: the queue of such an approach stands
+    upstream, where the stop-line lane alone sees nothing.
+    """
+    out: dict[str, float] = {}
+    frontier = []
+    for lid in lane_ids:
+        lane = find_lane(net, lid)
+        if lane is not None:
+            frontier.append((lane, float(lane.getLength())))
+            out.setdefault(lid, 0.0)
+    while frontier:
+        lane, start_m = frontier.pop()  # start_m: distance from the lane's start to the stop line
+        if start_m >= reach_m:
+            continue
+        for c in lane.getIncomingConnections():
+            src = c.getFromLane()
+            if src.getID().startswith(":") or c.getTLSID():
+                continue
+            if src.getEdge().getFunction() in ("walkingarea", "crossing"):
+                continue
+            offset = start_m
+            for via in reversed(_via_chain(net, c)):
+                if via.getID() not in out:
+                    out[via.getID()] = offset
+                offset += float(via.getLength())
+            if src.getID() in out and out[src.getID()] <= offset:
+                continue
+            out[src.getID()] = offset
+            frontier.append((src, offset + float(src.getLength())))
+    return [(lid, off) for lid, off in out.items() if off > 0.0 or lid.startswith(":")]
 
 
 def _junction_indices(net: Any, node: Any) -> dict[int, int]:
@@ -476,6 +570,7 @@ def _tls_facts(net: Any, tls: Any, program_id: str | None, source: str) -> _TlsF
         foes=foes,
         yields=yields,
         junctions=tuple(sorted(nodes)),
+        net=net,
     )
 
 
@@ -700,6 +795,25 @@ def _check_permissive(facts: _TlsFacts, a: int, b: int, ymat: np.ndarray, ga: st
         )
 
 
+def _merge_yields(facts: _TlsFacts, group_of: np.ndarray, conflict: np.ndarray,
+                  ymat: np.ndarray) -> list[tuple[int, int]]:
+    """Foe links of compatible groups that merge onto one lane and that neither gives way
+    on: (a, b) pairs, a yields to b. The turning link yields to the straight one; between
+    two turns or two straight links, the one with the higher link index yields."""
+    out: list[tuple[int, int]] = []
+    for a, b in zip(*np.nonzero(np.triu(facts.foes, 1))):
+        ga, gb = group_of[a], group_of[b]
+        if ga < 0 or gb < 0 or ga == gb or conflict[ga, gb] or ymat[a, b] or ymat[b, a]:
+            continue
+        la, lb = facts.links[a], facts.links[b]
+        if not set(la.out_lanes) & set(lb.out_lanes):
+            continue
+        turn_a = bool(la.dirs) and set(la.dirs) <= set("lLrRt")
+        turn_b = bool(lb.dirs) and set(lb.dirs) <= set("lLrRt")
+        out.append((int(a), int(b)) if turn_a and not turn_b else (int(b), int(a)))
+    return out
+
+
 def _link_map(facts: _TlsFacts, groups: list[tuple[str, str, list[int]]], fixed: dict[int, str],
               conflict: np.ndarray, check: bool, where: str) -> TlsLinkMap:
     """Build the link map for ``groups`` (id, mode, links) with the group ``conflict`` matrix."""
@@ -709,6 +823,9 @@ def _link_map(facts: _TlsFacts, groups: list[tuple[str, str, list[int]]], fixed:
         group_of[links] = gi
     ymat = _yield_matrix(facts)
     together = (facts.green.astype(np.int32) @ facts.green.T.astype(np.int32)) > 0
+    merges = _merge_yields(facts, group_of, conflict, ymat)
+    for a, b in merges:
+        ymat[a, b] = True
     yield_to: list[tuple[int, ...]] = []
     for a in range(n):
         ga = group_of[a]
@@ -727,6 +844,8 @@ def _link_map(facts: _TlsFacts, groups: list[tuple[str, str, list[int]]], fixed:
     for k, c in fixed.items():
         chars[k] = c
     in_lanes, out_lanes, crossings, waits = [], [], [], []
+    upstream: list[tuple[str, ...]] = []
+    exits: list[tuple[str, ...]] = []
     for _, mode, links in groups:
         il: list[str] = []
         ol: list[str] = []
@@ -740,6 +859,10 @@ def _link_map(facts: _TlsFacts, groups: list[tuple[str, str, list[int]]], fixed:
                 cr.append(lk.crossing)
             wa += [x for x in lk.walking_areas if x not in wa]
         in_lanes.append(tuple(il))
+        straight = [x for k in links if "s" in facts.links[k].dirs for x in facts.links[k].out_lanes]
+        exits.append(tuple(dict.fromkeys(straight)) if straight else tuple(ol))
+        upstream.append(tuple(x for x, _ in upstream_lanes(facts.net, il, APPROACH_DETECTION_M))
+                        if facts.net is not None and mode != "pedestrian" else ())
         out_lanes.append(tuple(ol))
         crossings.append(tuple(cr))
         waits.append(tuple(wa))
@@ -755,6 +878,9 @@ def _link_map(facts: _TlsFacts, groups: list[tuple[str, str, list[int]]], fixed:
         waiting_areas=tuple(waits),
         junctions=facts.junctions,
         group_ids=tuple(g[0] for g in groups),
+        upstream_lanes=tuple(upstream),
+        merges=tuple(merges),
+        exit_lanes=tuple(exits),
     )
 
 
@@ -827,7 +953,9 @@ def _derive_one(facts: _TlsFacts) -> tuple[IntersectionConfig, TlsLinkMap] | Non
     # long as the longest regular cycle must not count as starving, or the core pre-empts the
     # stage plan at every peak and the preemptions cascade (measured: a Dutch four-arm
     # crossing at peak went from 17 to 218 vehicle-loss hours with a 90 s limit).
-    wait_floor_s = WAIT_CYCLE_FACTOR * _longest_cycle_s(configs, conflicts, stages)
+    # The floor has a fixed ceiling: on networks with long maximum greens it reached 362 s, and
+    # movements stood red 300-580 s with cars waiting (measured on real city networks).
+    wait_floor_s = min(WAIT_CYCLE_FACTOR * _longest_cycle_s(configs, conflicts, stages), MAX_WAIT_CEILING_S)
     configs = [c.model_copy(update={"max_wait_s": float(np.ceil(max(c.max_wait_s, wait_floor_s)))})
                for c in configs]
     x = IntersectionConfig(
@@ -952,5 +1080,12 @@ def link_maps_for_configs(
             fixed_state=lm.fixed_state, yield_to=lm.yield_to, in_lanes=in_lanes,
             out_lanes=lm.out_lanes, crossings=lm.crossings, waiting_areas=lm.waiting_areas,
             junctions=lm.junctions, group_ids=tuple(x.group_ids()),
+            upstream_lanes=tuple(
+                tuple(lane for lane, _ in upstream_lanes(net, g.lanes, APPROACH_DETECTION_M))
+                if g.lanes and g.mode != "pedestrian" else lm.upstream_lanes[i]
+                for i, g in enumerate(x.signal_groups)
+            ),
+            merges=lm.merges,
+            exit_lanes=lm.exit_lanes,
         ))
     return maps

@@ -2,10 +2,13 @@
 
 At start :class:`Observer` subscribes, once per object and in sorted id order:
 
-* every E1 loop of :mod:`ivri.sumo.detectors` (stop-line and extension loops) to
+* every E1 loop of :mod:`ivri.sumo.detectors` (stop-line, extension and exit loops) to
   ``LAST_STEP_TIME_SINCE_DETECTION``, which is 0 while a vehicle is over the loop:
-  occupancy and gap in one value;
-* every incoming and outgoing lane of a group (each lane once, however many intersections
+  occupancy and gap in one value, and ``LAST_STEP_MEAN_SPEED`` (-1 with no vehicle): a
+  vehicle that stands over an exit loop for :data:`EXIT_BLOCKED_S` blocks that exit;
+* every approach lane of a group (its stop-line lanes and the lanes upstream of them
+  through unsignalised nodes, :meth:`~ivri.sumo.network.TlsLinkMap.approach_lanes`) and
+  every outgoing lane (each lane once, however many intersections
   and groups it serves, and whether it is incoming for one and outgoing for another) to
   ``LAST_STEP_VEHICLE_HALTING_NUMBER`` (queue, demand, downstream queue) and
   ``LAST_STEP_VEHICLE_NUMBER`` (approach); only the halting number, and only the incoming
@@ -34,9 +37,13 @@ kernel over precomputed (object, column) index pairs, into the reused Observatio
 * ``queue_veh``: halting vehicles on the group's incoming lanes (a lane shared by several
   groups counts for each), persons waiting for pedestrian groups;
 * ``approach_veh``: vehicles on the group's incoming lanes (persons waiting, for pedestrians);
-* ``downstream_queue_veh``: halting vehicles on the lanes the group feeds.
+* ``downstream_queue_veh``: halting vehicles on the lanes the group feeds;
+* ``exit_blocked``: at least half of the group's exit loops have had a vehicle standing
+  over them for :data:`EXIT_BLOCKED_S`. Half, not all: a through group usually has a turn
+  into another exit too, and the through vehicles that wait for the blocked exit hold up
+  the turning ones behind them; a group with most of its exits free still moves traffic.
 
-It also sums, per intersection, the halting vehicles on its incoming lanes times the step
+It also sums, per intersection, the halting vehicles on its approach lanes times the step
 length (``queue_veh_s``), the per-intersection delay measure of a run.
 """
 
@@ -61,6 +68,7 @@ __all__ = ["Observer"]
 # TraCI variable ids (traci.constants), fixed by the protocol; kept here so that importing
 # this module does not import traci.
 LAST_STEP_VEHICLE_NUMBER = 0x10
+LAST_STEP_MEAN_SPEED = 0x11
 LAST_STEP_TIME_SINCE_DETECTION = 0x16
 LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
 VAR_ROAD_ID = 0x50
@@ -72,6 +80,11 @@ CMD_GET_PERSON_VARIABLE = 0xAE
 #: A vehicle that passed the extension loop this recently calls for green: 40 m at 5 m/s (a
 #: cyclist) takes 8 s, after which a vehicle held by red is halting and calls through the queue.
 CALL_WINDOW_S = 10.0
+#: A vehicle over an exit loop slower than this [m/s] stands (SUMO's halting speed is 0.1).
+EXIT_STANDING_MPS = 1.0
+#: An exit counts as blocked once a vehicle has stood over its loop this long [s]: a queue
+#: that starts to move again, or a car that brakes behind a turning one, does not block it.
+EXIT_BLOCKED_S = 2.0
 #: Persons this far outside a junction's outline are still seen by its context subscription.
 PERSON_RANGE_MARGIN_M = 5.0
 
@@ -176,7 +189,7 @@ class Observer:
         stat_pairs: set[tuple[str, int]] = set()
         for i, lm in enumerate(link_maps):
             for g in range(lm.n_groups):
-                for lane in lm.in_lanes[g]:
+                for lane in lm.approach_lanes(g):
                     in_pairs.append((lane, i * n_g + g))
                     stat_pairs.add((lane, i))
                 if not lanes_only:
@@ -193,16 +206,21 @@ class Observer:
         self._vehicles = np.zeros(len(self.lane_ids))
         self._halting_s = np.zeros(len(self.lane_ids))  # per lane, summed every step (cheap)
 
-        # --- detectors ------------------------------------------------------------------------
-        loops = [d for d in detectors if d.kind in ("stopline", "extension")] if not lanes_only else []
-        self._loops = _Domain([d.id for d in loops], (LAST_STEP_TIME_SINCE_DETECTION,))
+        # --- detectors: one domain for every loop (its time since detection and mean speed) --
+        loops = [d for d in detectors if d.kind in ("stopline", "extension", "exit")] if not lanes_only else []
+        self._loops = _Domain([d.id for d in loops], (LAST_STEP_TIME_SINCE_DETECTION, LAST_STEP_MEAN_SPEED))
         self.loop_ids = self._loops.ids
         if len(self.loop_ids) != len(loops):
             raise ValueError("Observer: two detectors share an id")
         loop_pos = {d: k for k, d in enumerate(self.loop_ids)}
         self._gap_loop, self._gap_col = self._split(
-            [(loop_pos[d.id], i * n_g + g) for d in loops for i, g in d.targets])
+            [(loop_pos[d.id], i * n_g + g) for d in loops if d.kind != "exit" for i, g in d.targets])
         self._loop_since = np.full(len(loops), NO_DETECTION_S)
+        # Exit loops: a vehicle standing over one blocks that exit.
+        self._exit_loop, self._exit_col = self._split(
+            [(loop_pos[d.id], i * n_g + g) for d in loops if d.kind == "exit" for i, g in d.targets])
+        self._n_exits = np.bincount(self._exit_col, minlength=n_i * n_g)
+        self._standing_s = np.zeros(len(loops))
 
         # --- pedestrians: (walking area, crossing) -> columns -----------------------------------
         self._ped_key: dict[tuple[str, str], list[int]] = {}
@@ -267,7 +285,13 @@ class Observer:
         if self.lanes_only:
             return
         if self.loop_ids:
-            self._loop_since = self._loops.read(c.inductionloop.getAllSubscriptionResults())[0]
+            since, speed = self._loops.read(c.inductionloop.getAllSubscriptionResults())
+            self._loop_since = since
+            if len(self._exit_loop):
+                # Occupied (no time since detection) and no vehicle passed at speed: a vehicle
+                # that stays on the loop all step reads a mean speed of -1.
+                standing = (since <= 0.0) & (speed < EXIT_STANDING_MPS)
+                self._standing_s = np.where(standing, self._standing_s + self.dt_s, 0.0)
         if self.person_junctions:
             # A person near two junctions counts once (one dict); then (road, next edge) of each
             # person -> the columns it calls. All iteration happens in C.
@@ -286,4 +310,9 @@ class Observer:
                    self._gap_loop, self._gap_col, CALL_WINDOW_S,
                    obs.queue_veh.reshape(-1), obs.approach_veh.reshape(-1),
                    obs.downstream_queue_veh.reshape(-1), obs.gap_s.reshape(-1), obs.demand.reshape(-1))
+        if obs.exit_blocked is not None:
+            blocked = (self._standing_s >= EXIT_BLOCKED_S)[self._exit_loop]
+            n_blocked = np.bincount(self._exit_col, weights=blocked, minlength=self._n_exits.size)
+            np.logical_and(self._n_exits > 0, 2.0 * n_blocked >= self._n_exits,
+                           out=obs.exit_blocked.reshape(-1))
         return obs

@@ -26,7 +26,7 @@ app = typer.Typer(
 console = Console()
 if not console.is_terminal:
     # Piped into a file or CI log: rich would assume 80 columns and fold the KPI table.
-    console = Console(width=160)
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 

@@ -83,7 +83,15 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     """
     from ivri.controllers import PriorityArbiter, make_controller, parse_spec
     from ivri.core.engine import SignalCore
-    from ivri.metrics import VTypeInfo, compute_kpis, sumo_output_options, tripinfo_path
+    from ivri.metrics import (
+        VTypeInfo,
+        compute_health,
+        compute_kpis,
+        statistics_path,
+        summary_path,
+        sumo_output_options,
+        tripinfo_path,
+    )
     from ivri.metrics.decisions import DECISIONS_FILENAME, DecisionLog
     from ivri.metrics.vtypes import mode_of
     from ivri.sumo.bridge import SumoBridge
@@ -191,6 +199,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         progress(span_s, span_s)
 
     kpis = compute_kpis(tripinfo_path(run_dir), vtypes)
+    health = compute_health(statistics_path(run_dir), summary_path(run_dir), begin_s, end_s)
     record: dict[str, Any] = {
         "scenario": label,
         "sumocfg": str(sumocfg),
@@ -202,6 +211,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         "simulated_s": end_s - begin_s,
         "wall_time_s": round(wall_s, 3),
         **kpis.to_dict(),
+        "health": health.to_dict(),
+        "sumocfg_notes": bridge.notes,
         "by_intersection": per_intersection,
         "vtype_modes": {t: mode_of(info.vclass) for t, info in vtypes.items()},
     }

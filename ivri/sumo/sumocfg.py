@@ -286,9 +286,7 @@ def driving_overrides(
             f"personinfo-output {opts['personinfo-output']!r} replaced: persons are written into "
             "the run's tripinfo file, where the metrics read them")
     for name, value in command_line.items():
-        if name in opts and opts[name] != value and name not in ("begin", "end"):
+        # begin, end and step-length on the command line are the user's own choice (--end).
+        if name in opts and opts[name] != value and name not in ("begin", "end", "step-length"):
             add(name, (), f"{name} {opts[name]!r} replaced by ivri's {value!r} (needed for the metrics)")
-    for name in ("begin", "end"):
-        if name in opts and name in command_line and opts[name] != command_line[name]:
-            add(name, (), f"{name} {opts[name]} replaced by {command_line[name]} from the command line")
     return out

@@ -53,9 +53,10 @@ def run(
     scenario: Annotated[str, typer.Argument(help="a bundled scenario (see `ivri scenarios`), e.g. "
                                             "'grid' or 'crossing:short', or a path to a .sumocfg")],
     controller: Annotated[str | None, typer.Option("--controller", "-c", help="controller to run "
-                          "(see `ivri controllers`); 'sumo-native' runs SUMO's own programs")] = None,
+                          "(see `ivri controllers`); 'sumo-native' runs SUMO's own programs, 'sumo-actuated' "
+                          "and 'sumo-delay-based' switch them to SUMO's actuated or delay-based type")] = None,
     compare: Annotated[str | None, typer.Option(help="comma-separated controllers to run side by "
-                       "side with the same seed, e.g. fixed-time,actuated,sumo-native")] = None,
+                       "side with the same seed, e.g. actuated,sumo-native,sumo-actuated,sumo-delay-based")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write kpis.json, a comparison "
                    "plot and SUMO's outputs into this folder")] = None,
     seed: Annotated[int, typer.Option(help="random seed for SUMO")] = 42,
@@ -118,8 +119,10 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
     names = _controller_names(controller, compare)
     label, _ = resolve_scenario(scenario)
     if v2x_broker is not None:
-        if "sumo-native" in names:
-            raise ConfigError("--v2x needs ivri controllers; sumo-native runs SUMO's own programs")
+        from ivri.controllers import is_sumo_reference
+
+        if any(is_sumo_reference(n) for n in names):
+            raise ConfigError("--v2x needs ivri controllers; the sumo-* references run SUMO's own programs")
         from ivri.sumo.cosim import check_broker
 
         check_broker(v2x_broker)  # a bad URL or no broker fails before SUMO starts

@@ -347,6 +347,36 @@ def scenarios() -> None:
     console.print(table)
 
 
+@app.command("fetch-realworld")
+def fetch_realworld(
+    names: Annotated[list[str] | None, typer.Argument(help="networks to fetch (default: the "
+                     "benchmark's test set); see ivri/sumo_networks/README.md")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", help="where to unpack them (default: "
+                      "$IVRI_REALWORLD_DIR or ~/.cache/ivri/realworld)")] = None,
+    wheel: Annotated[Path | None, typer.Option(help="a local copy of the sumo-rl 1.4.5 wheel "
+                     "instead of downloading it")] = None,
+) -> None:
+    """Fetch real-world city networks with their own demand (RESCO: Cologne, Ingolstadt).
+
+    Downloads the sumo-rl 1.4.5 wheel from PyPI with pip, checks its SHA-256 and unpacks only
+    the networks; they are not part of ivri (their licences: CC BY-NC-SA 3.0, GPL-3.0). Run
+    them with `ivri run realworld:NAME`.
+    """
+    from ivri.sumo_networks.realworld import DEFAULT_SET, NETWORKS, fetch
+
+    try:
+        found = fetch(names or DEFAULT_SET, dest=folder, wheel=wheel)
+    except IvriError as exc:
+        _fail(str(exc))
+    table = Table(title="real-world networks")
+    for col in ("scenario", "city", "traffic lights", "licence", "sumocfg"):
+        table.add_column(col, overflow="fold")
+    for name, cfg in found.items():
+        info = NETWORKS[name]
+        table.add_row(f"realworld:{name}", info.city, str(info.traffic_lights), info.licence, str(cfg))
+    console.print(table)
+
+
 @app.command()
 def controllers() -> None:
     """List the controllers that `ivri run --controller` accepts."""

@@ -56,10 +56,16 @@ class RunSpec:
 
 
 def resolve_scenario(scenario: str) -> tuple[str, Path]:
-    """A bundled scenario name (``grid``, ``grid:short``) or a path to a ``.sumocfg``.
+    """A bundled scenario name (``grid``, ``grid:short``), a fetched real-world network
+    (``realworld:cologne8``, see :mod:`ivri.sumo_networks.realworld`) or a path to a ``.sumocfg``.
 
     Returns a label for reports and the path of the ``.sumocfg``.
     """
+    if scenario.startswith("realworld:"):
+        from ivri.sumo_networks.realworld import realworld_sumocfg
+
+        name = scenario.partition(":")[2]
+        return name, realworld_sumocfg(name).resolve()
     path = Path(scenario)
     if path.suffix == ".sumocfg" or path.exists():
         if not path.is_file():

@@ -15,10 +15,13 @@ Registries (adding a strategy is one line in one of them):
   ranks their requests by priority class (see :mod:`.priority`).
 
 ``"sumo-native"`` (:data:`SUMO_NATIVE`) is a valid *run* choice but not an engine controller:
-it means SUMO runs the network's own programs and the engine stays out. The runner checks for
-it before it calls :func:`make_controller`, which raises :class:`~ivri.errors.ConfigError` for
-it rather than returning ``None``: an ``Optional`` result would make every other caller check
-for a controller that silently is not there.
+it means SUMO runs the network's own programs and the engine stays out. So do
+``"sumo-actuated"`` and ``"sumo-delay-based"``: SUMO's own programs switched to its actuated
+or delay-based type (:data:`SUMO_REFERENCES`, :mod:`ivri.sumo.tls_programs`), the best
+control SUMO itself offers on a network. The runner checks for them before it calls
+:func:`make_controller`, which raises :class:`~ivri.errors.ConfigError` for them rather than
+returning ``None``: an ``Optional`` result would make every other caller check for a
+controller that silently is not there.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "APPLICATIONS",
     "CONTROLLERS",
     "SUMO_NATIVE",
+    "SUMO_REFERENCES",
     "BusPriority",
     "Controller",
     "Crosswalk",
@@ -69,6 +73,7 @@ __all__ = [
     "VehicleActuated",
     "available_controllers",
     "describe_controllers",
+    "is_sumo_reference",
     "make_controller",
     "parse_spec",
     "validate_run_choice",
@@ -76,6 +81,20 @@ __all__ = [
 
 #: The run choice that lets SUMO run its own traffic-light programs (no engine controller).
 SUMO_NATIVE = "sumo-native"
+#: Run choices where SUMO controls the lights itself, and the tlLogic ``type`` its programs are
+#: switched to (None: as the network ships them).
+SUMO_REFERENCES: dict[str, str | None] = {
+    SUMO_NATIVE: None,
+    "sumo-actuated": "actuated",
+    "sumo-delay-based": "delay_based",
+}
+_REFERENCE_TEXT = {
+    SUMO_NATIVE: "SUMO's own traffic-light programs from the network; the engine stays out",
+    "sumo-actuated": "SUMO's own programs switched to SUMO's actuated type (gap control on loops "
+                     "SUMO places itself); the engine stays out",
+    "sumo-delay-based": "SUMO's own programs switched to SUMO's delay-based type (time loss of "
+                        "approaching vehicles); the engine stays out",
+}
 
 #: Base controllers by name. One line per controller.
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -108,14 +127,19 @@ def available_controllers() -> list[str]:
 
 
 def _valid_names() -> str:
-    return ", ".join([*CONTROLLERS, SUMO_NATIVE])
+    return ", ".join([*CONTROLLERS, *SUMO_REFERENCES])
+
+
+def is_sumo_reference(name: str) -> bool:
+    """True for the run choices where SUMO controls the lights itself (``sumo-native``, ...)."""
+    return name.strip() in SUMO_REFERENCES
 
 
 def describe_controllers() -> dict[str, str]:
     """Every run choice with a one-line description (for ``ivri controllers``)."""
     out = {name: _first_line(cls.__doc__) for name, cls in CONTROLLERS.items()}
     out.update({f"+{name}": _first_line(f.__doc__) for name, f in APPLICATIONS.items()})
-    out[SUMO_NATIVE] = "SUMO's own traffic-light programs from the network; the engine stays out"
+    out.update(_REFERENCE_TEXT)
     return out
 
 
@@ -128,18 +152,19 @@ def parse_spec(spec: str) -> tuple[str, tuple[str, ...]]:
     """Split ``"base+app+app"`` into the base name and the application names, all checked.
 
     Raises :class:`~ivri.errors.ConfigError` (one line, listing the valid names) for an empty
-    or unknown name, and for ``sumo-native``, which is no engine controller.
+    or unknown name, and for ``sumo-native`` and the other SUMO references, which are no
+    engine controllers.
     """
     parts = tuple(p.strip() for p in str(spec).split("+"))
     base, apps = parts[0], parts[1:]
-    if base == SUMO_NATIVE:
+    if base in SUMO_REFERENCES:
         if apps:
             raise ConfigError(
                 f"{spec!r}: priority applications need an engine controller, "
-                f"not {SUMO_NATIVE!r}; valid: {', '.join(CONTROLLERS)}"
+                f"not {base!r}; valid: {', '.join(CONTROLLERS)}"
             )
         raise ConfigError(
-            f"{SUMO_NATIVE!r} runs SUMO's own programs and is not an engine controller "
+            f"{base!r} runs SUMO's own programs and is not an engine controller "
             f"(the runner handles it); engine controllers: {', '.join(CONTROLLERS)}"
         )
     if base not in CONTROLLERS:
@@ -190,11 +215,11 @@ def _build(name: str, factory: Callable[..., Any], params: dict[str, Any]) -> An
 
 
 def validate_run_choice(name: str) -> str:
-    """Return ``name`` if ``ivri run --controller`` accepts it (``sumo-native`` included).
+    """Return ``name`` if ``ivri run --controller`` accepts it (the SUMO references included).
 
     Raises :class:`~ivri.errors.ConfigError` with the valid names otherwise.
     """
-    if name.strip() == SUMO_NATIVE:
-        return SUMO_NATIVE
+    if is_sumo_reference(name):
+        return name.strip()
     parse_spec(name)
     return name

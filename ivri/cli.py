@@ -26,7 +26,7 @@ app = typer.Typer(
 console = Console()
 if not console.is_terminal:
     # Piped into a file or CI log: rich would assume 80 columns and fold the KPI table.
-    console = Console(width=160)
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 
@@ -53,9 +53,10 @@ def run(
     scenario: Annotated[str, typer.Argument(help="a bundled scenario (see `ivri scenarios`), e.g. "
                                             "'grid' or 'crossing:short', or a path to a .sumocfg")],
     controller: Annotated[str | None, typer.Option("--controller", "-c", help="controller to run "
-                          "(see `ivri controllers`); 'sumo-native' runs SUMO's own programs")] = None,
+                          "(see `ivri controllers`); 'sumo-native' runs SUMO's own programs, 'sumo-actuated' "
+                          "and 'sumo-delay-based' switch them to SUMO's actuated or delay-based type")] = None,
     compare: Annotated[str | None, typer.Option(help="comma-separated controllers to run side by "
-                       "side with the same seed, e.g. fixed-time,actuated,sumo-native")] = None,
+                       "side with the same seed, e.g. actuated,sumo-native,sumo-actuated,sumo-delay-based")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write kpis.json, a comparison "
                    "plot and SUMO's outputs into this folder")] = None,
     seed: Annotated[int, typer.Option(help="random seed for SUMO")] = 42,
@@ -118,8 +119,10 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
     names = _controller_names(controller, compare)
     label, _ = resolve_scenario(scenario)
     if v2x_broker is not None:
-        if "sumo-native" in names:
-            raise ConfigError("--v2x needs ivri controllers; sumo-native runs SUMO's own programs")
+        from ivri.controllers import is_sumo_reference
+
+        if any(is_sumo_reference(n) for n in names):
+            raise ConfigError("--v2x needs ivri controllers; the sumo-* references run SUMO's own programs")
         from ivri.sumo.cosim import check_broker
 
         check_broker(v2x_broker)  # a bad URL or no broker fails before SUMO starts
@@ -348,6 +351,36 @@ def scenarios() -> None:
     for s in bundled_scenarios():
         name = s.name if s.variant == "peak" else f"{s.name}:{s.variant}"
         table.add_row(name, s.description, str(s.sumocfg))
+    console.print(table)
+
+
+@app.command("fetch-realworld")
+def fetch_realworld(
+    names: Annotated[list[str] | None, typer.Argument(help="networks to fetch (default: the "
+                     "benchmark's test set); see ivri/sumo_networks/README.md")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", help="where to unpack them (default: "
+                      "$IVRI_REALWORLD_DIR or ~/.cache/ivri/realworld)")] = None,
+    wheel: Annotated[Path | None, typer.Option(help="a local copy of the sumo-rl 1.4.5 wheel "
+                     "instead of downloading it")] = None,
+) -> None:
+    """Fetch real-world city networks with their own demand (RESCO: Cologne, Ingolstadt).
+
+    Downloads the sumo-rl 1.4.5 wheel from PyPI with pip, checks its SHA-256 and unpacks only
+    the networks; they are not part of ivri (their licences: CC BY-NC-SA 3.0, GPL-3.0). Run
+    them with `ivri run realworld:NAME`.
+    """
+    from ivri.sumo_networks.realworld import DEFAULT_SET, NETWORKS, fetch
+
+    try:
+        found = fetch(names or DEFAULT_SET, dest=folder, wheel=wheel)
+    except IvriError as exc:
+        _fail(str(exc))
+    table = Table(title="real-world networks")
+    for col in ("scenario", "city", "traffic lights", "licence", "sumocfg"):
+        table.add_column(col, overflow="fold")
+    for name, cfg in found.items():
+        info = NETWORKS[name]
+        table.add_row(f"realworld:{name}", info.city, str(info.traffic_lights), info.licence, str(cfg))
     console.print(table)
 
 

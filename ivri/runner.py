@@ -18,9 +18,11 @@ from typing import Any, Literal
 from ivri.config import NetworkConfig, load_network_config
 from ivri.errors import ConfigError, NetworkError
 
-__all__ = ["SUMO_NATIVE", "RunSpec", "resolve_scenario", "run_controller"]
+__all__ = ["SUMO_NATIVE", "TYPED_PROGRAMS_FILENAME", "RunSpec", "resolve_scenario", "run_controller"]
 
 SUMO_NATIVE = "sumo-native"
+#: The additional file that switches SUMO's programs to another type (sumo-actuated, ...).
+TYPED_PROGRAMS_FILENAME = "sumo_programs.add.xml"
 
 #: Called with (simulated seconds done, simulated seconds in total).
 ProgressCallback = Callable[[float, float], None]
@@ -54,10 +56,16 @@ class RunSpec:
 
 
 def resolve_scenario(scenario: str) -> tuple[str, Path]:
-    """A bundled scenario name (``grid``, ``grid:short``) or a path to a ``.sumocfg``.
+    """A bundled scenario name (``grid``, ``grid:short``), a fetched real-world network
+    (``realworld:cologne8``, see :mod:`ivri.sumo_networks.realworld`) or a path to a ``.sumocfg``.
 
     Returns a label for reports and the path of the ``.sumocfg``.
     """
+    if scenario.startswith("realworld:"):
+        from ivri.sumo_networks.realworld import realworld_sumocfg
+
+        name = scenario.partition(":")[2]
+        return name, realworld_sumocfg(name).resolve()
     path = Path(scenario)
     if path.suffix == ".sumocfg" or path.exists():
         if not path.is_file():
@@ -81,16 +89,24 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
 
     The record holds no vehicle or person identities: only aggregates.
     """
-    from ivri.controllers import PriorityArbiter, make_controller, parse_spec
+    from ivri.controllers import SUMO_REFERENCES, PriorityArbiter, make_controller, parse_spec
     from ivri.core.engine import SignalCore
-    from ivri.metrics import VTypeInfo, compute_kpis, sumo_output_options, tripinfo_path
+    from ivri.metrics import (
+        VTypeInfo,
+        compute_health,
+        compute_kpis,
+        statistics_path,
+        summary_path,
+        sumo_output_options,
+        tripinfo_path,
+    )
     from ivri.metrics.decisions import DECISIONS_FILENAME, DecisionLog
     from ivri.metrics.vtypes import mode_of
     from ivri.sumo.bridge import SumoBridge
     from ivri.sumo.connection import sumo_version
 
     label, sumocfg = resolve_scenario(spec.scenario)
-    native = spec.controller == SUMO_NATIVE
+    native = spec.controller in SUMO_REFERENCES  # SUMO controls the lights itself
     apps = () if native else parse_spec(spec.controller)[1]
     if "glosa" in apps and "car" not in (spec.v2x_shares or {}):
         # GLOSA advises equipped cars; no car share given: GLOSA_CAR_SHARE (0.2) of them.
@@ -108,7 +124,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     emulate = (bool(apps) if spec.v2x is None else spec.v2x) and not native
     if spec.v2x_broker is not None:
         if native:
-            raise ConfigError("--v2x needs an ivri controller; sumo-native runs SUMO's own programs")
+            raise ConfigError(f"--v2x needs an ivri controller; {spec.controller} runs SUMO's own programs")
         from ivri.sumo.cosim import check_broker
 
         check_broker(spec.v2x_broker)  # a bad URL or no broker fails before SUMO starts
@@ -118,6 +134,15 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     extra = sumo_output_options(run_dir)
     if spec.end_s is not None:
         extra += ["--end", str(spec.end_s)]
+    tls_type = SUMO_REFERENCES.get(spec.controller)
+    if tls_type is not None:
+        from ivri.sumo.sumocfg import read_sumocfg
+        from ivri.sumo.tls_programs import write_typed_programs
+
+        cfg = read_sumocfg(sumocfg)
+        programs = run_dir / TYPED_PROGRAMS_FILENAME
+        write_typed_programs([cfg.net_file, *cfg.additional_files], tls_type, programs)
+        extra += ["--additional-files", str(programs.resolve())]  # loaded last: these programs run
     log = DecisionLog(run_dir / DECISIONS_FILENAME) if isinstance(controller, PriorityArbiter) else None
     if log is not None:
         controller.attach_log(log)
@@ -191,6 +216,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         progress(span_s, span_s)
 
     kpis = compute_kpis(tripinfo_path(run_dir), vtypes)
+    health = compute_health(statistics_path(run_dir), summary_path(run_dir), begin_s, end_s)
     record: dict[str, Any] = {
         "scenario": label,
         "sumocfg": str(sumocfg),
@@ -202,6 +228,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         "simulated_s": end_s - begin_s,
         "wall_time_s": round(wall_s, 3),
         **kpis.to_dict(),
+        "health": health.to_dict(),
+        "sumocfg_notes": bridge.notes,
         "by_intersection": per_intersection,
         "vtype_modes": {t: mode_of(info.vclass) for t, info in vtypes.items()},
     }

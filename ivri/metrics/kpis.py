@@ -98,6 +98,8 @@ class Kpis(_Frozen):
     """time_loss_hours + depart_delay_hours of road motor vehicles"""
     time_loss_hours: float
     depart_delay_hours: float
+    depart_delay_share: float | None = None
+    """depart_delay_hours / vehicle_loss_hours: the part lost waiting to enter (None without loss)"""
     fuel_litres: float
     """petrol + diesel of road motor vehicles"""
     fuel_petrol_litres: float
@@ -228,6 +230,8 @@ def compute_kpis(tripinfo: Path | TripInfo, vtypes: Mapping[str, VTypeInfo]) -> 
         vehicle_loss_hours=time_loss_h + depart_delay_h,
         time_loss_hours=time_loss_h,
         depart_delay_hours=depart_delay_h,
+        depart_delay_share=(depart_delay_h / (time_loss_h + depart_delay_h)
+                            if time_loss_h + depart_delay_h > 0 else None),
         fuel_litres=float(rows.litres[motor].sum()),
         fuel_petrol_litres=float(rows.petrol_litres[motor].sum()),
         fuel_diesel_litres=float(rows.diesel_litres[motor].sum()),

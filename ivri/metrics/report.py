@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from ivri.metrics.health import gridlock_line
 from ivri.metrics.vtypes import MODES
 
 __all__ = ["kpi_table", "plot_comparison", "read_kpis_json", "write_kpis_json"]
@@ -59,26 +60,41 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _count(value: int | None) -> str:
+    return _MISSING if value is None else f"{int(value):,}"
+
+
 def kpi_table(records: Sequence[Record], title: str | None = None) -> Table:
-    """A rich table with one row per run: the headline KPIs side by side.
+    """A rich table with one row per run: the headline KPIs and the run's health side by side.
 
     Delays per mode are the mean over all trips of timeLoss + departDelay (pedestrians: of
-    their walks); "emergency lost s" is the summed timeLoss of emergency vehicles.
+    their walks); "emergency lost s" is the summed timeLoss of emergency vehicles; "depart %"
+    the share of the vehicle-loss hours spent waiting to enter; "teleports", "not in"
+    (vehicles still waiting to enter at the end), "collisions" and "e-brakes"
+    (emergency braking) come from SUMO's statistics. A run that gridlocked gets one line
+    under the table that says so (:func:`~ivri.metrics.health.gridlock_line`).
     """
-    table = Table(
-        title=title,
-        caption="delay = mean timeLoss + departDelay per trip; loss hours include depart delay",
-    )
-    table.add_column("controller", style="bold")
+    caption = [("delay = mean timeLoss + departDelay per trip; loss hours include depart delay "
+                "(depart %: their share); not in = vehicles still waiting to enter at the end")]
+    for r in records:
+        line = gridlock_line(r.get("health") or {})
+        if line is not None:
+            caption.append(f"[bold red]{r.get('controller', '?')} (seed {r.get('seed', '')}): {line}[/]")
+    table = Table(title=title, caption="\n".join(caption))
+    table.add_column("controller", style="bold", no_wrap=True)
     table.add_column("seed", justify="right")
     for label in ("vehicle-loss h", "fuel L", "CO2 kg", "stops"):
         table.add_column(label, justify="right")
     for _, label in _TABLE_MODES:
         table.add_column(label, justify="right")
     table.add_column("emergency lost s", justify="right")
+    for label in ("depart %", "teleports", "not in", "collisions", "e-brakes"):
+        table.add_column(label, justify="right")
     table.add_column("wall s", justify="right")
     for r in records:
         stops = r.get("stops")
+        health = r.get("health") or {}
+        share = r.get("depart_delay_share")
         table.add_row(
             str(r.get("controller", "?")),
             str(r.get("seed", "")),
@@ -88,6 +104,9 @@ def kpi_table(records: Sequence[Record], title: str | None = None) -> Table:
             _MISSING if stops is None else f"{int(stops):,}",
             *(_fmt(_mode_value(r, mode, "mean_delay_s"), 1) for mode, _ in _TABLE_MODES),
             _fmt(r.get("emergency_time_lost_s"), 1),
+            _fmt(None if share is None else 100.0 * share, 0),
+            *(_count(health.get(k)) for k in ("teleports", "never_inserted", "collisions",
+                                               "emergency_braking")),
             _fmt(r.get("wall_time_s"), 1),
         )
     return table

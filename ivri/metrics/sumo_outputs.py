@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["TRIPINFO_FILENAME", "sumo_output_options", "tripinfo_path"]
+from ivri.metrics.health import STATISTICS_FILENAME, SUMMARY_FILENAME, SUMMARY_PERIOD_S
+
+__all__ = ["TRIPINFO_FILENAME", "statistics_path", "summary_path", "sumo_output_options", "tripinfo_path"]
 
 TRIPINFO_FILENAME = "tripinfo.xml"
 
@@ -17,6 +19,16 @@ TRIPINFO_FILENAME = "tripinfo.xml"
 def tripinfo_path(out_dir: Path) -> Path:
     """Where :func:`sumo_output_options` makes SUMO write the tripinfo file."""
     return Path(out_dir) / TRIPINFO_FILENAME
+
+
+def statistics_path(out_dir: Path) -> Path:
+    """Where :func:`sumo_output_options` makes SUMO write its end-of-run statistics."""
+    return Path(out_dir) / STATISTICS_FILENAME
+
+
+def summary_path(out_dir: Path) -> Path:
+    """Where :func:`sumo_output_options` makes SUMO write its periodic summary."""
+    return Path(out_dir) / SUMMARY_FILENAME
 
 
 def sumo_output_options(out_dir: Path) -> list[str]:
@@ -36,6 +48,9 @@ def sumo_output_options(out_dir: Path) -> list[str]:
     - ``--emissions.volumetric-fuel false``: fuel as mass in mg, SUMO's default since 1.14;
       ivri converts it to litres per fuel type itself.
     - ``--human-readable-time false``: times as seconds (the parser copes with h:m:s anyway).
+    - ``--statistic-output`` FILE: teleports by reason, collisions, emergency braking and the
+      vehicles never inserted (:mod:`ivri.metrics.health`).
+    - ``--summary-output`` FILE every ``SUMMARY_PERIOD_S`` s: the insertion backlog over time.
 
     The persons' ``<personinfo>`` must stay in the same file: do not set
     ``--personinfo-output`` in the scenario config.
@@ -49,4 +64,7 @@ def sumo_output_options(out_dir: Path) -> list[str]:
         "--device.emissions.probability", "1",
         "--emissions.volumetric-fuel", "false",
         "--human-readable-time", "false",
+        "--statistic-output", str(statistics_path(out)),
+        "--summary-output", str(summary_path(out)),
+        "--summary-output.period", str(SUMMARY_PERIOD_S),
     ]  # fmt: skip

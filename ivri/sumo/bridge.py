@@ -20,6 +20,7 @@ like across controllers.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter
@@ -39,13 +40,21 @@ from ivri.sumo.connection import Backend, SumoConnection, close_sumo, start_sumo
 from ivri.sumo.detectors import Detector, detector_ids_in, write_detectors
 from ivri.sumo.network import TlsLinkMap, derive_intersections, link_maps_for_configs, read_net
 from ivri.sumo.observe import Observer
-from ivri.sumo.sumocfg import SumoConfig, parse_time_s, read_sumocfg, split_file_list
+from ivri.sumo.sumocfg import (
+    SumoConfig,
+    driving_overrides,
+    parse_time_s,
+    read_sumocfg,
+    split_file_list,
+)
 from ivri.sumo.v2x import V2XEmulator
 
 __all__ = ["DETECTOR_FILENAME", "SumoBridge"]
 
 DETECTOR_FILENAME = "ivri_detectors.add.xml"
 SUMO_LOG_FILENAME = "sumo_errors.log"
+#: Written in place of a sumocfg's gui-settings-file when plain sumo runs (it only checks the file).
+BLANK_GUI_SETTINGS_FILENAME = "blank_gui_settings.xml"
 #: How often (simulated seconds) the number of vehicles still expected is asked for.
 EXPECTED_EVERY_S = 60.0
 
@@ -68,6 +77,22 @@ def _take_option(args: list[str], names: Sequence[str]) -> tuple[str | None, lis
         rest.append(args[k])
         k += 1
     return value, rest
+
+
+def _option_map(args: Sequence[str]) -> dict[str, str]:
+    """``--name value`` pairs (and bare ``--flag``, as ``"true"``) of a command line, by name."""
+    out: dict[str, str] = {}
+    for k, token in enumerate(args):
+        if not token.startswith("--"):
+            continue
+        name, eq, inline = token[2:].partition("=")
+        if eq:
+            out[name] = inline
+        elif k + 1 < len(args) and not args[k + 1].startswith("--"):
+            out[name] = args[k + 1]
+        else:
+            out[name] = "true"
+    return out
 
 
 class SumoBridge:
@@ -135,6 +160,8 @@ class SumoBridge:
         self._expected_at_s = -np.inf
         self._closed = False
         self.sumo_args: list[str] = []
+        #: One line per option of the sumocfg that ivri overrides or honours explicitly.
+        self.notes: list[str] = []
         #: Wall seconds spent in SUMO's steps (subscriptions are evaluated there too) and in
         #: reading the subscription results, for the overhead benchmark.
         self.sumo_step_s = 0.0
@@ -247,6 +274,13 @@ class SumoBridge:
             log = (self.out_dir / SUMO_LOG_FILENAME).resolve()
             log.unlink(missing_ok=True)  # a stale log would explain a failed start wrongly
             args += ["--error-log", str(log)]
+        overrides = driving_overrides(cfg, backend=self.backend, gui=self.gui, seeded=seed is not None,
+                                      command_line=_option_map(extra),
+                                      blank_gui_settings=self.out_dir / BLANK_GUI_SETTINGS_FILENAME)
+        for override in overrides:
+            args += list(override.args)
+            self.notes.append(override.note)
+            print(f"note: {override.note}", file=sys.stderr)
         args += extra
         self.sumo_args = args
 

@@ -503,14 +503,14 @@ def write_routes(name: str, out: Path, dem: Demand, variant: str) -> dict[str, f
         # start that it "has less than two usable stops" (the stops have no sidewalk access).
         stop_xml = "".join(f'\n        <stop busStop="{s}" duration="20"/>' for s in stops)
         timed.append((period / 3,
-            f'    <flow id="{bid}" type="bus" begin="{period / 3:.0f}" end="3600" period="{period:.0f}" '
-            f'from="{frm}" to="{to}" departLane="best" departSpeed="max">{stop_xml}\n    </flow>'
+            (f'    <flow id="{bid}" type="bus" begin="{period / 3:.0f}" end="3600" period="{period:.0f}" '
+            f'from="{frm}" to="{to}" departLane="best" departSpeed="max">{stop_xml}\n    </flow>')
         ))
     for i, (dep, frm, to) in enumerate(sorted(dem.emergency)):
         totals["emergency"] += 1
         timed.append((dep,
-            f'    <trip id="ev_{i}" type="emergency" depart="{dep:.0f}" from="{frm}" to="{to}" '
-            f'departLane="best" departSpeed="max"/>'
+            (f'    <trip id="ev_{i}" type="emergency" depart="{dep:.0f}" from="{frm}" to="{to}" '
+            f'departLane="best" departSpeed="max"/>')
         ))
     lines.extend(xml for _, xml in sorted(timed, key=lambda e: e[0]))
     lines.append("</routes>")

@@ -244,6 +244,9 @@ class SumoBridge:
             log = (self.out_dir / SUMO_LOG_FILENAME).resolve()
             log.unlink(missing_ok=True)  # a stale log would explain a failed start wrongly
             args += ["--error-log", str(log)]
+            if "--no-warnings" not in extra:
+                # Warnings go to the log only; the run summarises them in one line.
+                args += ["--no-warnings", "true"]
         args += extra
         self.sumo_args = args
 
@@ -398,7 +401,9 @@ class SumoBridge:
                     t: (conn.vehicletype.getVehicleClass(t), conn.vehicletype.getEmissionClass(t))
                     for t in conn.vehicletype.getIDList()
                 }
-        close_sumo(conn, wait=not self.gui)
+        # Wait for SUMO to exit, also sumo-gui (it runs with --quit-on-end): its outputs
+        # (tripinfo) are complete only then.
+        close_sumo(conn)
 
     def __enter__(self) -> Self:
         return self

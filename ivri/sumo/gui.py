@@ -7,7 +7,7 @@ labels below) and :class:`GuiView` decorates the running GUI:
 * at the start the view is set to the bounding box of the controlled intersections' stop
   lines (``gui.setBoundary``);
 * every equipped road user gets the colour of its class once, when it becomes equipped:
-  emergency vehicles blue, buses orange, trucks brown, cyclists with the app cyan, slow
+  emergency vehicles blue (drawn as vans: sumo-gui draws its ambulance shape white), buses orange, trucks brown, cyclists with the app cyan, slow
   walkers with the Crosswalk app magenta (other road users keep their type's colour);
 * a vehicle whose priority request the arbiter acts on is circled (``vehicle.highlight``),
   and the circle is removed when the request ends;
@@ -47,7 +47,7 @@ ROLE_COLOURS: dict[int, tuple[int, int, int, int]] = {
 }
 HIGHLIGHT = (255, 0, 255, 255)
 #: Metres around the stop lines of the controlled intersections that the view shows.
-VIEW_MARGIN_M = 25.0
+VIEW_MARGIN_M = 45.0
 _TEXT_PARAM = "ivri"
 _LABEL_PREFIX = "ivri_label_"
 # Request keys carry the road user's token above 24 bits (controllers.priority.request_keys).
@@ -55,6 +55,8 @@ _TOKEN_SHIFT = 24
 
 _SETTINGS = """<viewsettings>
     <scheme name="ivri">
+        <vehicles vehicle_exaggeration="1.6"/>
+        <persons person_exaggeration="2.0"/>
         <pois poiTextParam="{param}" poiText_show="1" poiText_size="70" poiText_color="255,255,255"
               poiText_bgColor="0,0,0,190" poiText_constantSize="1"/>
     </scheme>
@@ -86,7 +88,7 @@ class GuiView:
     """
 
     def __init__(self, conn: Any, net: Any, tls_ids: list[str], v2x: Any = None, *,
-                 screenshot_path: str | Path | None = None, screenshot_within_m: float = 60.0) -> None:
+                 screenshot_path: str | Path | None = None, screenshot_within_m: float = 40.0) -> None:
         self.conn = conn
         self.net = net
         self.v2x = v2x
@@ -133,6 +135,9 @@ class GuiView:
                 continue
             with contextlib.suppress(Exception):  # it may have left in the same step
                 (self.conn.person if person else self.conn.vehicle).setColor(sumo_id, colour)
+                if role == Role.EMERGENCY:
+                    # sumo-gui draws its ambulance shape white whatever the colour: a van shows it.
+                    self.conn.vehicle.setShapeClass(sumo_id, "passenger/van")
 
     def _decisions(self, tracked: Any) -> bool:
         """Highlights and labels from the arbiter's request rows; True when an emergency

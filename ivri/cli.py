@@ -67,6 +67,11 @@ def run(
     traci: Annotated[bool, typer.Option("--traci", help="talk to SUMO over a TraCI socket instead "
                      "of libsumo (slower; for remote runs)")] = False,
     gui: Annotated[bool, typer.Option("--gui", help="watch the run in sumo-gui (implies --traci)")] = False,
+    gui_delay: Annotated[float, typer.Option("--gui-delay", metavar="MS", help="with --gui: wait this "
+                         "many milliseconds per simulation step")] = 0.0,
+    gui_screenshot: Annotated[Path | None, typer.Option("--gui-screenshot", metavar="PNG", help="with "
+                              "--gui: save a screenshot when an emergency vehicle's request is granted "
+                              "near its stop line (else near the end)")] = None,
     rain: Annotated[Path | None, typer.Option(help="rain series (CSV: time_s,rain_mm_h) for the "
                     "'rain' application, e.g. -c actuated+rain --rain rain.csv")] = None,
     share: Annotated[list[str] | None, typer.Option("--share", help="share of road users with V2X "
@@ -85,8 +90,12 @@ def run(
     decision log (decisions.jsonl) next to its outputs (see `ivri log`).
     """
     try:
+        if (gui_delay or gui_screenshot) and not gui:
+            raise ConfigError("--gui-delay and --gui-screenshot need --gui")
+        if gui_delay < 0:
+            raise ConfigError(f"--gui-delay {gui_delay:g}: a delay is >= 0 ms")
         _run(scenario, controller, compare, out, seed, end, config, traci, gui, rain,
-             _parse_shares(share or []), v2x, cam_period)
+             _parse_shares(share or []), v2x, cam_period, gui_delay, gui_screenshot)
     except IvriError as exc:
         _fail(str(exc))
 
@@ -112,7 +121,7 @@ def _parse_shares(items: list[str]) -> dict[str, float]:
 def _run(scenario: str, controller: str | None, compare: str | None, out: Path | None, seed: int,
          end: float | None, config: Path | None, traci: bool, gui: bool, rain: Path | None = None,
          shares: dict[str, float] | None = None, v2x_broker: str | None = None,
-         cam_period: float = 0.0) -> None:
+         cam_period: float = 0.0, gui_delay: float = 0.0, gui_screenshot: Path | None = None) -> None:
     from ivri.metrics import kpi_table, plot_comparison, write_kpis_json
     from ivri.runner import RunSpec, resolve_scenario, run_controller
 
@@ -147,14 +156,25 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
                            intersections=config, end_s=end,
                            rain=rain if "rain" in name.split("+") else None,
                            v2x_shares=shares or None, v2x_broker=v2x_broker,
-                           v2x_cam_period_s=cam_period)
+                           v2x_cam_period_s=cam_period, gui_delay_ms=gui_delay,
+                           gui_screenshot=gui_screenshot)
             records.append(run_controller(spec, progress=report))
     console.print(kpi_table(records))
+    for r in records:
+        if r.get("sumo_warnings"):
+            from ivri.sumo.bridge import SUMO_LOG_FILENAME
+
+            log = out_dir / str(r["controller"]).replace("+", "_") / SUMO_LOG_FILENAME
+            err_console.print(f"[yellow]note:[/] {r['controller']}: SUMO wrote {r['sumo_warnings']} warning "
+                              f"line(s), see {log}", highlight=False, soft_wrap=True)
     if out is not None:
+        from ivri.metrics.html_report import REPORT_FILENAME, write_html_report
+
         out.mkdir(parents=True, exist_ok=True)
         write_kpis_json(records, out / "kpis.json")
         plot_comparison(records, out / "comparison.png", title=f"{label} (seed {seed})")
-        console.print(f"wrote {out / 'kpis.json'} and {out / 'comparison.png'}")
+        write_html_report(out, records, command=" ".join(["ivri", *sys.argv[1:]]) if sys.argv else None)
+        console.print(f"wrote {out / 'kpis.json'}, {out / 'comparison.png'} and {out / REPORT_FILENAME}")
 
 
 @app.command()
@@ -261,6 +281,46 @@ def _log_summary(folder: Path) -> None:
             for r in summary["reasons"][:15]:
                 reasons.add_row(r["priority_class"], r["event"], r["reason"], str(r["count"]))
             console.print(reasons)
+
+
+@app.command()
+def plot(
+    folder: Annotated[Path, typer.Argument(help="a run's output folder (--out of `ivri run`), or one "
+                                           "controller's folder in it")],
+    intersection: Annotated[str, typer.Option("--intersection", "-i", help="intersection id (see "
+                            "`ivri derive`)")],
+    t_from: Annotated[float | None, typer.Option("--from", metavar="S", help="start of the window [s]")] = None,
+    t_to: Annotated[float | None, typer.Option("--to", metavar="S", help="end of the window [s]")] = None,
+) -> None:
+    """Draw the signal timeline of one intersection: per signal group its red, green and amber
+    over time, the detector occupancy and calls beneath, priority requests and grants above.
+
+    Writes timeline_<ID>.png and .svg next to each run's timeline.npz in FOLDER.
+    """
+    try:
+        _plot(folder, intersection, t_from, t_to)
+    except IvriError as exc:
+        _fail(str(exc))
+
+
+def _plot(folder: Path, intersection: str, t_from: float | None, t_to: float | None) -> None:
+    from ivri.metrics.timeline import TIMELINE_FILENAME, load_timeline
+    from ivri.metrics.timeline_plot import plot_timeline
+
+    if not folder.exists():
+        raise ConfigError(f"{folder} does not exist")
+    paths = sorted(folder.rglob(TIMELINE_FILENAME)) if folder.is_dir() else [folder]
+    if not paths:
+        raise ConfigError(f"no {TIMELINE_FILENAME} under {folder}: run an ivri controller with --out first")
+    for path in paths:
+        try:
+            timeline = load_timeline(path)
+            stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in intersection)
+            written = plot_timeline(timeline, intersection, path.parent / f"timeline_{stem}.png", t_from=t_from,
+                                    t_to=t_to, title=f"{intersection} under {path.parent.name}")
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{path}: {exc.args[0] if exc.args else exc}") from None
+        console.print(f"wrote {', '.join(str(w) for w in written)}")
 
 
 @app.command()

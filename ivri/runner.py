@@ -18,7 +18,9 @@ from typing import Any, Literal
 from ivri.config import NetworkConfig, load_network_config
 from ivri.errors import ConfigError, NetworkError
 
-__all__ = ["SUMO_NATIVE", "TYPED_PROGRAMS_FILENAME", "RunSpec", "resolve_scenario", "run_controller"]
+__all__ = [
+    "SUMO_NATIVE", "TYPED_PROGRAMS_FILENAME", "RunSpec", "resolve_scenario", "run_controller", "sumo_log_lines",
+]
 
 SUMO_NATIVE = "sumo-native"
 #: The additional file that switches SUMO's programs to another type (sumo-actuated, ...).
@@ -53,6 +55,11 @@ class RunSpec:
     #: Co-simulation (:mod:`ivri.sumo.cosim`): the equipped vehicles publish CAMs to this MQTT
     #: broker (``mqtt://host:port``) and the gateway, in lockstep, controls the lights.
     v2x_broker: str | None = None
+    #: With ``gui``: milliseconds sumo-gui waits per step (to watch at a human pace).
+    gui_delay_ms: float = 0.0
+    #: With ``gui``: save a screenshot here when an emergency vehicle's request is granted and
+    #: it is near its stop line (else near the end of the run); see :class:`ivri.sumo.gui.GuiView`.
+    gui_screenshot: Path | None = None
 
 
 def resolve_scenario(scenario: str) -> tuple[str, Path]:
@@ -101,6 +108,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         tripinfo_path,
     )
     from ivri.metrics.decisions import DECISIONS_FILENAME, DecisionLog
+    from ivri.metrics.timeline import TIMELINE_FILENAME, TimelineRecorder
     from ivri.metrics.vtypes import mode_of
     from ivri.sumo.bridge import SumoBridge
     from ivri.sumo.connection import sumo_version
@@ -143,6 +151,10 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         programs = run_dir / TYPED_PROGRAMS_FILENAME
         write_typed_programs([cfg.net_file, *cfg.additional_files], tls_type, programs)
         extra += ["--additional-files", str(programs.resolve())]  # loaded last: these programs run
+    if spec.gui:
+        from ivri.sumo.gui import gui_options
+
+        extra += gui_options(run_dir, spec.gui_delay_ms)
     log = DecisionLog(run_dir / DECISIONS_FILENAME) if isinstance(controller, PriorityArbiter) else None
     if log is not None:
         controller.attach_log(log)
@@ -188,21 +200,34 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         if controller is not None and net is not None:
             core = SignalCore(net, bridge.dt_s, start_s=begin_s)
             controller.reset(net)
+        # The signal timeline (what every group showed, its calls, its priority requests).
+        recorder = TimelineRecorder(net, begin_s) if net is not None and not native else None
+        view = None
+        if spec.gui and net is not None and not native:
+            from ivri.sumo.gui import GuiView
+
+            view = GuiView(bridge.conn, net, [lm.tls_id for lm in bridge.link_maps], bridge.v2x,
+                           screenshot_path=spec.gui_screenshot)
         # Speed advice (GLOSA): after the core has advanced, from its SPaT, applied in SUMO.
         advise = core is not None and bridge.v2x is not None and getattr(controller, "gives_advice", bool)()
         t_s = begin_s
         while t_s < end_s - 1e-9:
             t_s = bridge.step()
             if cosim is not None:
-                state, changed = cosim.exchange(t_s, bridge.observe())
+                obs = bridge.observe()
+                state, changed = cosim.exchange(t_s, obs)
                 bridge.actuate(state, changed)
+                recorder.record(t_s, getattr(state, "state", state), changed, obs.demand, obs.gap_s)
             elif core is not None:
                 obs = bridge.observe()
                 request = controller.step(obs, core.signals)
                 changed = core.advance(request, obs.demand, controller.extend_green())
                 bridge.actuate(core.signals, changed)
+                recorder.record(t_s, core.signals.state, changed, obs.demand, obs.gap_s, controller)
                 if advise:
                     bridge.apply_advice(controller.advice(core.signals, core.time_to_change_s()))
+            if view is not None:
+                view.update(t_s, end_s, bridge.dt_s, controller)
             if progress is not None and t_s >= next_report_s:
                 progress(t_s - begin_s, span_s)
                 next_report_s = t_s + 10.0
@@ -211,6 +236,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         v2x_stats = bridge.v2x.stats.to_dict() if bridge.v2x is not None else None
         if cosim is not None:
             cosim.close()
+        if recorder is not None:
+            recorder.save(run_dir / TIMELINE_FILENAME)
     wall_s = time.perf_counter() - started
     if progress is not None:
         progress(span_s, span_s)
@@ -232,6 +259,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         "sumocfg_notes": bridge.notes,
         "by_intersection": per_intersection,
         "vtype_modes": {t: mode_of(info.vclass) for t, info in vtypes.items()},
+        "sumo_warnings": sumo_log_lines(run_dir),
     }
     if v2x_stats is not None:
         from ivri.metrics.app_users import equipped_trip_kpis
@@ -249,6 +277,17 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     if rain_app is not None:
         record["rain_switches"] = [[t, on] for t, on in rain_app.switches_]
     return record
+
+
+def sumo_log_lines(run_dir: Path) -> int:
+    """Lines SUMO wrote to the run's error log (its warnings and errors; 0 on a clean run)."""
+    from ivri.sumo.bridge import SUMO_LOG_FILENAME
+
+    path = run_dir / SUMO_LOG_FILENAME
+    if not path.is_file():
+        return 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        return sum(1 for line in fh if line.strip())
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

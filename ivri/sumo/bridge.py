@@ -274,6 +274,9 @@ class SumoBridge:
             log = (self.out_dir / SUMO_LOG_FILENAME).resolve()
             log.unlink(missing_ok=True)  # a stale log would explain a failed start wrongly
             args += ["--error-log", str(log)]
+            if "--no-warnings" not in extra:
+                # Warnings go to the log only; the run summarises them in one line.
+                args += ["--no-warnings", "true"]
         overrides = driving_overrides(cfg, backend=self.backend, gui=self.gui, seeded=seed is not None,
                                       command_line=_option_map(extra),
                                       blank_gui_settings=self.out_dir / BLANK_GUI_SETTINGS_FILENAME)
@@ -442,7 +445,9 @@ class SumoBridge:
                     t: (conn.vehicletype.getVehicleClass(t), conn.vehicletype.getEmissionClass(t))
                     for t in conn.vehicletype.getIDList()
                 }
-        close_sumo(conn, wait=not self.gui)
+        # Wait for SUMO to exit, also sumo-gui (it runs with --quit-on-end): its outputs
+        # (tripinfo) are complete only then.
+        close_sumo(conn)
 
     def __enter__(self) -> Self:
         return self

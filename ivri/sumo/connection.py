@@ -222,7 +222,9 @@ def _start_traci(args: list[str], *, gui: bool, label: str | None) -> SumoConnec
     port = getFreeSocketPort()
     cmd = [sumo_binary(gui), *args, "--remote-port", str(port)]
     if gui:
-        cmd.append("--start")  # run at once instead of waiting for the play button
+        # Run at once instead of waiting for the play button, and quit when the simulation
+        # ends, so that the outputs are written and closed before anything reads them.
+        cmd += ["--start", "--quit-on-end"]
     # SUMO's own words go to its stderr, also for errors in the options (before any log
     # file is open). traci.start would only say "could not connect", and retries by
     # starting SUMO again: start the process here, with stderr in a file, and connect.

@@ -233,6 +233,10 @@ class V2XEmulator:
         self._prev_green = np.zeros((n_i, n_g), dtype=np.bool_)
         self.stats = V2XStats(equipped={k: 0 for k in DEFAULT_SHARES})
         self.obs = V2XObservation.empty()
+        #: With ``track_equipped`` (the GUI sets it), every road user that becomes equipped is
+        #: appended to ``equipped_new`` as (SUMO id, role, is a person) for the caller to take.
+        self.track_equipped = False
+        self.equipped_new: list[tuple[str, int, bool]] = []
         conn.simulation.subscribe([VAR_DEPARTED_VEHICLES_IDS, VAR_ARRIVED_VEHICLES_IDS])
 
     # --- vehicles --------------------------------------------------------------------------
@@ -252,6 +256,8 @@ class V2XEmulator:
             self._vid_of_token[self._next_token] = vid
             self._next_token += 1
             self.stats.equipped[kind] += 1
+            if self.track_equipped:
+                self.equipped_new.append((vid, int(role), False))
         for vid in arrived:
             self._vid_of_token.pop(self._tokens.get(vid, 0), None)
             self._tokens.pop(vid, None)
@@ -347,6 +353,8 @@ class V2XEmulator:
                 eq = equipped_mask(new_ids, self.shares["slow_pedestrian"], self.seed, "slow_pedestrian")
                 self._person_app.update(zip(new_ids, eq.tolist(), strict=True))
                 self.stats.equipped["slow_pedestrian"] += int(eq.sum())
+                if self.track_equipped:
+                    self.equipped_new.extend((p, int(Role.PEDESTRIAN), True) for p in compress(new_ids, eq))
         app = near & np.fromiter(map(self._person_app.get, ids, repeat(False)), np.bool_, n)
 
         # Counts (no identities leave): pedestrians on a crossing when a conflicting green starts.
@@ -420,6 +428,11 @@ class V2XEmulator:
         xy = np.array([v[VAR_POSITION] for v in vals], np.float64).reshape(n, 2)
         return (ids, np.fromiter(map(self._roles.__getitem__, ids), np.int8, n), xy[:, 0], xy[:, 1],
                 np.fromiter(map(_ANGLE, vals), np.float64, n), np.fromiter(map(_SPEED, vals), np.float64, n))
+
+    def vehicle_id(self, token: int) -> str | None:
+        """The SUMO id of the equipped vehicle with ``token`` (None: a person, or gone). For
+        the GUI only: the id stays in memory and is never written to a result."""
+        return self._vid_of_token.get(int(token))
 
     def apply_advice(self, token: np.ndarray, speed_mps: np.ndarray, tol_mps: float = 0.3) -> int:
         """Make the equipped vehicles follow speed advice (GLOSA); returns the TraCI calls.

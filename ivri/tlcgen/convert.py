@@ -36,7 +36,7 @@ _ON = ("Altijd", "SchAan")
 _PRIO_SETTINGS = ("RijTijdBeperktgehinderd", "RijTijdGehinderd", "OnderMaximum", "GroenBewaking",
                   "BlokkeertijdNaPrioIngreep", "BezettijdPrioGehinderd", "MinimaleRoodtijd",
                   "AfkappenConflicten", "AfkappenConflictenPrio", "VasthoudenGroen",
-                  "TussendoorRealiseren", "GeconditioneerdePrioriteit")
+                  "TussendoorRealiseren", "GeconditioneerdePrioriteit", "Inmeldingen", "Uitmeldingen")
 _HD_SETTINGS = ("RijTijdBeperktgehinderd", "RijTijdGehinderd", "GroenBewaking")
 
 
@@ -232,7 +232,7 @@ def _priority(ctl: TlcController, modes: dict[str, str], warnings: list[str]) ->
         rest = [f"{k}={p.settings[k]}" for k in _PRIO_SETTINGS if k in p.settings]
         if rest:
             warnings.append(f"{label}: not represented ({', '.join(rest)}); ivri's bus application "
-                            "applies its own class limits")
+                            "sees buses by their CAMs and applies its own class limits")
     for h in ctl.hd:
         gid = group_id(h.group)
         if gid not in modes:

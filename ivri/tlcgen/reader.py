@@ -349,10 +349,15 @@ def read_tlc(path: str | Path) -> TlcController:
     for k, p in enumerate(r.items(prio_el, "PrioIngrepen", "PrioIngreep")):
         fc = r.text(p, "FaseCyclus", f"PrioData/PrioIngrepen/PrioIngreep[{k + 1}]")
         where = f"priority ingress of {fc}"
+        settings = _settings(p, {"FaseCyclus", "Type", "Naam", "RijTijdOngehinderd"})
+        for kind in ("Inmelding", "Uitmelding"):
+            types = [r.text(m, "Type", f"{where}: {kind}", default="?")
+                     for m in r.items(p.find("MeldingenData"), f"{kind}en", kind)]
+            if types:
+                settings[f"{kind}en"] = "+".join(types)
         prio.append(TlcPrioIngress(
             group=fc, vehicle=r.text(p, "Type", where, default="NG"), name=r.text(p, "Naam", where, default=""),
-            travel_time=r.integer(p, "RijTijdOngehinderd", where),
-            settings=_settings(p, {"FaseCyclus", "Type", "Naam", "RijTijdOngehinderd"}),
+            travel_time=r.integer(p, "RijTijdOngehinderd", where), settings=settings,
         ))
     for k, h in enumerate(r.items(prio_el, "HDIngrepen", "HDIngreep")):
         fc = r.text(h, "FaseCyclus", f"PrioData/HDIngrepen/HDIngreep[{k + 1}]")

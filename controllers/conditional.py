@@ -17,10 +17,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
+from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 
 from .base import Observation
-from .priority import PriorityApplication, PriorityClass, PriorityRequests, rows_to_requests
+from .priority import (
+    PriorityApplication,
+    PriorityClass,
+    PriorityRequests,
+    ingress_horizons,
+    rows_to_requests,
+)
 from .v2x import Role
 
 __all__ = ["BusPriority", "TruckPriority"]
@@ -32,6 +41,10 @@ class BusPriority(PriorityApplication):
     Parameters (keyword only): ``late_after_s`` (default 30 s: a bus at least this late
     asks; 0: every bus), ``horizon_s`` (default 20 s before the stop line), ``min_speed_mps``
     (default 3 m/s, for the arrival estimate).
+
+    An intersection whose config lists bus or tram ingress rules (``priority``, e.g. imported
+    from a TLCGen file) gives priority only on those groups, each with its own horizon: the
+    rule's ``travel_time_s`` where given, else ``horizon_s``.
     """
 
     name: ClassVar[str] = "bus"
@@ -43,10 +56,18 @@ class BusPriority(PriorityApplication):
         self.horizon_s = horizon_s
         self.min_speed_mps = min_speed_mps
 
+    def reset(self, net: CompiledNetwork) -> None:
+        super().reset(net)
+        self.horizon_ = ingress_horizons(net, ("bus", "tram"), float(self.horizon_s))
+
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         v = obs.v2x
         eta = v.eta_s(self.min_speed_mps)
-        mask = (v.role == Role.BUS) & v.app & (v.lateness_s >= self.late_after_s) & (eta <= self.horizon_s)
+        # Per-group horizons (0 where the intersection's rules leave a group out); a bus
+        # whose movement is not known yet gets the default.
+        g = np.clip(v.group, 0, self.horizon_.shape[1] - 1)
+        horizon = np.where(v.group >= 0, self.horizon_[v.intersection, g], float(self.horizon_s))
+        mask = (v.role == Role.BUS) & v.app & (v.lateness_s >= self.late_after_s) & (eta <= horizon)
         return rows_to_requests(mask, v, self.app_code, PriorityClass.PUBLIC_TRANSPORT, eta[mask])
 
 

@@ -29,7 +29,13 @@ from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
 from .base import Observation
-from .priority import PriorityApplication, PriorityClass, PriorityRequests, rows_to_requests
+from .priority import (
+    PriorityApplication,
+    PriorityClass,
+    PriorityRequests,
+    ingress_horizons,
+    rows_to_requests,
+)
 from .v2x import Role
 
 __all__ = ["GreenFlow"]
@@ -48,6 +54,10 @@ class GreenFlow(PriorityApplication):
     ``siren_only`` (default True)
         Only vehicles with lights and siren on ask for priority (a CAM's
         ``lightBarSirenInUse``); False: every emergency vehicle.
+
+    An intersection whose config lists emergency ingress rules (``priority`` with kind
+    ``emergency``, e.g. imported from a TLCGen file's HD rules) grants GreenFlow only to
+    vehicles on those groups.
     """
 
     name: ClassVar[str] = "greenflow"
@@ -70,6 +80,7 @@ class GreenFlow(PriorityApplication):
                 for k, lk in enumerate(lanes):
                     partners[i, g, k] = k != g and bool(lg & lk)
         self.partners_ = partners
+        self.allowed_ = ingress_horizons(net, ("emergency",), 1.0) > 0.0
         if not float(self.range_m) > 0.0:
             raise ConfigError(f"greenflow: range_m must be positive, got {self.range_m}")
         if not float(self.min_speed_mps) > 0.0:
@@ -81,6 +92,10 @@ class GreenFlow(PriorityApplication):
         mask = (v.role == Role.EMERGENCY) & v.app & (v.distance_m <= self.range_m)
         if self.siren_only:
             mask &= v.siren
+        known = mask & (v.group >= 0)
+        if known.any():
+            g = np.clip(v.group, 0, self.allowed_.shape[1] - 1)
+            mask &= ~known | self.allowed_[v.intersection, g]
         eta = v.eta_s(self.min_speed_mps)[mask]
         own = rows_to_requests(mask, v, self.app_code, PriorityClass.EMERGENCY, eta)
         # The groups that share a lane with its group, with the same arrival (one small loop

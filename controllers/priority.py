@@ -53,6 +53,7 @@ __all__ = [
     "PriorityClass",
     "PriorityRequests",
     "RuleArrays",
+    "ingress_horizons",
     "request_keys",
     "rows_to_requests",
     "rule_arrays",
@@ -234,6 +235,26 @@ def request_keys(tokens: np.ndarray, intersections: np.ndarray, app_code: int) -
     t = np.asarray(tokens, dtype=np.int64) & np.int64((1 << 39) - 1)
     i = np.asarray(intersections, dtype=np.int64) & np.int64(0xFFFF)
     return (((t << np.int64(16)) | i) << np.int64(8)) | np.int64(app_code & 0xFF)
+
+
+def ingress_horizons(net: CompiledNetwork, kinds: tuple[str, ...], default_s: float) -> np.ndarray:
+    """float ``[I, G]``: how far ahead [s] a priority request of ``kinds`` may come per group.
+
+    ``default_s`` everywhere for an intersection without ingress rules of these kinds; where
+    it has some, the listed groups get their rule's ``travel_time_s`` (or ``default_s``) and
+    every other group 0 (never served).
+    """
+    n_i, n_g = net.timing.valid.shape
+    out = np.full((n_i, n_g), default_s, dtype=np.float64)
+    for i, x in enumerate(net.config.intersections):
+        rules = [p for p in x.priority if p.kind in kinds]
+        if not rules:
+            continue
+        out[i] = 0.0
+        index = net.group_index[i]
+        for p in rules:
+            out[i, index[p.group]] = default_s if p.travel_time_s is None else p.travel_time_s
+    return out
 
 
 def rows_to_requests(v2x_mask: np.ndarray, v2x: Any, app_code: int, cls: PriorityClass,

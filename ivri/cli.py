@@ -226,6 +226,101 @@ def _derive(scenario: str, out: Path) -> None:
     )
 
 
+def _net_file(net: str) -> Path:
+    """A ``.net.xml`` path, or the network of a bundled scenario or ``.sumocfg``."""
+    if net.endswith(".net.xml"):
+        return Path(net)
+    from ivri.runner import resolve_scenario
+    from ivri.sumo.sumocfg import read_sumocfg
+
+    _, sumocfg = resolve_scenario(net)
+    return Path(read_sumocfg(sumocfg).net_file)
+
+
+@app.command("import-tlc")
+def import_tlc(
+    tlc: Annotated[Path, typer.Argument(help="a TLCGen controller file (.tlc)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="intersection config to write: .yaml or .json")],
+    net: Annotated[str | None, typer.Option("--net", help="the SUMO network (.net.xml, or a scenario) "
+                   "to check the conflicts against; needs --map")] = None,
+    map_file: Annotated[Path | None, typer.Option("--map", help="mapping file: signal groups -> SUMO "
+                        "links, detectors -> lanes (propose one with `ivri map-tlc`)")] = None,
+    green_set: Annotated[str | None, typer.Option("--green-set", help="green-time set to take the "
+                         "maximum greens from (default: the default period's)")] = None,
+) -> None:
+    """Import a TLCGen controller into ivri's intersection config, for `ivri run --config`.
+
+    Signal groups, conflicts (intergreen in seconds), amber, guaranteed and maximum greens,
+    stages from the module mill, detectors and priority ingress rules. Everything ivri does
+    not represent is printed as one warning line each (and kept as comments in the file).
+    With --net and --map the conflicts are checked against SUMO's foes: streams that cross
+    but may be green together are refused unless the file marks them GK or the mapping lists
+    them under allow_conflicts. The field-by-field mapping is in docs/tlcgen.md.
+    """
+    try:
+        _import_tlc(tlc, out, net, map_file, green_set)
+    except IvriError as exc:
+        _fail(str(exc))
+
+
+def _import_tlc(tlc: Path, out: Path, net: str | None, map_file: Path | None, green_set: str | None) -> None:
+    from ivri.config import NetworkConfig
+    from ivri.tlcgen import check_against_network, convert, load_tlc_map, read_tlc, write_data
+
+    if net is not None and map_file is None:
+        raise ConfigError("--net needs --map: propose a mapping with `ivri map-tlc FILE.tlc --net NET --out MAP.yaml`")
+    ctl = read_tlc(tlc)
+    mapping = load_tlc_map(map_file) if map_file is not None else None
+    imported = convert(ctl, mapping, green_set)
+    notes = []
+    if net is not None and mapping is not None:
+        notes = check_against_network(imported, mapping, _net_file(net))
+    elif mapping is not None:
+        imported.warnings.append("not checked against SUMO's foes: give --net")
+    for line in imported.warnings:
+        err_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+    for line in notes:
+        err_console.print(f"note: {line}", highlight=False, soft_wrap=True)
+    header = "\n".join([f"imported by `ivri import-tlc` from {tlc.name}"
+                        + (f" (green-time set {imported.green_set})" if imported.green_set else ""),
+                        "not represented:" if imported.warnings else "",
+                        *(f"  {w}" for w in imported.warnings)])
+    data = NetworkConfig(intersections=(imported.config,)).model_dump(mode="json")
+    write_data(data, out, header)
+    x = imported.config
+    console.print(f"wrote {out}: {len(x.signal_groups)} signal groups, {len(x.conflicts)} conflicts, "
+                  f"{len(x.stages)} stages, {len(x.priority)} priority rules; {len(imported.warnings)} warnings")
+
+
+@app.command("map-tlc")
+def map_tlc(
+    tlc: Annotated[Path, typer.Argument(help="a TLCGen controller file (.tlc)")],
+    net: Annotated[str, typer.Option("--net", help="the SUMO network (.net.xml, or a scenario)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="mapping file to write: .yaml or .json")],
+    tls: Annotated[str | None, typer.Option("--tls", help="the SUMO traffic light (needed when the "
+                   "network has several)")] = None,
+) -> None:
+    """Propose where a TLCGen controller's signal groups and detectors are in a SUMO network.
+
+    Arms clockwise from north, Dutch signal-group numbering (01-12 motor traffic, 21-28
+    cyclists, 31-38 pedestrians) and each group's type; review the file before
+    `ivri import-tlc --net ... --map ...`.
+    """
+    try:
+        from ivri.tlcgen import propose_map, read_tlc, write_map
+
+        mapping, notes = propose_map(read_tlc(tlc), _net_file(net), tls)
+        write_map(mapping, out, "\n".join([f"proposed by `ivri map-tlc` for {tlc.name}: review before use",
+                                           *notes]))
+    except IvriError as exc:
+        _fail(str(exc))
+    for line in notes:
+        err_console.print(f"note: {line}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}: {sum(1 for g in mapping.groups.values() if g.links)} of "
+                  f"{len(mapping.groups)} signal groups placed on traffic light {mapping.tls_id}, "
+                  f"{len(mapping.detectors)} detectors")
+
+
 def _tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
     """None (TLS as the broker URL says), or a context that trusts ``ca_file``."""
     if ca_file is None:

@@ -41,6 +41,7 @@ __all__ = [
     "IntersectionConfig",
     "Mode",
     "NetworkConfig",
+    "PriorityIngressConfig",
     "SignalGroupConfig",
     "format_validation_error",
     "load_model_file",
@@ -112,6 +113,23 @@ class DetectorConfig(_Strict):
     pos_m: float = Field(-1.0, description="position on the lane; negative counts from the lane end")
 
 
+class PriorityIngressConfig(_Strict):
+    """A priority ingress rule of a signal group (Dutch: prioriteitsingreep, HD-ingreep).
+
+    When an intersection lists rules of a kind, that kind's priority application serves only
+    the listed groups (a bus on a group without a bus rule gets no priority there), and a
+    rule's ``travel_time_s`` is how far ahead of the stop line (in driving time) the request
+    is made; without rules of a kind, the application serves every group with its defaults.
+    """
+
+    group: str
+    kind: Literal["bus", "tram", "emergency"]
+    travel_time_s: float | None = Field(
+        None, gt=0.0, le=300.0,
+        description="unhindered driving time from the check-in to the stop line (rijtijd ongehinderd)",
+    )
+
+
 class IntersectionConfig(_Strict):
     """One controlled intersection (Dutch: VRI / iVRI)."""
 
@@ -123,6 +141,9 @@ class IntersectionConfig(_Strict):
     stages: tuple[tuple[str, ...], ...] = Field(
         (),
         description="groups that run together, in cycle order; derived from the conflicts when empty",
+    )
+    priority: tuple[PriorityIngressConfig, ...] = Field(
+        (), description="priority ingress rules per signal group (bus, tram, emergency)",
     )
 
     @model_validator(mode="after")
@@ -158,6 +179,11 @@ class IntersectionConfig(_Strict):
             if d.group not in seen:
                 raise ValueError(
                     f"intersection {self.id!r}: detector {d.id!r} names unknown signal group {d.group!r}"
+                )
+        for p in self.priority:
+            if p.group not in seen:
+                raise ValueError(
+                    f"intersection {self.id!r}: priority rule names unknown signal group {p.group!r}"
                 )
         for k, stage in enumerate(self.stages):
             for gid in stage:

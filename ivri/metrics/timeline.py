@@ -15,9 +15,9 @@ never a Python loop over signal groups. Channels:
               or called)
 
 At the end :meth:`TimelineRecorder.save` writes one compressed ``timeline.npz`` into the run's
-folder (a few hundred kB for a peak hour on the grid); :func:`load_timeline` reads it back as
-a :class:`Timeline`, which :mod:`ivri.metrics.timeline_plot` draws. Every channel starts at 0
-(all red, no demand) at the run's begin, the core's start state.
+folder (21 kB for the first 10 minutes of the 3x3 grid, 9 intersections); :func:`load_timeline`
+reads it back as a :class:`Timeline`, which :mod:`ivri.metrics.timeline_plot` draws. Every
+channel starts at 0 (all red, no demand) at the run's begin, the core's start state.
 """
 
 from __future__ import annotations

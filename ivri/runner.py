@@ -203,10 +203,10 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         # The signal timeline (what every group showed, its calls, its priority requests).
         recorder = TimelineRecorder(net, begin_s) if net is not None and not native else None
         view = None
-        if spec.gui and net is not None and not native:
+        if spec.gui and bridge.compiled is not None:
             from ivri.sumo.gui import GuiView
 
-            view = GuiView(bridge.conn, net, [lm.tls_id for lm in bridge.link_maps], bridge.v2x,
+            view = GuiView(bridge.conn, bridge.compiled, [lm.tls_id for lm in bridge.link_maps], bridge.v2x,
                            screenshot_path=spec.gui_screenshot)
         # Speed advice (GLOSA): after the core has advanced, from its SPaT, applied in SUMO.
         advise = core is not None and bridge.v2x is not None and getattr(controller, "gives_advice", bool)()

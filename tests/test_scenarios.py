@@ -124,3 +124,20 @@ def test_crossing_short_runs_with_libsumo():
     assert departed > 50
     assert persons > 5
     assert {"passenger", "bicycle"} <= classes
+
+
+@pytest.mark.sumo
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_bundled_scenario_starts_without_warnings(name: str, tmp_path: Path):
+    """SUMO loads every bundled scenario and runs its first 200 s (buses and the first emergency
+    vehicle included) without a warning: nothing a newcomer would read as broken."""
+    import subprocess
+
+    from ivri.sumo.connection import sumo_binary
+
+    log = tmp_path / "sumo_errors.log"
+    cfg = get_scenario(f"{name}:short").sumocfg
+    res = subprocess.run([sumo_binary(), "-c", str(cfg), "--end", "200", "--no-step-log", "--error-log", str(log)],
+                         capture_output=True, text=True, check=False, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert log.read_text() == "", log.read_text()

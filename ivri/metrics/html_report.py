@@ -54,7 +54,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; 
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.text { text-align: left; }
 th { background: #f3f3f3; }
 .better { color: #1a7f37; } .worse { color: #b42318; } .diff { font-size: .85em; display: block; }
 img { max-width: 100%; border: 1px solid #eee; }
@@ -170,8 +170,8 @@ def _decision_section(out_dir: Path, records: Sequence[Record]) -> str:
         table = (f"<table><tr><th>class</th>{''.join(f'<th>{c}</th>' for c in cols)}<th>grant rate</th></tr>"
                  f"{rows}</table>")
         reasons = "".join(
-            f"<tr><td>{html.escape(x['priority_class'])}</td><td>{html.escape(x['event'])}</td>"
-            f"<td>{html.escape(x['reason'])}</td><td>{x['count']}</td></tr>" for x in summary["reasons"][:10])
+            f"<tr><td>{html.escape(x['priority_class'])}</td><td class=\"text\">{html.escape(x['event'])}</td>"
+            f"<td class=\"text\">{html.escape(x['reason'])}</td><td>{x['count']}</td></tr>" for x in summary["reasons"][:10])
         if reasons:
             table += ("<table><tr><th>class</th><th>event</th><th>reason</th><th>count</th></tr>"
                       f"{reasons}</table>")
@@ -196,16 +196,22 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__, "numba": version("numba"), "platform": platform.platform()}
 
 
+def _params(params: Mapping[str, Any] | None) -> str:
+    """``key = value`` per parameter (nested reprs without their escaped quotes)."""
+    if not params:
+        return "SUMO's own programs"
+    return "; ".join(f"{k} = {str(v).replace(chr(92) + chr(39), chr(39))}" for k, v in params.items())
+
+
 def _settings_section(records: Sequence[Record], command: str | None) -> str:
     first = records[0]
     items = {
         "command": command or "-",
-        "scenario": f"{first.get('scenario')} ({first.get('sumocfg')})",
+        "scenario": f"{first.get('scenario')} ({Path(str(first.get('sumocfg'))).name})",
         "seed": ", ".join(sorted({str(r.get("seed")) for r in records})),
         "simulated": f"{float(first.get('simulated_s', 0.0)):g} s",
         "backend": str(first.get("backend")),
-        **{f"controller {r.get('controller')}": str(r.get("controller_params") or "SUMO's own programs")
-           for r in records},
+        **{f"controller {r.get('controller')}": _params(r.get("controller_params")) for r in records},
         **{f"version of {k}": v for k, v in _versions().items()},
         "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -15,9 +15,9 @@ never a Python loop over signal groups. Channels:
               or called)
 
 At the end :meth:`TimelineRecorder.save` writes one compressed ``timeline.npz`` into the run's
-folder (a few hundred kB for a peak hour on the grid); :func:`load_timeline` reads it back as
-a :class:`Timeline`, which :mod:`ivri.metrics.timeline_plot` draws. Every channel starts at 0
-(all red, no demand) at the run's begin, the core's start state.
+folder (21 kB for the first 10 minutes of the 3x3 grid, 9 intersections); :func:`load_timeline`
+reads it back as a :class:`Timeline`, which :mod:`ivri.metrics.timeline_plot` draws. Every
+channel starts at 0 (all red, no demand) at the run's begin, the core's start state.
 """
 
 from __future__ import annotations
@@ -52,21 +52,21 @@ class TimelineRecorder:
         shape = self._valid.shape
         self._prev = {c: np.zeros(shape, dtype=np.int8) for c in CHANNELS}
         self._chunks: dict[str, list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]] = {c: [] for c in CHANNELS}
-        self._cur = np.zeros(shape, dtype=np.int8)
+        self._changed = np.zeros(shape, dtype=np.bool_)
         self._occupied = np.zeros(shape, dtype=np.bool_)
         self._cls = np.zeros(shape, dtype=np.int8)
         self._granted = np.zeros(shape, dtype=np.int8)
 
     def _diff(self, channel: str, t_s: float, current: np.ndarray) -> None:
-        np.copyto(self._cur, current, casting="unsafe")
         prev = self._prev[channel]
-        changed = (self._cur != prev) & self._valid
+        changed = np.not_equal(current, prev, out=self._changed)
+        changed &= self._valid
         if not changed.any():
             return
         ii, gg = np.nonzero(changed)
-        values = self._cur[ii, gg]
+        values = current[ii, gg].astype(np.int8)
         prev[ii, gg] = values
-        self._chunks[channel].append((t_s, ii.astype(np.int16), gg.astype(np.int16), values.copy()))
+        self._chunks[channel].append((t_s, ii.astype(np.int16), gg.astype(np.int16), values))
 
     def record(self, t_s: float, state: np.ndarray, changed: np.ndarray | None = None,
                demand: np.ndarray | None = None, gap_s: np.ndarray | None = None,

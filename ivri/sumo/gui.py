@@ -102,12 +102,14 @@ class GuiView:
         if v2x is not None:
             v2x.track_equipped = True
         centres, lo, hi = [], np.full(2, np.inf), np.full(2, -np.inf)
+        self._boxes: list[tuple[np.ndarray, np.ndarray]] = []  # stop lines' bounding box per intersection
         for tls in tls_ids:
             ends = np.array([conn.lane.getShape(lane)[-1] for lane in sorted(set(conn.trafficlight.getControlledLanes(tls)))],
                             dtype=np.float64).reshape(-1, 2)
             centres.append(ends.mean(axis=0) if len(ends) else np.zeros(2))
             if len(ends):
                 lo, hi = np.minimum(lo, ends.min(axis=0)), np.maximum(hi, ends.max(axis=0))
+            self._boxes.append((ends.min(axis=0), ends.max(axis=0)) if len(ends) else (np.zeros(2), np.zeros(2)))
         if np.isfinite(lo).all():
             conn.gui.setBoundary(VIEW, *(lo - VIEW_MARGIN_M), *(hi + VIEW_MARGIN_M))
         for poi, (x, y) in zip(self._label_ids, centres, strict=True):
@@ -122,9 +124,12 @@ class GuiView:
             self._colour(self.v2x.equipped_new)
             self.v2x.equipped_new = []
         tracked = getattr(controller, "tracked_", None)
-        granted_ev = self._decisions(tracked) if tracked is not None else False
-        due = granted_ev or t_s >= end_s - 2.0 * dt_s - 1e-9  # the last chance: drawn after the next step
+        ev_at = self._decisions(tracked) if tracked is not None else -1
+        due = ev_at >= 0 or t_s >= end_s - 2.0 * dt_s - 1e-9  # the last chance: drawn after the next step
         if self.screenshot_path is not None and self.screenshot_taken_at_s is None and due:
+            if ev_at >= 0:  # the picture of the grant: its intersection fills the view
+                lo, hi = self._boxes[ev_at]
+                self.conn.gui.setBoundary(VIEW, *(lo - VIEW_MARGIN_M), *(hi + VIEW_MARGIN_M))
             self.screenshot(self.screenshot_path)
             self.screenshot_taken_at_s = t_s
 
@@ -139,9 +144,10 @@ class GuiView:
                     # sumo-gui draws its ambulance shape white whatever the colour: a van shows it.
                     self.conn.vehicle.setShapeClass(sumo_id, "passenger/van")
 
-    def _decisions(self, tracked: Any) -> bool:
-        """Highlights and labels from the arbiter's request rows; True when an emergency
-        vehicle with a granted request is within the screenshot distance."""
+    def _decisions(self, tracked: Any) -> int:
+        """Highlights and labels from the arbiter's request rows. Returns the intersection
+        where an emergency vehicle with a granted request is within the screenshot distance
+        of its stop line (-1: none)."""
         from ivri.controllers.arbiter import ACTING
 
         acting = np.isin(tracked.status, np.asarray(ACTING, dtype=np.int8)) & (tracked.keys >= 0)
@@ -158,13 +164,13 @@ class GuiView:
                 self.conn.polygon.remove(f"{vid}_hl0")
         self._update_labels(tracked, acting)
         if self.v2x is None or not tokens:
-            return False
+            return -1
         ev = acting & (tracked.cls == PriorityClass.EMERGENCY)
         if not ev.any():
-            return False
+            return -1
         obs = self.v2x.obs
         near = np.isin(obs.token, tracked.keys[ev] >> _TOKEN_SHIFT) & (obs.distance_m <= self.screenshot_within_m)
-        return bool(near.any())
+        return int(obs.intersection[near][0]) if near.any() else -1
 
     def _update_labels(self, tracked: Any, acting: np.ndarray) -> None:
         # Per intersection the top request (highest class, granted before requested) as one

@@ -157,6 +157,14 @@ def test_bus_tram_and_emergency_rules_become_priority_rules() -> None:
     assert any(s.startswith("emergency ingress 02: not represented (RijTijdOngehinderd=120") for s in w)
 
 
+def test_a_priority_rule_on_an_unknown_group_is_refused() -> None:
+    x = _imported("priority.tlc").config
+    data = x.model_dump()
+    data["priority"] = [{"group": "fc99", "kind": "bus", "travel_time_s": 15.0}]
+    with pytest.raises(ValueError, match="priority rule names unknown signal group 'fc99'"):
+        type(x).model_validate(data)
+
+
 def test_bus_priority_serves_only_the_groups_with_a_rule_and_their_horizon() -> None:
     net = compile_network([_imported("priority.tlc").config])
     idx = net.group_index[0]

@@ -15,6 +15,7 @@ groups allowed together only where the stream that gives way is a turn.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,7 @@ def check_against_network(imported: Imported, mapping: TlcMap, net: Any) -> list
     """Report lines for ``imported`` on ``net`` (a path or a read network); raises
     :class:`~ivri.errors.ConfigError` for SUMO foes that the file lets run together unconfirmed.
     """
-    if not isinstance(net, (str,)) and hasattr(net, "getTrafficLights"):
-        sumo_net = net
-    else:
-        sumo_net = read_net(net)
+    sumo_net = read_net(net) if isinstance(net, (str, Path)) else net
     x = imported.config
     ids = x.group_ids()
     for pair in mapping.allow_conflicts:

@@ -156,6 +156,7 @@ def unpack_networks(wheel: Path, names: Iterable[str], dest: Path) -> dict[str, 
                     f"source: {info.source}\nlicence: {info.licence}\n"
                     f"unpacked from {Path(wheel).name} (sha256 {_sha256(Path(wheel))})\n",
                     encoding="utf-8")
+                tmp.chmod(0o755)  # mkdtemp makes it private; the network is ordinary data
                 final = dest / name
                 if final.exists():
                     shutil.rmtree(final)

@@ -343,7 +343,7 @@ def test_registry_names_and_errors() -> None:
     assert list(APPLICATIONS) == ["greenflow", "schwung", "rain", "crosswalk", "bus", "truck", "glosa"]
     assert all(APPLICATIONS[n].name == n for n in APPLICATIONS)
     with pytest.raises(ConfigError, match=r"unknown controller 'nope'; valid: fixed-time, actuated, "
-                                          r"max-pressure, sumo-native$"):
+                                          r"max-pressure, sumo-native, sumo-actuated, sumo-delay-based$"):
         make_controller("nope")
     with pytest.raises(ConfigError, match="not an engine controller"):
         make_controller(SUMO_NATIVE)
@@ -357,7 +357,8 @@ def test_registry_names_and_errors() -> None:
     with pytest.raises(ConfigError):
         validate_run_choice("fixed")
     described = describe_controllers()
-    assert list(described) == [*CONTROLLERS, *(f"+{a}" for a in APPLICATIONS), SUMO_NATIVE]
+    assert list(described) == [*CONTROLLERS, *(f"+{a}" for a in APPLICATIONS), SUMO_NATIVE,
+                               "sumo-actuated", "sumo-delay-based"]
     assert all(text for text in described.values())
 
 

@@ -103,7 +103,8 @@ log = logging.getLogger("ivri.gateway")
 _MAX_OUTBOX = 10_000
 _MAX_SPEED_MPS = 70.0       # 252 km/h: faster is not a road user near an intersection
 _MAX_JUMP_MPS = 100.0       # position change between two CAMs faster than this: implausible
-_CAM_MIN_INTERVAL_S = 0.05  # ETSI CAMs come at most every 0.1 s; half of it allows jitter
+_CAM_MIN_INTERVAL_S = 0.05
+_PRIORITY_VEHICLE_ROLES = frozenset({"emergency", "publicTransport"})  # ETSI CAMs come at most every 0.1 s; half of it allows jitter
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
@@ -297,7 +298,7 @@ class GatewayService:
             (iterating ``client.messages`` costs two tasks each)."""
 
             def put_nowait(self, item: aiomqtt.Message) -> None:
-                receive(item.topic.value, item.payload)  # type: ignore[arg-type]
+                receive(item.topic.value, item.payload, item.retain)  # type: ignore[arg-type]
 
         receive = self.receive
         self._dispatch_queue = _DispatchQueue
@@ -367,12 +368,20 @@ class GatewayService:
 
     # ----------------------------------------------------------------------------- ingest
 
-    def receive(self, topic: str, payload: bytes) -> None:
+    def receive(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Put one incoming message in the inbox (the MQTT client calls this); never raises.
 
         A full inbox drops the message and counts it: under a flood the gateway keeps what it
-        can handle and the engine keeps its period.
+        can handle and the engine keeps its period. A retained message is stale by nature
+        (and the broker cannot forbid devices to send one): it is refused and cleared.
         """
+        if retain:
+            self.rejected["retained_input"] += 1
+            if payload:
+                self._enqueue("clear_retained", topic, b"", qos=1, retain=True)
+            return
+        if not payload:
+            return  # an empty message clears a retained one (our own clear comes back)
         if len(self._inbox) >= self.inbox_size:
             self.dropped["inbox_full"] += 1
             return
@@ -461,6 +470,13 @@ class GatewayService:
         why = self.table.put_cam(cam, i, now, min_interval_s=_CAM_MIN_INTERVAL_S, max_jump_mps=_MAX_JUMP_MPS)
         if why is not None:
             self._reject(why, "cam not stored")
+        elif not self.allow_cam_priority and (cam.vehicle_role in _PRIORITY_VEHICLE_ROLES
+                                              or cam.emergency_container is not None):
+            s = self.table.index[(cam.header.station_id, i)]
+            if not self.table.has_req[s]:
+                # Stored as a description; its priority claim is refused (only a signed SREM
+                # asks; the CAMs of a station with a verified request refine its ETA).
+                self._refuse("cam_is_not_a_request")
 
     def _on_srem(self, i: int, data: bytes, now: float, login: str) -> None:
         now_ms = int(time.time() * 1000)
@@ -555,7 +571,7 @@ class GatewayService:
 
     def _refuse(self, reason: str) -> None:
         self.refused[reason] += 1
-        self._log_limited(f"refused:{reason}", "refused srem: %s (%d so far)", reason, self.refused[reason])
+        self._log_limited(f"refused:{reason}", "refused: %s (%d so far)", reason, self.refused[reason])
 
     def _log_limited(self, key: str, fmt: str, *args: Any) -> None:
         now = time.monotonic()

@@ -119,44 +119,12 @@ def gateway_main(url: str, codec: str, tick_s: float, keys_pem: list[str], out: 
 # --------------------------------------------------------------------------------- load
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, byte = n >> 7, n & 0x7F
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _mqtt_str(s: bytes) -> bytes:
-    return len(s).to_bytes(2, "big") + s
-
-
-def _publish_packet(topic: str, payload: bytes) -> bytes:
-    body = _mqtt_str(topic.encode()) + payload
-    return b"\x30" + _varint(len(body)) + body
-
-
-def _raw_connect(host: str, port: int, client_id: str):
-    """A minimal MQTT 3.1.1 client socket (CONNECT/CONNACK, keepalive off) for the load:
-    pre-built QoS 0 PUBLISH packets are written in batches, so the load generator needs
-    little CPU and the gateway gets the cores."""
-    import socket
-
-    sock = socket.create_connection((host, port))
-    var = _mqtt_str(b"MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
-    body = var + _mqtt_str(client_id.encode())
-    sock.sendall(b"\x10" + _varint(len(body)) + body)
-    ack = sock.recv(4)
-    if len(ack) != 4 or ack[0] != 0x20 or ack[3] != 0:
-        raise RuntimeError(f"CONNACK refused: {ack!r}")
-    return sock
-
-
 def load_main(url: str, codec: str, vehicles: int, rate: float, connections: int, ready: Any,
               stop: Any, out: Any) -> None:
     import threading
 
+    from ivri.gateway.broker import mqtt_publish_packet as _publish_packet
+    from ivri.gateway.broker import raw_mqtt_connect as _raw_connect
     from ivri.gateway.service import parse_broker_url
 
     host, port, _ = parse_broker_url(url)

@@ -103,8 +103,9 @@ log = logging.getLogger("ivri.gateway")
 _MAX_OUTBOX = 10_000
 _MAX_SPEED_MPS = 70.0       # 252 km/h: faster is not a road user near an intersection
 _MAX_JUMP_MPS = 100.0       # position change between two CAMs faster than this: implausible
-_CAM_MIN_INTERVAL_S = 0.05
-_PRIORITY_VEHICLE_ROLES = frozenset({"emergency", "publicTransport"})  # ETSI CAMs come at most every 0.1 s; half of it allows jitter
+_CAM_RATE_PER_S = 12.0      # ETSI stations send at most 10 CAMs a second
+_CAM_BURST = 5.0            # CAMs bunched by network jitter
+_PRIORITY_VEHICLE_ROLES = frozenset({"emergency", "publicTransport"})
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
@@ -283,6 +284,7 @@ class GatewayService:
         self._stopping: asyncio.Event | None = None
         self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
         self._inbox_ready: asyncio.Event | None = None
+        self._to_clear: set[str] = set()  # input topics holding a retained message
         self._next_spat = 0.0
         self._ssem_seq = [0] * self.net.n_intersections
         self._prio_last = np.zeros(self.net.n_intersections, dtype=np.bool_)
@@ -377,8 +379,9 @@ class GatewayService:
         """
         if retain:
             self.rejected["retained_input"] += 1
-            if payload:
-                self._enqueue("clear_retained", topic, b"", qos=1, retain=True)
+            if payload and len(self._to_clear) < _MAX_OUTBOX:
+                self._to_clear.add(topic)
+                self._clear_retained()
             return
         if not payload:
             return  # an empty message clears a retained one (our own clear comes back)
@@ -388,6 +391,14 @@ class GatewayService:
         self._inbox.append((topic, payload, self._now()))
         if self._inbox_ready is not None and len(self._inbox) == 1:
             self._inbox_ready.set()
+
+    def _clear_retained(self) -> None:
+        """Delete retained input messages (an empty retained publish) once connected."""
+        if self._client is None:
+            return
+        for topic in self._to_clear:
+            self._enqueue("clear_retained", topic, b"", qos=1, retain=True)
+        self._to_clear.clear()
 
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None
@@ -467,7 +478,8 @@ class GatewayService:
         if not self.sites.in_region(i, pos.latitude / 1e7, pos.longitude / 1e7):
             self._reject("outside_site", "cam position outside the intersection's region")
             return
-        why = self.table.put_cam(cam, i, now, min_interval_s=_CAM_MIN_INTERVAL_S, max_jump_mps=_MAX_JUMP_MPS)
+        why = self.table.put_cam(cam, i, now, rate_per_s=_CAM_RATE_PER_S, burst=_CAM_BURST,
+                                 max_jump_mps=_MAX_JUMP_MPS)
         if why is not None:
             self._reject(why, "cam not stored")
         elif not self.allow_cam_priority and (cam.vehicle_role in _PRIORITY_VEHICLE_ROLES
@@ -818,6 +830,7 @@ class GatewayService:
                 log.warning("reconnected to broker %s:%d; MAPEM republished", self.host, self.port)
             self._client = client
             self._answer_requests(time.time())  # SSEM status changes decided while offline
+            self._clear_retained()
             sender = asyncio.create_task(self._sender(client))
             receiver = asyncio.create_task(self._receiver(client))
             stopping = asyncio.create_task(self._stopping.wait())

@@ -372,3 +372,39 @@ def test_private_key_file_round_trip(tmp_path: Path) -> None:
     assert os.stat(path).st_mode & 0o777 == 0o600
     key = load_private_key_pem(path)
     assert verify(make_verifier(), sign_request(b"x", key, BUS.ticket, NOW, 1)).accepted
+
+
+def test_issue_ticket_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from ivri.its import decode_json
+
+    script = Path(__file__).resolve().parents[1] / "deploy" / "pki" / "issue_ticket.py"
+    spec = importlib.util.spec_from_file_location("issue_ticket", script)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pki, srem = tmp_path / "pki", Path(__file__).resolve().parents[1] / "docs" / "its-samples" / "srem_bus.json"
+    assert tool.main(["init-issuer", "--issuer-id", "nl-ut-root", "--out", str(pki)]) == 0
+    assert tool.main(["issue", "--issuer-key", str(pki / "issuer-key.pem"), "--issuer-id", "nl-ut-root",
+                      "--classes", "public_transport", "--scope", "nl/J101", "--ticket-id", "bus-demo",
+                      "--out", str(pki / "tickets")]) == 0
+    capsys.readouterr()
+    assert tool.main(["sign", "--ticket", str(pki / "tickets" / "bus-demo.ticket.json"),
+                      "--key", str(pki / "tickets" / "bus-demo.key.pem"), "--srem", str(srem), "--eta", "20"]) == 0
+    envelope = capsys.readouterr().out.strip()
+    store = TrustStore.load(pki / "trust")
+    v = RequestVerifier(store)
+    auth = v.authenticate(envelope, region="nl", intersection_id="J101", now_ms=int(time.time() * 1000))
+    assert auth, auth.reason
+    payload = decode_json(auth.payload, "srem")  # type: ignore[arg-type]
+    ids = (payload.header.station_id, payload.requestor.id)
+    assert v.authorise(auth, "public_transport", int(time.time() * 1000), ids).accepted
+    assert tool.main(["revoke", "--trust", str(pki / "trust"), "--issuer-id", "nl-ut-root",
+                      "--ticket-id", "bus-demo"]) == 0
+    store.revocations.check_every_s = 0.0
+    assert v.authenticate(envelope, region="nl", intersection_id="J101",
+                          now_ms=int(time.time() * 1000)).reason is RefusalReason.REVOKED
+    assert tool.main(["issue", "--issuer-key", str(pki / "issuer-key.pem"), "--issuer-id", "x",
+                      "--classes", "vip", "--scope", "nl/J101", "--out", str(tmp_path)]) == 1
+    assert "unknown class" in capsys.readouterr().err

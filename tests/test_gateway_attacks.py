@@ -328,8 +328,8 @@ def test_flood_of_fake_station_ids_is_bounded(mqtt_broker: LocalBroker) -> None:
         # The broker too drops what a subscriber cannot take (its queue is bounded): wait until
         # nothing more arrives.
         last = -1
-        while svc.received["cam"] + svc.dropped["inbox_full"] != last or svc._inbox:
-            last = svc.received["cam"] + svc.dropped["inbox_full"]
+        while svc.received["cam"] + svc.dropped["cam_inbox_full"] != last or svc._inbox:
+            last = svc.received["cam"] + svc.dropped["cam_inbox_full"]
             await asyncio.sleep(0.5)
         assert svc.received["cam"] > 5 * cap
 
@@ -429,7 +429,7 @@ def test_safety_violation_falls_back_and_keeps_running(mqtt_broker: LocalBroker)
 
 
 def test_ssem_changes_while_offline_are_sent_on_reconnect(mqtt_broker: LocalBroker) -> None:
-    amb = holder(["emergency"])
+    bus = holder(["public_transport"])
     got: list[str] = []
 
     async def listen(ready: asyncio.Event) -> None:
@@ -449,14 +449,16 @@ def test_ssem_changes_while_offline_are_sent_on_reconnect(mqtt_broker: LocalBrok
         listener = asyncio.create_task(listen(ready))
         await ready.wait()
         async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as c:
-            await c.publish("ivri/nl/J101/srem", amb.sign(srem(amb.station_id, eta_s=3.0)), qos=1)
+            # A late bus 22 s out: "requested" now; bus priority ranks it 20 s before the stop line.
+            payload = srem(bus.station_id, role="publicTransport", eta_s=22.0)
+            await c.publish("ivri/nl/J101/srem", bus.sign(payload), qos=1)
         await wait_for(lambda: got == ["requested"], 3, "the first answer")
         mqtt_broker.kill()
-        p = request_of(svc, amb)
-        await wait_for(lambda: p.last_status != p.sent_status, 5, "a status change while offline")
+        p = request_of(svc, bus)
+        await wait_for(lambda: p.last_status != p.sent_status, 6, "a status change while offline")
         changed = p.last_status
         mqtt_broker.start()
         await wait_for(lambda: changed in got[1:], 8, "the change after reconnecting")
         listener.cancel()
 
-    asyncio.run(run_gateway(mqtt_broker.url, body, reconnect_min_s=0.5, controller="actuated+greenflow"))
+    asyncio.run(run_gateway(mqtt_broker.url, body, reconnect_min_s=0.5, controller="actuated+bus"))

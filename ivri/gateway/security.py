@@ -614,6 +614,14 @@ class RequestVerifier:
                                  now_ms=now_ms, client=client)
         return self.authorise(auth, required_class, now_ms, station_ids) if auth else auth
 
+    def client_throttled(self, client: str, now_ms: int) -> bool:
+        """Whether ``client`` has spent its failed-verification budget (a dict look-up: the
+        gateway asks this before it even parses a request from that client)."""
+        if self._fail_client.tokens(client, now_ms) >= 1.0:
+            return False
+        self.counts[RefusalReason.OVER_FAILURE_RATE.value] += 1
+        return True
+
     @property
     def tracked(self) -> dict[str, int]:
         """Sizes of the per-ticket and per-client state (for tests and metrics; no ids)."""

@@ -239,6 +239,7 @@ class GatewayService:
             log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
                         "priority without a signed request. For closed test sites and simulation only.")
         self.inbox_size = int(inbox_size)
+        self.srem_inbox_size = max(1, self.inbox_size // 20)
         self.ingest_slice_s = float(ingest_slice_s)
         self._client_cams = TokenBuckets(float(client_cam_rate_per_s), 2.0 * client_cam_rate_per_s, 10_000)
         self.tick_s = float(tick_s)
@@ -282,7 +283,9 @@ class GatewayService:
         self._outbox: asyncio.Queue[tuple[str, bytes, int, bool]] | None = None
         self._client: aiomqtt.Client | None = None
         self._stopping: asyncio.Event | None = None
-        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()  # CAMs
+        self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        self._arrivals = 0
         self._inbox_ready: asyncio.Event | None = None
         self._to_clear: set[str] = set()  # input topics holding a retained message
         self._next_spat = 0.0
@@ -314,7 +317,7 @@ class GatewayService:
             "refused": dict(self.refused), "published": dict(self.published),
             "dropped": dict(self.dropped), "verifier": dict(self.verifier.counts),
             "ticks": self.ticks, "connections": self.connections, "stations": len(self.table),
-            "evicted_stations": self.table.evicted, "inbox": len(self._inbox),
+            "evicted_stations": self.table.evicted, "inbox": len(self._inbox) + len(self._srem_inbox),
             "faults": dict(self.faults), "safe_state": self.safe_state,
             "status": self.status, "core_t_s": self.core.t_s, "offline_s": round(self.offline_s, 3),
         }
@@ -371,12 +374,18 @@ class GatewayService:
     # ----------------------------------------------------------------------------- ingest
 
     def receive(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        """Put one incoming message in the inbox (the MQTT client calls this); never raises.
+        """Classify one incoming message and put it in its inbox (the MQTT client calls this);
+        never raises.
 
-        A full inbox drops the message and counts it: under a flood the gateway keeps what it
-        can handle and the engine keeps its period. A retained message is stale by nature
-        (and the broker cannot forbid devices to send one): it is refused and cleared.
+        Only checks that cost next to nothing run here: the topic, a login's CAM budget, a
+        login's failed-verification budget for SREMs (a client that sent forgeries is refused
+        without decoding anything). SREMs and CAMs have inboxes of their own, and SREMs are
+        handled first, so that a CAM flood cannot delay a priority request. A full inbox
+        drops the message and counts it: under a flood the gateway keeps what it can handle
+        and the engine keeps its period. A retained message is stale by nature (and the broker
+        cannot forbid devices to send one): it is refused and cleared.
         """
+        self._arrivals += 1
         if retain:
             self.rejected["retained_input"] += 1
             if payload and len(self._to_clear) < _MAX_OUTBOX:
@@ -385,11 +394,32 @@ class GatewayService:
             return
         if not payload:
             return  # an empty message clears a retained one (our own clear comes back)
-        if len(self._inbox) >= self.inbox_size:
-            self.dropped["inbox_full"] += 1
+        now = self._now()
+        kind, login = "", ""
+        parts = topic.split("/", 5)
+        if len(parts) >= 4:
+            kind = parts[3]
+            login = parts[4] if len(parts) == 5 else ""
+        if kind == "srem":
+            if self.verifier.client_throttled(login, int(now * 1000)):
+                self.received["srem"] += 1
+                self._refuse("over_failure_rate")
+                return
+            inbox, limit = self._srem_inbox, self.srem_inbox_size
+        else:
+            if kind == "cam" and login:  # a device sends one station's CAMs: a few per second
+                now_ms = int(now * 1000)
+                if self._client_cams.tokens(login, now_ms) < 1.0:
+                    self.received["cam"] += 1
+                    self._reject("cam_over_client_rate", "cams of one login above its budget")
+                    return
+                self._client_cams.take(login, now_ms)
+            inbox, limit = self._inbox, self.inbox_size
+        if len(inbox) >= limit:
+            self.dropped[f"{kind if kind in ('cam', 'srem') else 'other'}_inbox_full"] += 1
             return
-        self._inbox.append((topic, payload, self._now()))
-        if self._inbox_ready is not None and len(self._inbox) == 1:
+        inbox.append((topic, payload, now))
+        if self._inbox_ready is not None and not self._inbox_ready.is_set():
             self._inbox_ready.set()
 
     def _clear_retained(self) -> None:
@@ -400,18 +430,45 @@ class GatewayService:
             self._enqueue("clear_retained", topic, b"", qos=1, retain=True)
         self._to_clear.clear()
 
+    def _read_socket(self, max_packets: int = 500) -> None:
+        """Read what the socket holds now (up to ``max_packets``), so that reading keeps pace
+        with a flood: aiomqtt reads one packet per event-loop turn, and a turn may carry an
+        ingest slice. Messages land in the inboxes via :meth:`receive`."""
+        client = self._client
+        paho = getattr(client, "_client", None) if client is not None else None
+        if paho is None:
+            return
+        try:
+            for _ in range(max_packets):
+                before = self._arrivals
+                if paho.loop_read() != 0 or self._arrivals == before:
+                    return
+        except Exception:  # noqa: BLE001  (a lost connection: aiomqtt's own reader reports it)
+            return
+
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None
-        inbox, clock = self._inbox, time.perf_counter
+        srems, cams, clock = self._srem_inbox, self._inbox, time.perf_counter
         while True:
-            if not inbox:
+            self._read_socket()
+            if not srems and not cams:
                 self._inbox_ready.clear()
                 await self._inbox_ready.wait()
+                continue
             end = clock() + self.ingest_slice_s
-            while inbox and clock() < end:
-                topic, payload, at = inbox.popleft()
+            while srems and clock() < end:
+                topic, payload, at = srems.popleft()
                 self.handle(topic, payload, at)
-            await asyncio.sleep(0)  # let the engine loop and the socket reader in
+            while cams and clock() < end:
+                if srems:  # a request came in meanwhile: it goes first
+                    break
+                for _ in range(32):  # read the clock once per few CAMs
+                    if not cams:
+                        break
+                    topic, payload, at = cams.popleft()
+                    self.handle(topic, payload, at)
+                self._read_socket(64)
+            await asyncio.sleep(0)  # let the engine loop in
 
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> None:
         """Process one incoming message at once (the ingest loop; tests). Never raises."""
@@ -456,12 +513,6 @@ class GatewayService:
             return None
 
     def _on_cam(self, i: int, data: bytes, now: float, login: str) -> None:
-        if login:  # a device sends one station's CAMs: at most a few per second
-            now_ms = int(now * 1000)
-            if self._client_cams.tokens(login, now_ms) < 1.0:
-                self._reject("cam_over_client_rate", "cams of one login above its budget")
-                return
-            self._client_cams.take(login, now_ms)
         cam = self._decode(data, "cam")
         if cam is None:
             return

@@ -288,6 +288,7 @@ class GatewayService:
         self._arrivals = 0
         self._inbox_ready: asyncio.Event | None = None
         self._to_clear: set[str] = set()  # input topics holding a retained message
+        self._cleared: set[str] = set()   # topics we cleared (their empty message comes back)
         self._next_spat = 0.0
         self._ssem_seq = [0] * self.net.n_intersections
         self._prio_last = np.zeros(self.net.n_intersections, dtype=np.bool_)
@@ -393,7 +394,12 @@ class GatewayService:
                 self._clear_retained()
             return
         if not payload:
-            return  # an empty message clears a retained one (our own clear comes back)
+            if topic in self._cleared:  # our own clear of a retained message, come back
+                self._cleared.discard(topic)
+            else:
+                self.received["empty"] += 1
+                self._reject("empty", "message without payload")
+            return
         now = self._now()
         kind, login = "", ""
         parts = topic.split("/", 5)
@@ -427,7 +433,8 @@ class GatewayService:
         if self._client is None:
             return
         for topic in self._to_clear:
-            self._enqueue("clear_retained", topic, b"", qos=1, retain=True)
+            if self._enqueue("clear_retained", topic, b"", qos=1, retain=True) and len(self._cleared) < _MAX_OUTBOX:
+                self._cleared.add(topic)
         self._to_clear.clear()
 
     def _read_socket(self, max_packets: int = 500) -> None:

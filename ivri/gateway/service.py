@@ -54,6 +54,7 @@ import collections
 import contextlib
 import logging
 import math
+import socket
 import ssl
 import time
 from collections import Counter, deque
@@ -106,6 +107,7 @@ _MAX_JUMP_MPS = 100.0       # position change between two CAMs faster than this:
 _CAM_RATE_PER_S = 12.0      # ETSI stations send at most 10 CAMs a second
 _CAM_BURST = 5.0            # CAMs bunched by network jitter
 _PRIORITY_VEHICLE_ROLES = frozenset({"emergency", "publicTransport"})
+_RCVBUF_BYTES = 32 * 1024   # about a hundred messages
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
@@ -437,7 +439,7 @@ class GatewayService:
                 self._cleared.add(topic)
         self._to_clear.clear()
 
-    def _read_socket(self, max_packets: int = 500) -> None:
+    def _read_socket(self, max_packets: int = 100) -> None:
         """Read what the socket holds now (up to ``max_packets``), so that reading keeps pace
         with a flood: aiomqtt reads one packet per event-loop turn, and a turn may carry an
         ingest slice. Messages land in the inboxes via :meth:`receive`."""
@@ -831,6 +833,10 @@ class GatewayService:
             self.host, self.port, username=self.username, password=self.password,
             identifier=ident, keepalive=self.keepalive_s, timeout=5.0,
             queue_type=self._dispatch_queue if i == 0 else None,
+            # A small receive buffer keeps the backlog of a flood in the broker, whose queue per
+            # client is bounded (it drops the excess), instead of in a socket buffer of
+            # megabytes that every later message, a priority request too, would wait behind.
+            socket_options=((socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES),) if i == 0 else (),
             will=aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(), qos=1, retain=True),
             tls_context=self._tls_context(),
         )

@@ -16,7 +16,8 @@ Three asyncio tasks share one event loop:
   ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never
   waits for the broker or for incoming messages.
 * the **MQTT loop** connects (a new :class:`aiomqtt.Client` context per attempt), publishes
-  ``status`` and the retained MAPEM, subscribes to ``cam`` and ``srem``, and puts every
+  ``status`` and the retained MAPEM, subscribes to ``cam`` and, on a connection of its own
+  (so that a CAM flood does not queue in front of a priority request), to ``srem``; it puts every
   incoming message in a bounded inbox (``inbox_size``; when full the message is dropped and
   counted in ``dropped["inbox_full"]``): receiving costs a list append, whatever arrives.
   On a broker loss it retries with exponential backoff (``reconnect_min_s`` doubling up to
@@ -201,7 +202,7 @@ class GatewayService:
         client_cam_rate_per_s: float = 50.0,
         failure_rate_per_s: float = 1.0,
         failure_burst: int = 5,
-        inbox_size: int = 20_000,
+        inbox_size: int = 2_000,
         ingest_slice_s: float = 0.005,
     ) -> None:
         if not (math.isfinite(tick_s) and tick_s > 0):
@@ -241,7 +242,9 @@ class GatewayService:
             log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
                         "priority without a signed request. For closed test sites and simulation only.")
         self.inbox_size = int(inbox_size)
-        self.srem_inbox_size = max(1, self.inbox_size // 20)
+        # Small on purpose: under overload a deep queue only makes every message stale
+        # (2,000 CAMs are about 0.1 s of work); what does not fit is dropped and counted.
+        self.srem_inbox_size = max(100, self.inbox_size // 4)
         self.ingest_slice_s = float(ingest_slice_s)
         self._client_cams = TokenBuckets(float(client_cam_rate_per_s), 2.0 * client_cam_rate_per_s, 10_000)
         self.tick_s = float(tick_s)
@@ -284,6 +287,7 @@ class GatewayService:
         self._last_log: dict[str, float] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes, int, bool]] | None = None
         self._client: aiomqtt.Client | None = None
+        self._srem_client: aiomqtt.Client | None = None
         self._stopping: asyncio.Event | None = None
         self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()  # CAMs
         self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
@@ -440,20 +444,19 @@ class GatewayService:
         self._to_clear.clear()
 
     def _read_socket(self, max_packets: int = 100) -> None:
-        """Read what the socket holds now (up to ``max_packets``), so that reading keeps pace
-        with a flood: aiomqtt reads one packet per event-loop turn, and a turn may carry an
-        ingest slice. Messages land in the inboxes via :meth:`receive`."""
-        client = self._client
-        paho = getattr(client, "_client", None) if client is not None else None
-        if paho is None:
-            return
-        try:
-            for _ in range(max_packets):
-                before = self._arrivals
-                if paho.loop_read() != 0 or self._arrivals == before:
-                    return
-        except Exception:  # noqa: BLE001  (a lost connection: aiomqtt's own reader reports it)
-            return
+        """Read what the sockets hold now (the SREM connection first, up to ``max_packets``
+        each), so that reading keeps pace with a flood: aiomqtt reads one packet per event-loop
+        turn, and a turn may carry an ingest slice. Messages land in the inboxes via
+        :meth:`receive`."""
+        for client in (self._srem_client, self._client):
+            paho = getattr(client, "_client", None) if client is not None else None
+            if paho is None:
+                continue
+            with contextlib.suppress(Exception):  # a lost connection: aiomqtt's reader reports it
+                for _ in range(max_packets):
+                    before = self._arrivals
+                    if paho.loop_read() != 0 or self._arrivals == before:
+                        break
 
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None
@@ -827,19 +830,30 @@ class GatewayService:
     def _status_topic(self, i: int) -> str:
         return self.topics.topic(self.net.intersection_ids[i], "status")
 
-    def _client_for(self, i: int, suffix: str) -> aiomqtt.Client:
+    def _client_for(self, i: int | None, suffix: str, receives: bool = False) -> aiomqtt.Client:
+        """A client with the last will of intersection ``i`` (None: no will); ``receives``:
+        it subscribes, so messages go to :meth:`receive`."""
         ident = f"{self.client_id}-{suffix}" if self.client_id else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host, self.port, username=self.username, password=self.password,
             identifier=ident, keepalive=self.keepalive_s, timeout=5.0,
-            queue_type=self._dispatch_queue if i == 0 else None,
+            queue_type=self._dispatch_queue if receives else None,
             # A small receive buffer keeps the backlog of a flood in the broker, whose queue per
             # client is bounded (it drops the excess), instead of in a socket buffer of
             # megabytes that every later message, a priority request too, would wait behind.
-            socket_options=((socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES),) if i == 0 else (),
-            will=aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(), qos=1, retain=True),
+            socket_options=((socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES),) if receives else (),
+            will=None if i is None else aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(),
+                                                     qos=1, retain=True),
             tls_context=self._tls_context(),
         )
+        paho = getattr(client, "_client", None)
+        if receives and paho is not None:
+            # Straight from paho to the inbox: aiomqtt's Message and Topic objects cost about
+            # a fifth of the reading time per message under a flood. (The queue_type hook
+            # stays as the fallback should aiomqtt's internals change.)
+            receive = self.receive
+            paho.on_message = lambda _c, _u, m: receive(m.topic, m.payload, m.retain)
+        return client
 
     async def _mqtt_loop(self) -> None:
         assert self._stopping is not None
@@ -869,21 +883,18 @@ class GatewayService:
         """One connection: status clients, MAPEM, subscriptions, messages until loss or stop."""
         assert self._stopping is not None and self._outbox is not None
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(self._client_for(0, "0"))
-            paho = getattr(client, "_client", None)
-            if paho is not None:
-                # Straight from paho to the inbox: aiomqtt's Message and Topic objects cost
-                # about a fifth of the reading time per message under a flood. (The queue_type
-                # hook stays as the fallback should aiomqtt's internals change.)
-                receive = self.receive
-                paho.on_message = lambda _c, _u, m: receive(m.topic, m.payload, m.retain)
+            client = await stack.enter_async_context(self._client_for(0, "0", receives=True))
+            # SREMs come over a connection of their own: a CAM flood then queues in the broker
+            # and the sockets of the CAM connection, not in front of a priority request.
+            srem_client = await stack.enter_async_context(self._client_for(None, "srem", receives=True))
             # One MQTT will per connection: the other intersections get a small status client each.
             extra = [await stack.enter_async_context(self._client_for(i, str(i)))
                      for i in range(1, self.net.n_intersections)]
             while not self._outbox.empty():  # stale SPATEM/SSEM from before the loss
                 self._outbox.get_nowait()
-            for filt in self.topics.subscriptions():
-                await client.subscribe(filt, qos=0)
+            cam_filter, srem_filter = self.topics.subscriptions()
+            await client.subscribe(cam_filter, qos=0)
+            await srem_client.subscribe(srem_filter, qos=0)
             for i in range(self.net.n_intersections):
                 if self._mapem[i] is not None:
                     await client.publish(self.topics.topic(self.net.intersection_ids[i], "mapem"),
@@ -899,19 +910,21 @@ class GatewayService:
                 self._offline_since = None
             if self.connections > 1:
                 log.warning("reconnected to broker %s:%d; MAPEM republished", self.host, self.port)
-            self._client = client
+            self._client, self._srem_client = client, srem_client
             self._answer_requests(time.time())  # SSEM status changes decided while offline
             self._clear_retained()
             sender = asyncio.create_task(self._sender(client))
             receiver = asyncio.create_task(self._receiver(client))
+            srem_receiver = asyncio.create_task(self._receiver(srem_client))
             stopping = asyncio.create_task(self._stopping.wait())
+            tasks = (sender, receiver, srem_receiver, stopping)
             try:
-                done, _ = await asyncio.wait({sender, receiver, stopping},
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for t in (sender, receiver, stopping):
+                self._srem_client = None
+                for t in tasks:
                     t.cancel()
-                for t in (sender, receiver, stopping):
+                for t in tasks:
                     with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                         await t
             for t in done:

@@ -18,8 +18,9 @@ Three asyncio tasks share one event loop:
 * the **MQTT loop** connects (a new :class:`aiomqtt.Client` context per attempt), publishes
   ``status`` and the retained MAPEM, subscribes to ``cam`` and, on a connection of its own
   (so that a CAM flood does not queue in front of a priority request), to ``srem``; it puts every
-  incoming message in a bounded inbox (``inbox_size``; when full the message is dropped and
-  counted in ``dropped["inbox_full"]``): receiving costs a list append, whatever arrives.
+  incoming message in a bounded inbox (CAMs: ``inbox_size``; SREMs: one of their own; when
+  full the message is dropped and counted in ``dropped["cam_inbox_full"]`` /
+  ``["srem_inbox_full"]``): receiving costs a few cheap checks and a list append.
   On a broker loss it retries with exponential backoff (``reconnect_min_s`` doubling up to
   ``reconnect_max_s``) while the engine loop goes on with local control from what it still
   knows: the signal state is never reset. SSEM status changes decided while offline are sent
@@ -507,7 +508,7 @@ class GatewayService:
             self._reject("oversized", f"{kind} payload of {len(payload)} bytes")
             return
         if kind == "cam":
-            self._on_cam(i, bytes(payload), now, login)
+            self._on_cam(i, bytes(payload), now)
         elif kind == "srem":
             self._on_srem(i, bytes(payload), now, login)
         else:
@@ -524,7 +525,7 @@ class GatewayService:
             self._reject(reason, f"{kind}: {exc}")
             return None
 
-    def _on_cam(self, i: int, data: bytes, now: float, login: str) -> None:
+    def _on_cam(self, i: int, data: bytes, now: float) -> None:
         cam = self._decode(data, "cam")
         if cam is None:
             return

@@ -433,8 +433,13 @@ def gateway(
     asn1_dir: Annotated[Path | None, typer.Option("--asn1-dir", help="ASN.1 modules for --codec "
                         "uper (default: $IVRI_ASN1_DIR)")] = None,
     trust: Annotated[Path | None, typer.Option("--trust", help="trust store (directory or "
-                     ".toml/.json) of the keys allowed to request priority; without it every "
-                     "SREM is refused")] = None,
+                     ".toml/.json): the issuers of authorisation tickets and the revocation list "
+                     "(deploy/pki/issue_ticket.py); without it every SREM is refused")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="directory for the "
+                         "replay state of signed requests, kept across restarts")] = None,
+    allow_cam_priority: Annotated[bool, typer.Option("--allow-cam-priority", help="closed test "
+                                  "sites only: CAMs of emergency vehicles, buses and trucks get "
+                                  "priority without a signed request")] = False,
     tick: Annotated[float, typer.Option("--tick", help="engine tick, seconds of wall time")] = 0.5,
     spat_every: Annotated[float, typer.Option("--spat-every", help="SPATEM period, seconds "
                           "(also sent at once on every change)")] = 1.0,
@@ -468,6 +473,7 @@ def gateway(
             load_network_config(config), broker, region=region, controller=controller,
             codec=codec, asn1_dir=str(asn1_dir) if asn1_dir else None,
             trust_store=TrustStore.load(trust) if trust is not None else None,
+            state_dir=state_dir, allow_cam_priority=allow_cam_priority,
             sites=load_gateway_sites(sites) if sites is not None else None,
             tick_s=tick, spat_every_s=spat_every, always_demand=always_demand,
             username=username, password=os.environ.get(password_env) if username else None,

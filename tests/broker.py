@@ -141,9 +141,11 @@ SHIPPED_USERS = {"gateway": "gw-test-pw", "amb-7f3a": "amb-pw", "bus-19c2": "bus
                  "bike-5d11": "bike-pw", "mallory": "mallory-pw"}
 
 
-@pytest.fixture
-def shipped_broker(tmp_path: Path) -> Iterator[ShippedBroker]:
-    """mosquitto with the shipped config and ACL (see :func:`shipped_config_copy`)."""
+@pytest.fixture(scope="module")
+def shipped_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShippedBroker]:
+    """mosquitto with the shipped config and ACL (see :func:`shipped_config_copy`); one per
+    test module (tests must not leave retained messages behind)."""
+    tmp_path = tmp_path_factory.mktemp("shipped-broker")
     cert, key = self_signed_cert(tmp_path)
     passwd = write_mosquitto_passwd(tmp_path / "passwd", SHIPPED_USERS)
     gw_port, dev_port = free_port(), free_port()

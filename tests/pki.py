@@ -60,11 +60,12 @@ class Holder:
 
 def holder(classes: Sequence[str], *, scope: Sequence[str] = ("nl/J101",), station_id: int | None = None,
            valid_s: tuple[float, float] = (-60.0, 3600.0), issuer: str = ISSUER,
-           issuer_key: ec.EllipticCurvePrivateKey = ISSUER_PRIV, ticket_id: str | None = None) -> Holder:
-    """A fresh key pair with a ticket for ``classes`` at ``scope``, valid from now + valid_s[0]
-    to now + valid_s[1]."""
+           issuer_key: ec.EllipticCurvePrivateKey = ISSUER_PRIV, ticket_id: str | None = None,
+           at: float | None = None) -> Holder:
+    """A fresh key pair with a ticket for ``classes`` at ``scope``, valid from ``at`` (Unix
+    seconds, default now) + valid_s[0] to ``at`` + valid_s[1]."""
     priv, pub = generate_key_pair()
-    now = time.time()
+    now = time.time() if at is None else at
     ticket = issue_ticket(
         issuer, issuer_key, pub, ticket_id=ticket_id or secrets.token_hex(8),
         station_id=next(_station_ids) if station_id is None else station_id,

@@ -102,8 +102,8 @@ def test_table_grows_and_reuses_slots() -> None:
 def test_cam_plausibility_and_rate() -> None:
     svc = example_service()
     cam = decode_json(sample_cam(), "cam")
-    svc.handle("ivri/nl/J101/cam", encode_json(cam), now=0.0)
-    svc.handle("ivri/nl/J101/cam", encode_json(cam), now=0.01)  # 100 Hz: over the CAM rate
+    for k in range(6):  # 100 Hz: the burst of 5 passes, the sixth is over the CAM rate
+        svc.handle("ivri/nl/J101/cam", encode_json(cam), now=k * 0.01)
     fast = cam.model_copy(update={"speed": 9000})  # 90 m/s
     svc.handle("ivri/nl/J101/cam", encode_json(fast), now=1.0)
     pos = cam.reference_position

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pki import ISSUER, ISSUER_PUB, holder
+from pki import ISSUER, ISSUER_PUB
+from pki import holder as pki_holder
 
 from ivri.errors import ConfigError
 from ivri.gateway.security import (
@@ -28,6 +30,8 @@ from ivri.gateway.security import (
 from ivri.gateway.tickets import AuthorisationTicket, issue_ticket
 
 NOW = int(time.time() * 1000)
+# Tickets valid around NOW (tests verify at NOW, which may be minutes before they run).
+holder = functools.partial(pki_holder, at=NOW / 1000)
 BUS = holder(["public_transport"])
 AMB = holder(["emergency", "public_transport"])
 OTHER_PRIV, OTHER_PUB = generate_key_pair()
@@ -110,10 +114,10 @@ def test_timestamp_outside_window_is_refused(delta: int, sign: int) -> None:
 def test_unknown_issuer_wrong_key_and_class() -> None:
     v = make_verifier()
     stranger = holder(["public_transport"], issuer="other-root", issuer_key=OTHER_PRIV)
-    assert verify(v, stranger.envelope(b"x")).reason is RefusalReason.UNKNOWN_ISSUER
+    assert verify(v, stranger.envelope(b"x", None, NOW)).reason is RefusalReason.UNKNOWN_ISSUER
     # A ticket signed by another key under our issuer's name: the ticket signature fails.
     fake = holder(["emergency"], issuer=ISSUER, issuer_key=OTHER_PRIV)
-    assert verify(v, fake.envelope(b"x"), "emergency").reason is RefusalReason.BAD_TICKET
+    assert verify(v, fake.envelope(b"x", None, NOW), "emergency").reason is RefusalReason.BAD_TICKET
     # The bus's genuine ticket with a request signed by another key.
     impostor = sign_request(b"x", OTHER_PRIV, BUS.ticket, NOW, 1)
     assert verify(v, impostor).reason is RefusalReason.BAD_SIGNATURE
@@ -126,19 +130,19 @@ def test_unknown_issuer_wrong_key_and_class() -> None:
 def test_ticket_validity_scope_and_station_id() -> None:
     v = make_verifier()
     expired = holder(["emergency"], valid_s=(-7200.0, -60.0))
-    assert verify(v, expired.envelope(b"x"), "emergency").reason is RefusalReason.TICKET_NOT_VALID_NOW
+    assert verify(v, expired.envelope(b"x", None, NOW), "emergency").reason is RefusalReason.TICKET_NOT_VALID_NOW
     early = holder(["emergency"], valid_s=(600.0, 3600.0))
-    assert verify(v, early.envelope(b"x"), "emergency").reason is RefusalReason.TICKET_NOT_VALID_NOW
+    assert verify(v, early.envelope(b"x", None, NOW), "emergency").reason is RefusalReason.TICKET_NOT_VALID_NOW
     elsewhere = holder(["emergency"], scope=["nl/J999"])
-    assert verify(v, elsewhere.envelope(b"x"), "emergency").reason is RefusalReason.NOT_FOR_THIS_INTERSECTION
+    assert verify(v, elsewhere.envelope(b"x", None, NOW), "emergency").reason is RefusalReason.NOT_FOR_THIS_INTERSECTION
     region = holder(["emergency"], scope=["nl/*"])
-    assert verify(v, region.envelope(b"x", 1), "emergency").accepted
-    assert verify(v, region.envelope(b"x", 2), "emergency", region="de").reason is (
+    assert verify(v, region.envelope(b"x", 1, NOW), "emergency").accepted
+    assert verify(v, region.envelope(b"x", 2, NOW), "emergency", region="de").reason is (
         RefusalReason.NOT_FOR_THIS_INTERSECTION)
     amb = holder(["emergency"])
-    mismatch = verify(v, amb.envelope(b"x", 1), "emergency", station_ids=(amb.station_id, 4242))
+    mismatch = verify(v, amb.envelope(b"x", 1, NOW), "emergency", station_ids=(amb.station_id, 4242))
     assert mismatch.reason is RefusalReason.STATION_ID_MISMATCH
-    assert verify(v, amb.envelope(b"x", 2), "emergency", station_ids=(amb.station_id,) * 2).accepted
+    assert verify(v, amb.envelope(b"x", 2, NOW), "emergency", station_ids=(amb.station_id,) * 2).accepted
 
 
 def test_ticket_format_is_checked() -> None:
@@ -164,11 +168,11 @@ def test_revocation_list_is_reloaded_without_restart(tmp_path: Path) -> None:
     store = TrustStore({ISSUER: ISSUER_PUB}, RevocationList(crl, check_every_s=0.0))
     v = RequestVerifier(store)
     amb = holder(["emergency"])
-    assert verify(v, amb.envelope(b"x", 1), "emergency").accepted
+    assert verify(v, amb.envelope(b"x", 1, NOW), "emergency").accepted
     crl.write_text(f"# revoked tickets\n{ISSUER}/{amb.ticket.ticket_id}   # stolen\n")
-    assert verify(v, amb.envelope(b"x", 2), "emergency").reason is RefusalReason.REVOKED
+    assert verify(v, amb.envelope(b"x", 2, NOW), "emergency").reason is RefusalReason.REVOKED
     crl.write_text("garbage line\n")  # a broken edit keeps the last good list
-    assert verify(v, amb.envelope(b"x", 3), "emergency").reason is RefusalReason.REVOKED
+    assert verify(v, amb.envelope(b"x", 3, NOW), "emergency").reason is RefusalReason.REVOKED
     assert store.revocations.errors >= 1
     with pytest.raises(ConfigError, match="line 1"):
         RevocationList(crl)
@@ -176,15 +180,16 @@ def test_revocation_list_is_reloaded_without_restart(tmp_path: Path) -> None:
 
 def test_replay_state_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "replay.json"
+    now = int(time.time() * 1000)  # the state is swept against the wall clock when loaded
     v = make_verifier(state_file=state)  # type: ignore[arg-type]
-    env = AMB.envelope(b"x", 7, NOW)
-    assert verify(v, env, "emergency").accepted
+    env = AMB.envelope(b"x", 7, now)
+    assert verify(v, env, "emergency", now).accepted
     assert AMB.ticket.ticket_id not in state.read_text()  # a hash, not the pseudonym
     again = make_verifier(state_file=state)  # type: ignore[arg-type]
-    assert verify(again, env, "emergency").reason is RefusalReason.REPLAYED
-    assert verify(again, AMB.envelope(b"x", 8, NOW), "emergency").accepted
+    assert verify(again, env, "emergency", now).reason is RefusalReason.REPLAYED
+    assert verify(again, AMB.envelope(b"x", 8, now), "emergency", now).accepted
     # One ticket's sequence numbers do not touch another's (no shared depot counter).
-    assert verify(again, bus_request(seq=1)).accepted
+    assert verify(again, bus_request(seq=1, ts=now), now=now).accepted
 
 
 def test_failed_verifications_are_budgeted_per_client() -> None:
@@ -372,3 +377,39 @@ def test_private_key_file_round_trip(tmp_path: Path) -> None:
     assert os.stat(path).st_mode & 0o777 == 0o600
     key = load_private_key_pem(path)
     assert verify(make_verifier(), sign_request(b"x", key, BUS.ticket, NOW, 1)).accepted
+
+
+def test_issue_ticket_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from ivri.its import decode_json
+
+    script = Path(__file__).resolve().parents[1] / "deploy" / "pki" / "issue_ticket.py"
+    spec = importlib.util.spec_from_file_location("issue_ticket", script)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pki, srem = tmp_path / "pki", Path(__file__).resolve().parents[1] / "docs" / "its-samples" / "srem_bus.json"
+    assert tool.main(["init-issuer", "--issuer-id", "nl-ut-root", "--out", str(pki)]) == 0
+    assert tool.main(["issue", "--issuer-key", str(pki / "issuer-key.pem"), "--issuer-id", "nl-ut-root",
+                      "--classes", "public_transport", "--scope", "nl/J101", "--ticket-id", "bus-demo",
+                      "--out", str(pki / "tickets")]) == 0
+    capsys.readouterr()
+    assert tool.main(["sign", "--ticket", str(pki / "tickets" / "bus-demo.ticket.json"),
+                      "--key", str(pki / "tickets" / "bus-demo.key.pem"), "--srem", str(srem), "--eta", "20"]) == 0
+    envelope = capsys.readouterr().out.strip()
+    store = TrustStore.load(pki / "trust")
+    v = RequestVerifier(store)
+    auth = v.authenticate(envelope, region="nl", intersection_id="J101", now_ms=int(time.time() * 1000))
+    assert auth, auth.reason
+    payload = decode_json(auth.payload, "srem")  # type: ignore[arg-type]
+    ids = (payload.header.station_id, payload.requestor.id)
+    assert v.authorise(auth, "public_transport", int(time.time() * 1000), ids).accepted
+    assert tool.main(["revoke", "--trust", str(pki / "trust"), "--issuer-id", "nl-ut-root",
+                      "--ticket-id", "bus-demo"]) == 0
+    store.revocations.check_every_s = 0.0
+    assert v.authenticate(envelope, region="nl", intersection_id="J101",
+                          now_ms=int(time.time() * 1000)).reason is RefusalReason.REVOKED
+    assert tool.main(["issue", "--issuer-key", str(pki / "issuer-key.pem"), "--issuer-id", "x",
+                      "--classes", "vip", "--scope", "nl/J101", "--out", str(tmp_path)]) == 1
+    assert "unknown class" in capsys.readouterr().err

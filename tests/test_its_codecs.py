@@ -439,7 +439,7 @@ def test_known_emergency_cam_in_both_codecs(codec: UperCodec) -> None:
 
 
 def test_decodes_the_reference_cam_of_check_asn1(codec: UperCodec) -> None:
-    # The emergency CAM of /work/shared/asn1/check_asn1.py, encoded there by asn1tools and
+    # The emergency CAM of check_asn1.py next to the ASN.1 modules, encoded there by asn1tools and
     # cross-checked byte for byte with pycrate; it carries confidences, altitude, vehicle size
     # and emergencyPriority, which the model drops.
     data = bytes.fromhex(

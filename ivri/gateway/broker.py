@@ -44,6 +44,8 @@ __all__ = [
     "find_mosquitto",
     "find_mosquitto_passwd",
     "free_port",
+    "mqtt_publish_packet",
+    "raw_mqtt_connect",
     "write_mosquitto_passwd",
 ]
 
@@ -367,6 +369,45 @@ class LocalBroker:
                     f"{self.start_timeout_s} s:\n{self.output().strip()}"
                 )
             time.sleep(0.02)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, byte = n >> 7, n & 0x7F
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _mqtt_str(s: bytes) -> bytes:
+    return len(s).to_bytes(2, "big") + s
+
+
+def mqtt_publish_packet(topic: str, payload: bytes) -> bytes:
+    """An MQTT QoS 0 PUBLISH packet (for load generators: build once, send many)."""
+    body = _mqtt_str(topic.encode()) + payload
+    return b"\x30" + _varint(len(body)) + body
+
+
+def raw_mqtt_connect(host: str, port: int, client_id: str, username: str | None = None,
+                     password: str | None = None) -> socket.socket:
+    """A minimal MQTT 3.1.1 client socket (CONNECT / CONNACK, keepalive off) for load
+    generators and flood tests: they write pre-built :func:`mqtt_publish_packet` packets in
+    batches, so that the load costs little CPU and the gateway under test gets the cores."""
+    sock = socket.create_connection((host, port))
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _mqtt_str(b"MQTT") + bytes([4, flags]) + (0).to_bytes(2, "big") + _mqtt_str(client_id.encode())
+    if username is not None:
+        body += _mqtt_str(username.encode())
+    if password is not None:
+        body += _mqtt_str(password.encode())
+    sock.sendall(b"\x10" + _varint(len(body)) + body)
+    ack = sock.recv(4)
+    if len(ack) != 4 or ack[0] != 0x20 or ack[3] != 0:
+        sock.close()
+        raise BrokerError(f"MQTT CONNACK refused: {ack!r}")
+    return sock
 
 
 def _mosquitto_acl_to_amqtt(path: Path, users: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

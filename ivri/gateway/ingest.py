@@ -21,8 +21,8 @@ matching of :class:`~ivri.gateway.site.SiteTable` runs vectorised over all slots
   update or cancel it, and an update never lowers its class.
 * Bounds: at most ``max_slots`` slots; when full, the slots with the fewest and oldest CAMs
   and no request are evicted (a flood of made-up station ids cannot grow the table or push
-  out a request). A station's CAMs closer together than ``cam_min_interval_s`` and CAMs that
-  jump faster than ``max_jump_mps`` are refused (see :meth:`StationTable.put_cam`).
+  out a request). A station's CAMs above its rate (a token bucket) and CAMs that jump faster
+  than ``max_jump_mps`` are refused (see :meth:`StationTable.put_cam`).
 * A slot expires ``station_ttl_s`` after its last CAM (the station left the area) and its
   request at the ETA plus the requested duration plus ``request_grace_s`` (or
   ``request_ttl_s`` after the last SREM when there is no ETA).
@@ -143,7 +143,7 @@ class StationTable:
     """Slots of stations near intersections (struct of arrays, grown by doubling)."""
 
     _FLOAT = ("lat", "lon", "heading", "speed", "lateness", "last_cam", "req_eta_at",
-              "req_until", "cam_eta")
+              "req_until", "cam_eta", "cam_tokens")
     _INT = ("inter", "token", "req_group", "station", "cams")
     _SMALL = ("role",)
     _BOOL = ("active", "has_cam", "siren", "has_req", "slow")
@@ -213,6 +213,7 @@ class StationTable:
         self.siren[s] = False
         self.slow[s] = False
         self.cams[s] = 0
+        self.cam_tokens[s] = math.inf  # a full bucket, whatever its size
         self.last_cam[s] = -math.inf
         self.role[s] = Role.CAR
         self.heading[s] = math.nan
@@ -254,13 +255,14 @@ class StationTable:
 
     # -- messages --------------------------------------------------------------------------
 
-    def put_cam(self, cam: Cam, inter: int, now: float, *, min_interval_s: float = 0.0,
-                max_jump_mps: float = math.inf) -> str | None:
+    def put_cam(self, cam: Cam, inter: int, now: float, *, rate_per_s: float = math.inf,
+                burst: float = 5.0, max_jump_mps: float = math.inf) -> str | None:
         """Store a decoded CAM (the caller has checked the position and the site region).
 
-        Returns None when stored, else why not: ``cam_over_rate`` (closer than
-        ``min_interval_s`` to the station's last CAM), ``implausible_jump`` (moved faster than
-        ``max_jump_mps`` since it, by more than GNSS noise), ``station_table_full``.
+        Returns None when stored, else why not: ``cam_over_rate`` (the station's token bucket
+        of ``rate_per_s`` and ``burst`` CAMs is empty: ETSI stations send at most 10 a
+        second, a burst allows for network jitter), ``implausible_jump`` (moved faster than
+        ``max_jump_mps`` since its last CAM, by more than GNSS noise), ``station_table_full``.
         """
         s = self.slot(cam.header.station_id, inter)
         if s < 0:
@@ -269,11 +271,15 @@ class StationTable:
         lat, lon = pos.latitude / 1e7, pos.longitude / 1e7
         if self.has_cam[s]:
             dt = now - self.last_cam[s]
-            if dt < min_interval_s:
+            tokens = min(burst, self.cam_tokens[s] + max(dt, 0.0) * rate_per_s)
+            if tokens < 1.0:
                 return "cam_over_rate"
+            self.cam_tokens[s] = tokens - 1.0
             moved = _metres(self.lat[s], self.lon[s], lat, lon)
             if moved > _GNSS_NOISE_M and moved > max_jump_mps * max(dt, 0.0):
                 return "implausible_jump"
+        else:
+            self.cam_tokens[s] = burst - 1.0
         self.lat[s] = lat
         self.lon[s] = lon
         self.heading[s] = math.nan if cam.heading >= 3600 else cam.heading / 10.0

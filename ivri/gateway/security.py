@@ -24,7 +24,10 @@ sender's budget or move its sequence number:
    intersection -> timestamp within the window -> sequence not replayed -> the sender's
    failed-verification budget (per MQTT client and per client and ticket) -> the issuer's
    signature on the ticket (checked once per ticket, then cached) -> the request signature.
-   Only the last two cost real work (about 0.1 ms each), and a failure there spends budget.
+   Only the last two cost real work (about 0.1 ms each). Every refusal here spends the
+   sending client's budget (a signature failure also that of the client and ticket), and a
+   client without budget is refused before its request is even parsed
+   (:meth:`~RequestVerifier.client_throttled`).
 2. :meth:`~RequestVerifier.authorise` (after decoding): the requested class is in the ticket,
    the SREM's header station id and requestor id are the ticket's station id, the sequence
    is new, and the ticket's request rate (token bucket) allows it. Then the replay state is
@@ -484,6 +487,13 @@ class RefusalReason(StrEnum):
 
 
 ACCEPTED = "accepted"
+# Refusals before the signature checks that still spend the sender's failure budget (the
+# signature failures spend it where they happen).
+_CHEAP_FAILURES = frozenset({
+    RefusalReason.MALFORMED, RefusalReason.UNSIGNED, RefusalReason.UNKNOWN_ISSUER, RefusalReason.REVOKED,
+    RefusalReason.TICKET_NOT_VALID_NOW, RefusalReason.NOT_FOR_THIS_INTERSECTION,
+    RefusalReason.STALE_OR_FUTURE, RefusalReason.REPLAYED,
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +603,10 @@ class RequestVerifier:
             verdict = Verdict(RefusalReason.MALFORMED)
         if not verdict:
             self.counts[verdict.reason.value] += 1  # type: ignore[union-attr]
+            if verdict.reason in _CHEAP_FAILURES:
+                # A genuine device is hardly ever refused: one that keeps sending refused
+                # requests spends its budget and is then refused without even a parse.
+                self._fail_client.take(client, int(now_ms))
         return verdict
 
     def authorise(self, auth: Verdict, required_class: str, now_ms: int,
@@ -613,6 +627,14 @@ class RequestVerifier:
         auth = self.authenticate(envelope, region=region, intersection_id=intersection_id,
                                  now_ms=now_ms, client=client)
         return self.authorise(auth, required_class, now_ms, station_ids) if auth else auth
+
+    def client_throttled(self, client: str, now_ms: int) -> bool:
+        """Whether ``client`` has spent its failed-verification budget (a dict look-up: the
+        gateway asks this before it even parses a request from that client)."""
+        if self._fail_client.tokens(client, now_ms) >= 1.0:
+            return False
+        self.counts[RefusalReason.OVER_FAILURE_RATE.value] += 1
+        return True
 
     @property
     def tracked(self) -> dict[str, int]:

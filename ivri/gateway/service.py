@@ -16,9 +16,11 @@ Three asyncio tasks share one event loop:
   ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never
   waits for the broker or for incoming messages.
 * the **MQTT loop** connects (a new :class:`aiomqtt.Client` context per attempt), publishes
-  ``status`` and the retained MAPEM, subscribes to ``cam`` and ``srem``, and puts every
-  incoming message in a bounded inbox (``inbox_size``; when full the message is dropped and
-  counted in ``dropped["inbox_full"]``): receiving costs a list append, whatever arrives.
+  ``status`` and the retained MAPEM, subscribes to ``cam`` and, on a connection of its own
+  (so that a CAM flood does not queue in front of a priority request), to ``srem``; it puts every
+  incoming message in a bounded inbox (CAMs: ``inbox_size``; SREMs: one of their own; when
+  full the message is dropped and counted in ``dropped["cam_inbox_full"]`` /
+  ``["srem_inbox_full"]``): receiving costs a few cheap checks and a list append.
   On a broker loss it retries with exponential backoff (``reconnect_min_s`` doubling up to
   ``reconnect_max_s``) while the engine loop goes on with local control from what it still
   knows: the signal state is never reset. SSEM status changes decided while offline are sent
@@ -54,6 +56,7 @@ import collections
 import contextlib
 import logging
 import math
+import socket
 import ssl
 import time
 from collections import Counter, deque
@@ -103,7 +106,10 @@ log = logging.getLogger("ivri.gateway")
 _MAX_OUTBOX = 10_000
 _MAX_SPEED_MPS = 70.0       # 252 km/h: faster is not a road user near an intersection
 _MAX_JUMP_MPS = 100.0       # position change between two CAMs faster than this: implausible
-_CAM_MIN_INTERVAL_S = 0.05  # ETSI CAMs come at most every 0.1 s; half of it allows jitter
+_CAM_RATE_PER_S = 12.0      # ETSI stations send at most 10 CAMs a second
+_CAM_BURST = 5.0            # CAMs bunched by network jitter
+_PRIORITY_VEHICLE_ROLES = frozenset({"emergency", "publicTransport"})
+_RCVBUF_BYTES = 32 * 1024   # about a hundred messages
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
@@ -197,7 +203,7 @@ class GatewayService:
         client_cam_rate_per_s: float = 50.0,
         failure_rate_per_s: float = 1.0,
         failure_burst: int = 5,
-        inbox_size: int = 20_000,
+        inbox_size: int = 2_000,
         ingest_slice_s: float = 0.005,
     ) -> None:
         if not (math.isfinite(tick_s) and tick_s > 0):
@@ -237,6 +243,9 @@ class GatewayService:
             log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
                         "priority without a signed request. For closed test sites and simulation only.")
         self.inbox_size = int(inbox_size)
+        # Small on purpose: under overload a deep queue only makes every message stale
+        # (2,000 CAMs are about 0.1 s of work); what does not fit is dropped and counted.
+        self.srem_inbox_size = max(100, self.inbox_size // 4)
         self.ingest_slice_s = float(ingest_slice_s)
         self._client_cams = TokenBuckets(float(client_cam_rate_per_s), 2.0 * client_cam_rate_per_s, 10_000)
         self.tick_s = float(tick_s)
@@ -279,9 +288,14 @@ class GatewayService:
         self._last_log: dict[str, float] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes, int, bool]] | None = None
         self._client: aiomqtt.Client | None = None
+        self._srem_client: aiomqtt.Client | None = None
         self._stopping: asyncio.Event | None = None
-        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()  # CAMs
+        self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        self._arrivals = 0
         self._inbox_ready: asyncio.Event | None = None
+        self._to_clear: set[str] = set()  # input topics holding a retained message
+        self._cleared: set[str] = set()   # topics we cleared (their empty message comes back)
         self._next_spat = 0.0
         self._ssem_seq = [0] * self.net.n_intersections
         self._prio_last = np.zeros(self.net.n_intersections, dtype=np.bool_)
@@ -297,7 +311,7 @@ class GatewayService:
             (iterating ``client.messages`` costs two tasks each)."""
 
             def put_nowait(self, item: aiomqtt.Message) -> None:
-                receive(item.topic.value, item.payload)  # type: ignore[arg-type]
+                receive(item.topic.value, item.payload, item.retain)  # type: ignore[arg-type]
 
         receive = self.receive
         self._dispatch_queue = _DispatchQueue
@@ -311,7 +325,7 @@ class GatewayService:
             "refused": dict(self.refused), "published": dict(self.published),
             "dropped": dict(self.dropped), "verifier": dict(self.verifier.counts),
             "ticks": self.ticks, "connections": self.connections, "stations": len(self.table),
-            "evicted_stations": self.table.evicted, "inbox": len(self._inbox),
+            "evicted_stations": self.table.evicted, "inbox": len(self._inbox) + len(self._srem_inbox),
             "faults": dict(self.faults), "safe_state": self.safe_state,
             "status": self.status, "core_t_s": self.core.t_s, "offline_s": round(self.offline_s, 3),
         }
@@ -367,31 +381,107 @@ class GatewayService:
 
     # ----------------------------------------------------------------------------- ingest
 
-    def receive(self, topic: str, payload: bytes) -> None:
-        """Put one incoming message in the inbox (the MQTT client calls this); never raises.
+    def receive(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Classify one incoming message and put it in its inbox (the MQTT client calls this);
+        never raises.
 
-        A full inbox drops the message and counts it: under a flood the gateway keeps what it
-        can handle and the engine keeps its period.
+        Only checks that cost next to nothing run here: the topic, a login's CAM budget, a
+        login's failed-verification budget for SREMs (a client that sent forgeries is refused
+        without decoding anything). SREMs and CAMs have inboxes of their own, and SREMs are
+        handled first, so that a CAM flood cannot delay a priority request. A full inbox
+        drops the message and counts it: under a flood the gateway keeps what it can handle
+        and the engine keeps its period. A retained message is stale by nature (and the broker
+        cannot forbid devices to send one): it is refused and cleared.
         """
-        if len(self._inbox) >= self.inbox_size:
-            self.dropped["inbox_full"] += 1
+        self._arrivals += 1
+        if retain:
+            self.rejected["retained_input"] += 1
+            if payload and len(self._to_clear) < _MAX_OUTBOX:
+                self._to_clear.add(topic)
+                self._clear_retained()
             return
-        self._inbox.append((topic, payload, self._now()))
-        if self._inbox_ready is not None and len(self._inbox) == 1:
+        if not payload:
+            if topic in self._cleared:  # our own clear of a retained message, come back
+                self._cleared.discard(topic)
+            else:
+                self.received["empty"] += 1
+                self._reject("empty", "message without payload")
+            return
+        now = self._now()
+        kind, login = "", ""
+        parts = topic.split("/", 5)
+        if len(parts) >= 4:
+            kind = parts[3]
+            login = parts[4] if len(parts) == 5 else ""
+        if kind == "srem":
+            if self.verifier.client_throttled(login, int(now * 1000)):
+                self.received["srem"] += 1
+                self._refuse("over_failure_rate")
+                return
+            inbox, limit = self._srem_inbox, self.srem_inbox_size
+        else:
+            if kind == "cam" and login:  # a device sends one station's CAMs: a few per second
+                now_ms = int(now * 1000)
+                if self._client_cams.tokens(login, now_ms) < 1.0:
+                    self.received["cam"] += 1
+                    self._reject("cam_over_client_rate", "cams of one login above its budget")
+                    return
+                self._client_cams.take(login, now_ms)
+            inbox, limit = self._inbox, self.inbox_size
+        if len(inbox) >= limit:
+            self.dropped[f"{kind if kind in ('cam', 'srem') else 'other'}_inbox_full"] += 1
+            return
+        inbox.append((topic, payload, now))
+        if self._inbox_ready is not None and not self._inbox_ready.is_set():
             self._inbox_ready.set()
+
+    def _clear_retained(self) -> None:
+        """Delete retained input messages (an empty retained publish) once connected."""
+        if self._client is None:
+            return
+        for topic in self._to_clear:
+            if self._enqueue("clear_retained", topic, b"", qos=1, retain=True) and len(self._cleared) < _MAX_OUTBOX:
+                self._cleared.add(topic)
+        self._to_clear.clear()
+
+    def _read_socket(self, max_packets: int = 100) -> None:
+        """Read what the sockets hold now (the SREM connection first, up to ``max_packets``
+        each), so that reading keeps pace with a flood: aiomqtt reads one packet per event-loop
+        turn, and a turn may carry an ingest slice. Messages land in the inboxes via
+        :meth:`receive`."""
+        for client in (self._srem_client, self._client):
+            paho = getattr(client, "_client", None) if client is not None else None
+            if paho is None:
+                continue
+            with contextlib.suppress(Exception):  # a lost connection: aiomqtt's reader reports it
+                for _ in range(max_packets):
+                    before = self._arrivals
+                    if paho.loop_read() != 0 or self._arrivals == before:
+                        break
 
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None
-        inbox, clock = self._inbox, time.perf_counter
+        srems, cams, clock = self._srem_inbox, self._inbox, time.perf_counter
         while True:
-            if not inbox:
+            self._read_socket()
+            if not srems and not cams:
                 self._inbox_ready.clear()
                 await self._inbox_ready.wait()
+                continue
             end = clock() + self.ingest_slice_s
-            while inbox and clock() < end:
-                topic, payload, at = inbox.popleft()
+            while srems and clock() < end:
+                topic, payload, at = srems.popleft()
                 self.handle(topic, payload, at)
-            await asyncio.sleep(0)  # let the engine loop and the socket reader in
+            while cams and clock() < end:
+                if srems:  # a request came in meanwhile: it goes first
+                    break
+                for _ in range(32):  # read the clock once per few CAMs
+                    if not cams:
+                        break
+                    topic, payload, at = cams.popleft()
+                    self.handle(topic, payload, at)
+                self._read_socket(64)
+            await asyncio.sleep(0)  # let the engine loop in
 
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> None:
         """Process one incoming message at once (the ingest loop; tests). Never raises."""
@@ -418,7 +508,7 @@ class GatewayService:
             self._reject("oversized", f"{kind} payload of {len(payload)} bytes")
             return
         if kind == "cam":
-            self._on_cam(i, bytes(payload), now, login)
+            self._on_cam(i, bytes(payload), now)
         elif kind == "srem":
             self._on_srem(i, bytes(payload), now, login)
         else:
@@ -435,13 +525,7 @@ class GatewayService:
             self._reject(reason, f"{kind}: {exc}")
             return None
 
-    def _on_cam(self, i: int, data: bytes, now: float, login: str) -> None:
-        if login:  # a device sends one station's CAMs: at most a few per second
-            now_ms = int(now * 1000)
-            if self._client_cams.tokens(login, now_ms) < 1.0:
-                self._reject("cam_over_client_rate", "cams of one login above its budget")
-                return
-            self._client_cams.take(login, now_ms)
+    def _on_cam(self, i: int, data: bytes, now: float) -> None:
         cam = self._decode(data, "cam")
         if cam is None:
             return
@@ -458,9 +542,17 @@ class GatewayService:
         if not self.sites.in_region(i, pos.latitude / 1e7, pos.longitude / 1e7):
             self._reject("outside_site", "cam position outside the intersection's region")
             return
-        why = self.table.put_cam(cam, i, now, min_interval_s=_CAM_MIN_INTERVAL_S, max_jump_mps=_MAX_JUMP_MPS)
+        why = self.table.put_cam(cam, i, now, rate_per_s=_CAM_RATE_PER_S, burst=_CAM_BURST,
+                                 max_jump_mps=_MAX_JUMP_MPS)
         if why is not None:
             self._reject(why, "cam not stored")
+        elif not self.allow_cam_priority and (cam.vehicle_role in _PRIORITY_VEHICLE_ROLES
+                                              or cam.emergency_container is not None):
+            s = self.table.index[(cam.header.station_id, i)]
+            if not self.table.has_req[s]:
+                # Stored as a description; its priority claim is refused (only a signed SREM
+                # asks; the CAMs of a station with a verified request refine its ETA).
+                self._refuse("cam_is_not_a_request")
 
     def _on_srem(self, i: int, data: bytes, now: float, login: str) -> None:
         now_ms = int(time.time() * 1000)
@@ -555,7 +647,7 @@ class GatewayService:
 
     def _refuse(self, reason: str) -> None:
         self.refused[reason] += 1
-        self._log_limited(f"refused:{reason}", "refused srem: %s (%d so far)", reason, self.refused[reason])
+        self._log_limited(f"refused:{reason}", "refused: %s (%d so far)", reason, self.refused[reason])
 
     def _log_limited(self, key: str, fmt: str, *args: Any) -> None:
         now = time.monotonic()
@@ -739,15 +831,30 @@ class GatewayService:
     def _status_topic(self, i: int) -> str:
         return self.topics.topic(self.net.intersection_ids[i], "status")
 
-    def _client_for(self, i: int, suffix: str) -> aiomqtt.Client:
+    def _client_for(self, i: int | None, suffix: str, receives: bool = False) -> aiomqtt.Client:
+        """A client with the last will of intersection ``i`` (None: no will); ``receives``:
+        it subscribes, so messages go to :meth:`receive`."""
         ident = f"{self.client_id}-{suffix}" if self.client_id else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host, self.port, username=self.username, password=self.password,
             identifier=ident, keepalive=self.keepalive_s, timeout=5.0,
-            queue_type=self._dispatch_queue if i == 0 else None,
-            will=aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(), qos=1, retain=True),
+            queue_type=self._dispatch_queue if receives else None,
+            # A small receive buffer keeps the backlog of a flood in the broker, whose queue per
+            # client is bounded (it drops the excess), instead of in a socket buffer of
+            # megabytes that every later message, a priority request too, would wait behind.
+            socket_options=((socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES),) if receives else (),
+            will=None if i is None else aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(),
+                                                     qos=1, retain=True),
             tls_context=self._tls_context(),
         )
+        paho = getattr(client, "_client", None)
+        if receives and paho is not None:
+            # Straight from paho to the inbox: aiomqtt's Message and Topic objects cost about
+            # a fifth of the reading time per message under a flood. (The queue_type hook
+            # stays as the fallback should aiomqtt's internals change.)
+            receive = self.receive
+            paho.on_message = lambda _c, _u, m: receive(m.topic, m.payload, m.retain)
+        return client
 
     async def _mqtt_loop(self) -> None:
         assert self._stopping is not None
@@ -777,14 +884,18 @@ class GatewayService:
         """One connection: status clients, MAPEM, subscriptions, messages until loss or stop."""
         assert self._stopping is not None and self._outbox is not None
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(self._client_for(0, "0"))
+            client = await stack.enter_async_context(self._client_for(0, "0", receives=True))
+            # SREMs come over a connection of their own: a CAM flood then queues in the broker
+            # and the sockets of the CAM connection, not in front of a priority request.
+            srem_client = await stack.enter_async_context(self._client_for(None, "srem", receives=True))
             # One MQTT will per connection: the other intersections get a small status client each.
             extra = [await stack.enter_async_context(self._client_for(i, str(i)))
                      for i in range(1, self.net.n_intersections)]
             while not self._outbox.empty():  # stale SPATEM/SSEM from before the loss
                 self._outbox.get_nowait()
-            for filt in self.topics.subscriptions():
-                await client.subscribe(filt, qos=0)
+            cam_filter, srem_filter = self.topics.subscriptions()
+            await client.subscribe(cam_filter, qos=0)
+            await srem_client.subscribe(srem_filter, qos=0)
             for i in range(self.net.n_intersections):
                 if self._mapem[i] is not None:
                     await client.publish(self.topics.topic(self.net.intersection_ids[i], "mapem"),
@@ -800,18 +911,21 @@ class GatewayService:
                 self._offline_since = None
             if self.connections > 1:
                 log.warning("reconnected to broker %s:%d; MAPEM republished", self.host, self.port)
-            self._client = client
+            self._client, self._srem_client = client, srem_client
             self._answer_requests(time.time())  # SSEM status changes decided while offline
+            self._clear_retained()
             sender = asyncio.create_task(self._sender(client))
             receiver = asyncio.create_task(self._receiver(client))
+            srem_receiver = asyncio.create_task(self._receiver(srem_client))
             stopping = asyncio.create_task(self._stopping.wait())
+            tasks = (sender, receiver, srem_receiver, stopping)
             try:
-                done, _ = await asyncio.wait({sender, receiver, stopping},
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for t in (sender, receiver, stopping):
+                self._srem_client = None
+                for t in tasks:
                     t.cancel()
-                for t in (sender, receiver, stopping):
+                for t in tasks:
                     with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                         await t
             for t in done:

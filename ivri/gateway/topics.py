@@ -81,8 +81,8 @@ class TopicLayout:
         return f"{self.root}/{self.region}/{intersection_id}/{kind}"
 
     def subscriptions(self) -> list[str]:
-        """The filters the gateway subscribes to (all intersections of its region; ``kind/#``
-        matches both ``kind`` and ``kind/<login>``)."""
+        """The filters the gateway subscribes to, CAMs then SREMs (all intersections of its
+        region; ``kind/#`` matches both ``kind`` and ``kind/<login>``)."""
         return [f"{self.root}/{self.region}/+/{kind}/#" for kind in IN_KINDS]
 
     def client_topic(self, intersection_id: str, kind: str, login: str) -> str:

@@ -77,7 +77,7 @@ def _resolve_dir(asn1_dir: Path | str | None) -> Path:
         asn1_dir = os.environ.get(ASN1_DIR_ENV) or None
     hint = (
         f"set {ASN1_DIR_ENV} or pass --asn1-dir to the directory with CAM-PDU-Descriptions.asn, "
-        "ITS-Container.asn and the other ETSI/ISO modules (see /work/shared/asn1/README.md)"
+        "ITS-Container.asn and the other ETSI/ISO modules (the README next to them says where they come from)"
     )
     if asn1_dir is None:
         raise ConfigError(f"no ASN.1 directory: {hint}")

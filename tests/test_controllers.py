@@ -525,3 +525,55 @@ def test_actuated_group_that_gapped_out_keeps_green_while_its_stage_runs() -> No
     assert run.greens("a2") == [(1, 31)]
     assert run.greens("a") == [(1, 31)]
     assert run.greens("b") == []
+
+
+# -- spillback: blocked exits --------------------------------------------------------------------
+
+
+def blocked_from(gid: str, ids: tuple[str, ...], start: float, scenario: Scenario) -> Scenario:
+    """``scenario`` with ``gid``'s exits blocked from time ``start`` on."""
+    def sc(t: float, obs: Observation) -> None:
+        scenario(t, obs)
+        obs.exit_blocked[0, :] = False
+        obs.exit_blocked[0, ids.index(gid)] = t >= start
+
+    return sc
+
+
+def test_actuated_ends_a_green_whose_exit_is_blocked_while_another_group_waits() -> None:
+    # a has continuous traffic (short gaps, a halting queue) and b calls. a's exit is blocked
+    # from t = 8: a ends on tick 8 (past its min green) instead of maxing out at 21; b from
+    # 8 + 4 = 12. Ignoring the exits (exit_aware=False), a runs to max green.
+    base = calls(("a", "b"), {"a": always, "b": always}, gaps={"a": lambda t: 1.0},
+                 queues={"a": lambda t: 3.0})
+    sc = blocked_from("a", ("a", "b"), 8.0, base)
+    run = Run(two_way(), VehicleActuated(), sc, 20)
+    assert run.greens("a")[0] == (1, 8)
+    assert run.green_starts("b")[0] == 12
+    assert Run(two_way(), VehicleActuated(exit_aware=False), sc, 30).greens("a")[0] == (1, 21)
+
+
+def test_actuated_does_not_start_a_green_into_a_blocked_exit() -> None:
+    # b calls but its exit is blocked until t = 30: the controller keeps a resting green (b
+    # does not count as waiting); the core still ends a at max green (21), as b's call stands,
+    # but b is not started before its exit clears: first requested on tick 30, green from 30
+    # (a's intergreen ran out long ago).
+    sc = blocked_from("b", ("a", "b"), -1.0, calls(("a", "b"), {"a": lambda t: t < 3, "b": always}))
+
+    def clears(t: float, obs: Observation) -> None:
+        sc(t, obs)
+        obs.exit_blocked[0, 1] = t < 30
+
+    run = Run(two_way(), VehicleActuated(), clears, 40)
+    assert run.greens("a")[0] == (1, 21)
+    assert run.green_starts("b") == [30]
+    assert not run.requests[:29, 0, 1].any()
+
+
+def test_max_pressure_gives_a_blocked_group_no_pressure() -> None:
+    # n has the larger queue (3 > 2 + 0) but n1's exit is blocked and n2 has no queue: e wins.
+    sc = blocked_from("n1", IDS, -1.0, pressure_scenario({"n1": const(3), "e1": const(2)}))
+    ctl = MaxPressure(period_s=5.0)
+    run = Run(cross(), ctl, sc, 3)
+    assert run.green_starts("e1") == [1] and run.greens("n1") == []
+    assert ctl.state_.pressure.tolist() == [[0.0, 2.0]]

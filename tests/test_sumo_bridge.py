@@ -174,8 +174,8 @@ def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path, stopline_loops
     cfg = write_cfg(tmp_path / "s", cross4, routes, end=60)
     with SumoBridge(cfg, out_dir=tmp_path / "out", stopline_loops=stopline_loops) as bridge:
         net = bridge.start()
-        assert {d.kind for d in bridge.detectors} == ({"stopline", "extension"} if stopline_loops
-                                                      else {"extension"})
+        assert {d.kind for d in bridge.detectors} == ({"stopline", "extension", "exit"} if stopline_loops
+                                                      else {"extension", "exit"})
         idx = net.group_index[0]
         w = idx["W_C_lsr"]
         others = [idx[k] for k in ("N_C_lsr", "E_C_lsr", "S_C_lsr")]

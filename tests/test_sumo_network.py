@@ -311,7 +311,12 @@ def test_write_detectors(cross4: Path, tmp_path: Path):
     path = tmp_path / "det.add.xml"
     dets = write_detectors(maps, cross4, path, taken_ids={"ivri_sl_W_C_1"})
     lanes = {lane for g in xs[0].signal_groups if g.mode != "pedestrian" for lane in g.lanes}
-    assert {d.lane for d in dets} == lanes
+    assert {d.lane for d in dets if d.kind != "exit"} == lanes
+    # One exit loop per exit lane (the straight links' outgoing lanes), 7 m past its start.
+    exits = {lane for lm in maps for lanes_g in lm.exit_lanes for lane in lanes_g}
+    exit_dets = [d for d in dets if d.kind == "exit"]
+    assert {d.lane for d in exit_dets} == exits and len(exit_dets) == len(exits)
+    assert all(d.pos_m == pytest.approx(7.0) for d in exit_dets)
     by_kind = {k: [d for d in dets if d.kind == k] for k in ("stopline", "extension")}
     assert all(len(v) == len(lanes) for v in by_kind.values())
     net = read_net(cross4)
@@ -326,11 +331,12 @@ def test_write_detectors(cross4: Path, tmp_path: Path):
     text = path.read_text()
     assert 'file="NUL"' in text and "inductionLoop" in text and "laneAreaDetector" not in text
     # Without stop-line loops: one loop per lane, the extension loop.
-    ext_only = write_detectors(maps, cross4, tmp_path / "ext.add.xml", stopline=False)
+    ext_only = [d for d in write_detectors(maps, cross4, tmp_path / "ext.add.xml", stopline=False)
+                if d.kind != "exit"]
     assert [(d.lane, d.pos_m, d.targets) for d in ext_only] == [
         (d.lane, d.pos_m, d.targets) for d in by_kind["extension"]]
     assert {d.kind for d in ext_only} == {"extension"}
-    assert detector_ids_in([tmp_path / "ext.add.xml"]) == {d.id for d in ext_only}
+    assert detector_ids_in([tmp_path / "ext.add.xml"]) >= {d.id for d in ext_only}
 
 
 # --- state strings ---------------------------------------------------------------------------

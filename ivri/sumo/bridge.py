@@ -362,7 +362,7 @@ class SumoBridge:
         self._require()
         if self.observer is None or not self.control:
             raise SimulationError("observe() needs control=True and at least one intersection")
-        obs = self.observer.observation(self.t_s)
+        obs = self.observer.observation(self.t_s, self._shown)
         if self._shown is not None and obs.exit_blocked is not None:
             # Group-seconds of green shown into a blocked exit (the state SUMO showed this step).
             self._green_blocked_s += ((self._shown == GREEN) & obs.exit_blocked).sum(axis=1) * self.dt_s

@@ -39,7 +39,10 @@ kernel over precomputed (object, column) index pairs, into the reused Observatio
 * ``approach_veh``: vehicles on the group's incoming lanes (persons waiting, for pedestrians);
 * ``downstream_queue_veh``: halting vehicles on the lanes the group feeds;
 * ``exit_blocked``: at least half of the group's exit loops have had a vehicle standing
-  over them for :data:`EXIT_BLOCKED_S`. Half, not all: a through group usually has a turn
+  over them for :data:`EXIT_BLOCKED_S`. Where an exit lane is the stop-line lane of a
+  controlled group (two lights close together), a vehicle that stands there at red is no
+  spillback: it counts only once that group has been green long enough for the queue's
+  start-up wave to reach the loop (:data:`START_WAVE_S_PER_M`). Half, not all: a through group usually has a turn
   into another exit too, and the through vehicles that wait for the blocked exit hold up
   the turning ones behind them; a group with most of its exits free still moves traffic.
 
@@ -58,6 +61,7 @@ import numpy as np
 
 from ivri.controllers.base import NO_DETECTION_S, Observation
 from ivri.core.compile import CompiledNetwork
+from ivri.core.idx import GREEN
 from ivri.core.jit import njit
 from ivri.sumo.connection import SumoConnection
 from ivri.sumo.detectors import Detector
@@ -85,6 +89,8 @@ EXIT_STANDING_MPS = 1.0
 #: An exit counts as blocked once a vehicle has stood over its loop this long [s]: a queue
 #: that starts to move again, or a car that brakes behind a turning one, does not block it.
 EXIT_BLOCKED_S = 2.0
+#: How fast the start-up wave of a queue travels back [s per metre of queue] (about 4 m/s).
+START_WAVE_S_PER_M = 0.25
 #: Persons this far outside a junction's outline are still seen by its context subscription.
 PERSON_RANGE_MARGIN_M = 5.0
 
@@ -221,6 +227,25 @@ class Observer:
             [(loop_pos[d.id], i * n_g + g) for d in loops if d.kind == "exit" for i, g in d.targets])
         self._n_exits = np.bincount(self._exit_col, minlength=n_i * n_g)
         self._standing_s = np.zeros(len(loops))
+        # An exit lane that is the stop-line lane of a controlled group: a vehicle standing at
+        # its red is no spillback. It blocks once that group has been green long enough for
+        # the start-up wave to reach the loop and the vehicle still stands.
+        feeds: dict[str, list[int]] = {}
+        for i, lm in enumerate(link_maps):
+            for g in range(lm.n_groups):
+                for lane in lm.in_lanes[g]:
+                    feeds.setdefault(lane, []).append(i * n_g + g)
+        exit_dets = [d for d in loops if d.kind == "exit"]
+        self._down_loop, self._down_col = self._split(
+            [(loop_pos[d.id], c) for d in exit_dets for c in feeds.get(d.lane, ())])
+        self._controlled = np.zeros(len(loops), dtype=bool)
+        self._controlled[self._down_loop] = True
+        self._wave_s = np.zeros(len(loops))
+        for d in exit_dets:
+            if d.lane in feeds:
+                ahead_m = max(float(conn.lane.getLength(d.lane)) - d.pos_m, 0.0)
+                self._wave_s[loop_pos[d.id]] = EXIT_BLOCKED_S + START_WAVE_S_PER_M * ahead_m
+        self._green_for_s = np.zeros(n_i * n_g)
 
         # --- pedestrians: (walking area, crossing) -> columns -----------------------------------
         self._ped_key: dict[tuple[str, str], list[int]] = {}
@@ -301,8 +326,12 @@ class Observer:
             calls = map(self._ped_key.get, map(_ROAD_NEXT, persons.values()), repeat(()))
             self._ped_cols = np.fromiter(chain.from_iterable(calls), dtype=np.intp)
 
-    def observation(self, t_s: float) -> Observation:
-        """Aggregate the last :meth:`read` into the reused :class:`Observation` (``[I, G]``)."""
+    def observation(self, t_s: float, shown: np.ndarray | None = None) -> Observation:
+        """Aggregate the last :meth:`read` into the reused :class:`Observation` (``[I, G]``).
+
+        ``shown`` (int8 ``[I, G]``, the states SUMO showed during the last step) tells which
+        exits stand at a red of a controlled group (no spillback); without it every vehicle
+        standing over an exit loop for :data:`EXIT_BLOCKED_S` blocks its exit."""
         obs = self.obs
         obs.t_s = t_s
         _aggregate(self._halting, self._vehicles, self._loop_since, self._ped_cols,
@@ -311,7 +340,13 @@ class Observer:
                    obs.queue_veh.reshape(-1), obs.approach_veh.reshape(-1),
                    obs.downstream_queue_veh.reshape(-1), obs.gap_s.reshape(-1), obs.demand.reshape(-1))
         if obs.exit_blocked is not None:
-            blocked = (self._standing_s >= EXIT_BLOCKED_S)[self._exit_loop]
+            standing = self._standing_s >= EXIT_BLOCKED_S
+            if shown is not None and len(self._down_loop):
+                self._green_for_s = np.where(shown.reshape(-1) == GREEN, self._green_for_s + self.dt_s, 0.0)
+                released = self._green_for_s[self._down_col] >= self._wave_s[self._down_loop]
+                n_released = np.bincount(self._down_loop, weights=released, minlength=standing.size)
+                standing &= ~self._controlled | (n_released > 0)
+            blocked = standing[self._exit_loop]
             n_blocked = np.bincount(self._exit_col, weights=blocked, minlength=self._n_exits.size)
             np.logical_and(self._n_exits > 0, 2.0 * n_blocked >= self._n_exits,
                            out=obs.exit_blocked.reshape(-1))

@@ -173,7 +173,8 @@ def test_bus_priority_serves_only_the_groups_with_a_rule_and_their_horizon() -> 
 
     def request(group: str, distance_m: float) -> bool:
         v = V2XObservation.from_rows([{"token": 1, "intersection": 0, "group": idx[group], "distance_m": distance_m,
-                                       "speed_mps": 10.0, "role": int(Role.BUS), "lateness_s": 120.0}])
+                                       "speed_mps": 10.0, "role": int(Role.BUS), "lateness_s": 120.0,
+                                       "app": True}])  # a verified request
         return len(app_.requests(SimpleNamespace(v2x=v), net)) == 1
 
     assert request("fc41", 140.0)        # 14 s away, rule: 15 s
@@ -190,7 +191,8 @@ def test_greenflow_serves_only_the_groups_with_an_emergency_rule() -> None:
 
     def request(group: str) -> bool:
         v = V2XObservation.from_rows([{"token": 1, "intersection": 0, "group": idx[group], "distance_m": 200.0,
-                                       "speed_mps": 15.0, "role": int(Role.EMERGENCY), "siren": True}])
+                                       "speed_mps": 15.0, "role": int(Role.EMERGENCY), "siren": True,
+                                       "app": True}])  # a verified request
         return np.any(app_.requests(SimpleNamespace(v2x=v), net).group == idx[group])
 
     assert request("fc02") and request("fc08")

@@ -61,6 +61,7 @@ __all__ = [
     "PriorityClass",
     "TicketKeyCache",
     "check_id",
+    "holder_key",
     "issue_ticket",
     "raw_signature",
     "spki_der",

@@ -26,10 +26,11 @@ Two Dutch refinements on top of the plain stage cycle:
   compatible with the running stage gets green without waiting for its own stage. The core
   checks its intergreens.
 
-Spillback: a group whose exits are blocked (a vehicle stands just past the junction on
-half the lanes it feeds or more, ``Observation.exit_blocked``) moves (next to) nobody. While another group could
-move traffic it is neither started nor extended past its minimum green, and it does not
-count as waiting; its occupied loops are a queue that cannot leave, not one that discharges.
+Spillback: a group whose exits are blocked (a vehicle stands just past the junction on at
+least half of the lanes its straight links feed, ``Observation.exit_blocked``) moves (next
+to) nobody. While another group could move traffic it is neither started nor extended past
+its minimum green, and it does not count as waiting; its occupied loops are a queue that
+cannot leave, not one that discharges.
 
 The core guarantees minimum green, amber, intergreen, max green with conflicting demand and
 anti-starvation; this controller never sequences them itself.

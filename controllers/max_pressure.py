@@ -10,8 +10,9 @@ group weighs 1 (a lane-count weight is folded into ``queue_veh`` already, which 
 group's lanes). A group whose downstream lanes are full has low or negative pressure, so the
 controller does not send traffic into a blocked exit: the property that makes max-pressure
 stable in networks. A queue on short exit lanes is small even when they are full, so a group
-whose exits are blocked (``exit_blocked``: a vehicle stands just past the junction on half
-lane it feeds) adds no pressure and is not requested: its green would move nobody.
+whose exits are blocked (``exit_blocked``: a vehicle stands just past the junction on at
+least half of the lanes its straight links feed) adds no pressure and is not requested: its
+green would move (next to) nobody.
 
 Ties, in order: more road users in the detection zones (``approach_veh``: traffic about to
 arrive, so at low flow, when no one queues yet, the controller turns to where traffic

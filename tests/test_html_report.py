@@ -106,3 +106,21 @@ def test_user_network_warnings_are_one_line_with_a_pointer(tmp_path: Path) -> No
     assert "ignoring 'late'" in log.read_text()
     notes = [ln for ln in result.stderr.splitlines() if "sumo_errors.log" in ln]
     assert len(notes) == 1 and "warning" in notes[0]
+
+
+def test_report_health_section_says_which_run_gridlocked(tmp_path: Path) -> None:
+    from ivri.metrics.html_report import write_html_report
+
+    calm = {"teleports": 0, "collisions": 0, "emergency_braking": 0, "never_inserted": 0, "backlog_max": 3,
+            "backlog_mid": 0, "gridlock": False}
+    jammed = {**calm, "teleports": 12, "teleports_jam": 12, "never_inserted": 140, "backlog_max": 140,
+              "backlog_mid": 40, "gridlock": True}
+    records = [{"scenario": "x", "controller": name, "seed": 1, "vehicle_loss_hours": h, "health": health}
+               for name, h, health in (("sumo-native", 1.0, calm), ("actuated", 9.0, jammed))]
+    (tmp_path / "comparison.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    page = _Page()
+    page.feed(write_html_report(tmp_path, records).read_text(encoding="utf-8"))
+    health = page.sections["health"]
+    assert "actuated: GRIDLOCK: 12 vehicles teleported" in health
+    assert "sumo-native: GRIDLOCK" not in health
+    assert "140" in health  # vehicles never inserted

@@ -11,7 +11,9 @@ Sections (each an ``<section id=...>``, which the tests look for):
                  vehicle-hours under the baseline) for each ivri controller, over a window of
                  at most :data:`TIMELINE_WINDOW_S` (around the first priority grant there, if any)
 ``decisions``    per run with priority applications, the summary of ``ivri log``
-``health``       SUMO's warnings per run (lines in ``sumo_errors.log``)
+``health``       per run: teleports, collisions, emergency braking, vehicles never inserted,
+                 the largest insertion backlog, a GRIDLOCK line where it applies, and SUMO's
+                 warnings (lines in ``sumo_errors.log``)
 
 Plots are PNGs inlined as base64 data URLs: the page opens anywhere, also as an e-mail
 attachment, and stays small (an SVG of an hour of signal changes would not).
@@ -218,11 +220,33 @@ def _settings_section(records: Sequence[Record], command: str | None) -> str:
     return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items.items()) + "</dl>"
 
 
+#: The health columns of the report: (label, key of the record's ``health`` block).
+_HEALTH: tuple[tuple[str, str], ...] = (
+    ("teleports", "teleports"),
+    ("collisions", "collisions"),
+    ("emergency braking", "emergency_braking"),
+    ("never inserted", "never_inserted"),
+    ("largest backlog", "backlog_max"),
+)
+
+
 def _health_section(records: Sequence[Record]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(r.get('controller')))}</td><td>{int(r.get('sumo_warnings') or 0)}</td>"
-                   f"<td>{_fmt(r.get('wall_time_s'), 1)}</td></tr>" for r in records)
-    return ("<table><tr><th>controller</th><th>SUMO warning lines (sumo_errors.log)</th><th>wall time s</th></tr>"
-            f"{rows}</table>")
+    from ivri.metrics.health import gridlock_line
+
+    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in _HEALTH)
+    rows, lines = [], []
+    for r in records:
+        health = r.get("health") or {}
+        cells = "".join(f"<td>{_fmt(health.get(key), 0)}</td>" for _, key in _HEALTH)
+        rows.append(f"<tr><td>{html.escape(str(r.get('controller')))}</td>{cells}"
+                    f"<td>{int(r.get('sumo_warnings') or 0)}</td><td>{_fmt(r.get('wall_time_s'), 1)}</td></tr>")
+        line = gridlock_line(health)
+        if line is not None:
+            lines.append(f'<p class="worse">{html.escape(str(r.get("controller")))}: {html.escape(line)}</p>')
+    return (f"<table><tr><th>controller</th>{head}<th>SUMO warning lines (sumo_errors.log)</th>"
+            f"<th>wall time s</th></tr>{''.join(rows)}</table>"
+            + ("".join(lines) if lines else '<p class="note">No run gridlocked: no teleports, and no '
+               "growing queue of vehicles waiting to enter.</p>"))
 
 
 def write_html_report(out_dir: str | Path, records: Sequence[Record], *, command: str | None = None,
@@ -245,7 +269,7 @@ def write_html_report(out_dir: str | Path, records: Sequence[Record], *, command
         ("comparison", "Comparison", _img(comparison, "comparison of the controllers")),
         ("timeline", "Signal timeline", _timeline_section(out_dir, records)),
         ("decisions", "Priority decisions", _decision_section(out_dir, records)),
-        ("health", "SUMO messages", _health_section(records)),
+        ("health", "Health of the runs and SUMO messages", _health_section(records)),
     )
     body = "".join(f'<section id="{sid}"><h2>{html.escape(title)}</h2>{content}</section>'
                    for sid, title, content in sections)

@@ -34,6 +34,7 @@ from .arbiter import PriorityArbiter
 from .base import Controller, Observation
 from .conditional import BusPriority, TruckPriority
 from .crosswalk import Crosswalk
+from .cv_actuated import ConnectedActuated
 from .fixed_time import FixedTime
 from .glosa import Glosa, SpeedAdvice
 from .greenflow import GreenFlow
@@ -48,6 +49,7 @@ __all__ = [
     "CONTROLLERS",
     "SUMO_NATIVE",
     "BusPriority",
+    "ConnectedActuated",
     "Controller",
     "Crosswalk",
     "FixedTime",
@@ -84,6 +86,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         FixedTime,
         VehicleActuated,
         MaxPressure,
+        ConnectedActuated,
     )
 }
 

@@ -497,6 +497,7 @@ class GatewayService:
             extend = self.ctl.extend_green()
             self._request[...] = request
             self._extend[...] = False if extend is None else extend
+            self.core.commit(self.ctl.commitment())
         except Exception as exc:  # noqa: BLE001  (keep the lights running on the last request)
             self.rejected["controller_error"] += 1
             self._log_limited("controller", "controller error, keeping the last request: %s", exc)
@@ -564,7 +565,8 @@ class GatewayService:
             if only is not None and not only[i]:
                 continue
             msg = build_spatem(self.sites, i, self.core.signals.state, ttc.min_s, ttc.max_s,
-                               self.net.timing.valid, unix, priority_active=bool(prio[i]))
+                               self.net.timing.valid, unix, priority_active=bool(prio[i]),
+                               likely_s=ttc.likely_s)
             self._enqueue("spatem", self.topics.topic(self.net.intersection_ids[i], "spatem"),
                           self.codec.encode(msg))
 

@@ -29,23 +29,33 @@ class BusPriority(PriorityApplication):
     """Conditional bus priority: late buses get green early, within a budget.
 
     Parameters (keyword only): ``late_after_s`` (default 30 s: a bus at least this late
-    asks; 0: every bus), ``horizon_s`` (default 20 s before the stop line), ``min_speed_mps``
-    (default 3 m/s, for the arrival estimate).
+    against its timetable asks; 0: every bus), ``schedule_slack_s`` (default 60 s: the
+    timetable's running-time reserve over free flow; see below), ``horizon_s`` (default 20 s
+    before the stop line), ``min_speed_mps`` (default 3 m/s, for the arrival estimate).
+
+    Lateness is against the timetable, not against free flow: a timetable plans a bus's
+    running time with a reserve for signals and traffic, and a bus that uses that reserve is
+    on time. ``lateness_s`` of the V2X rows is the delay over free flow when the SUMO emulation
+    fills it (its time loss so far), so the timetable is free flow plus ``schedule_slack_s``;
+    from the gateway (the CAM's public-transport punctuality, already against the timetable)
+    use ``schedule_slack_s=0``.
     """
 
     name: ClassVar[str] = "bus"
     app_code: ClassVar[int] = 5
 
-    def __init__(self, *, late_after_s: float = 30.0, horizon_s: float = 20.0,
-                 min_speed_mps: float = 3.0) -> None:
+    def __init__(self, *, late_after_s: float = 30.0, schedule_slack_s: float = 60.0,
+                 horizon_s: float = 20.0, min_speed_mps: float = 3.0) -> None:
         self.late_after_s = late_after_s
+        self.schedule_slack_s = schedule_slack_s
         self.horizon_s = horizon_s
         self.min_speed_mps = min_speed_mps
 
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         v = obs.v2x
         eta = v.eta_s(self.min_speed_mps)
-        mask = (v.role == Role.BUS) & (v.lateness_s >= self.late_after_s) & (eta <= self.horizon_s)
+        late = v.lateness_s - self.schedule_slack_s >= self.late_after_s
+        mask = (v.role == Role.BUS) & late & (eta <= self.horizon_s)
         return rows_to_requests(mask, v, self.app_code, PriorityClass.PUBLIC_TRANSPORT, eta[mask])
 
 

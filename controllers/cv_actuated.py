@@ -41,6 +41,7 @@ from ivri.core.idx import GREEN
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
+from ._common import check_observation
 from .actuated import VehicleActuated
 from .base import NO_DETECTION_S, Observation
 from .v2x import Role
@@ -155,6 +156,7 @@ class ConnectedActuated(VehicleActuated):
     def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
         """Actuated control on the loops plus the connected vehicles' predicted arrivals."""
         self.has_commit_ = False
+        check_observation(obs, self.request_.shape, self.name)
         self._learn_share(obs)
         if len(obs.v2x) == 0:
             return super().step(obs, signals)

@@ -22,9 +22,25 @@ Every tick:
      order, sooner, without cutting a green that still carries traffic;
    * refused when conflicting road users have waited too long (``others_wait_s``) or the
      budget of the class is used up; dropped after ``timeout_s`` of service without arrival;
+   * net benefit (classes with ``net_benefit``: buses, trucks, rain holds, and cyclists when
+     set up to cut): a cut, or a hold of a green the base controller would end, is granted
+     only when it pays for itself in person-seconds. Benefit: the persons it serves (the
+     request's occupancy, and for a cut also the queue on its own group) times the seconds
+     they save (the expected wait for the running conflicting greens to end by themselves,
+     half of what their max green leaves, or for a hold the conflicting stage it would
+     otherwise wait through) plus a stop. Cost: the persons queued or arriving on each
+     conflicting group (detectors; persons per vehicle by mode) times what they lose (a cut
+     green: the detour through the request's green and two intergreens; a held-back red or
+     a hold: the request's green or the hold). Refused as well while a conflicting approach
+     is near capacity (saturation gating: its queue needs nearly all the green it can still
+     get), and when the intersection has had its intervention this cycle or still owes a
+     held-back group its green. Each is weighed once, when it would first act; a grant is
+     then kept (no flapping). The parameters and their sources are in :mod:`.priority`;
+     early calls (``precall``) cost nobody and are neither weighed nor budgeted;
 
-4. after an emergency vehicle has gone, the groups it held back are owed a green
-   (COMPENSATION requests, served before normal operation resumes);
+4. after an emergency vehicle, or a weighed cut or hold of any class, has gone, the groups it
+   held back are owed a green (COMPENSATION requests, served before normal operation
+   resumes and before the next intervention);
 5. every request, grant, refusal, time-out and recovery goes to the decision log, with its
    reason and without any road-user identity.
 

@@ -158,3 +158,28 @@ def test_a_committed_hold_outlasts_a_request_to_end_and_max_green() -> None:
     assert core3.signals.state[0, 0] == GREEN and core3.t_s == 100.0
     core3.commit(Commitment(np.array([[200.0, -math.inf]]), inf, np.full((1, 2), math.nan)))
     assert 110.0 < core3.committed.min_end_s[0, 0] <= 120.0
+
+
+def test_spatem_carries_the_committed_times() -> None:
+    """SPATEM's minEndTime / likelyTime are the core's committed forecast: a green committed to
+    last until 40 s (now 1 s) has minEndTime now + 39 s; a likely time the controller gave is
+    likelyTime."""
+    from test_priority_apps import two_groups
+
+    from ivri.gateway.site import SiteTable
+    from ivri.gateway.spat import build_spatem, time_mark
+
+    net = two_groups()
+    core = SignalCore(net, 1.0)
+    core.advance(np.array([[True, False]]), np.array([[True, True]]))
+    core.commit(Commitment(np.array([[40.0, -math.inf]]), np.full((1, 2), math.inf),
+                           np.array([[math.nan, 48.0]])))
+    ttc = core.time_to_change_s()
+    now = 1_000_000.0
+    msg = build_spatem(SiteTable(net.config, None), 0, core.signals.state, ttc.min_s, ttc.max_s,
+                       net.timing.valid, now, likely_s=ttc.likely_s)
+    a, b = (s.state_time_speed[0].timing for s in msg.intersections[0].states)
+    assert a.min_end_time == time_mark(now + 39.0)
+    assert b.likely_time == time_mark(now + 47.0)
+    # B's earliest start follows A's committed end and the intergreen (5 s): 39 + 5 s from now.
+    assert ttc.min_s[0, 1] == 44.0 and b.min_end_time == time_mark(now + 44.0)

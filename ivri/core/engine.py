@@ -25,7 +25,7 @@ from ivri.core.forecast import (
     no_commitment,
     release_changed,
 )
-from ivri.core.idx import AMBER, GREEN
+from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.jit import njit
 from ivri.core.kernel import (
     ConflictSets,
@@ -308,6 +308,12 @@ class SignalCore:
         if self._has_commitment:
             c = self.committed
             np.maximum(ttc.min_s, c.min_end_s - self.t_s, out=ttc.min_s)
+            # A red group cannot start before a conflicting green committed to run on has ended
+            # and its intergreen has passed.
+            held = np.where((self.signals.state == GREEN) & np.isfinite(c.min_end_s), c.min_end_s - self.t_s, -np.inf)
+            after = np.where(self._timing.conflict, held[:, :, None] + self._timing.intergreen_s, -np.inf).max(axis=1)
+            red = self.signals.state == RED
+            ttc.min_s[red] = np.maximum(ttc.min_s[red], after[red])
             np.minimum(ttc.max_s, c.max_end_s - self.t_s, out=ttc.max_s)
             np.maximum(ttc.max_s, ttc.min_s, out=ttc.max_s)
             np.clip(c.likely_s - self.t_s, ttc.min_s, ttc.max_s, out=ttc.likely_s)

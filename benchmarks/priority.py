@@ -470,6 +470,9 @@ def main() -> None:
     parser.add_argument("--end", type=float, default=None, help="stop every run at this time [s]")
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/priority"))
     parser.add_argument("--quick", action="store_true", help="crossing:short, one seed")
+    parser.add_argument("--reuse", type=Path, action="append", default=[],
+                        help="priority.json of an earlier run: its runs of (scenario, arm, seed) not run "
+                             "again now join the tables (same SUMO version and --end)")
     args = parser.parse_args()
     if args.quick:
         args.scenarios, args.seeds, args.variants = "crossing", "42", "short"
@@ -502,9 +505,15 @@ def main() -> None:
             bar.advance(task)
             bar.console.print(f"  {Path(r['scenario']).name} {r['app']:<9} seed {r['seed']}: "
                               f"{r['vehicle_loss_hours']:.1f} veh-h ({r['wall_time_s']:.0f} s)")
+    done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
+    for path in args.reuse:
+        old = json.loads(path.read_text(encoding="utf-8"))["runs"]
+        runs += [r for r in old if (r["scenario"], r["app"], r["seed"]) not in done]
+        done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
     rows = measures(runs)
-    md = [(f"# Priority applications on and off\n\nScenarios {scenarios}, seeds {seeds}, "
-           f"SUMO {sumo_version()}, baseline {BASE!r}.\n")]
+    scen = sorted({r["scenario"] for r in runs})
+    md = [(f"# Priority applications on and off\n\nScenarios {scen}, seeds {sorted({r['seed'] for r in runs})}, "
+           f"end {args.end}, SUMO {sumo_version()}, baseline {BASE!r}.\n")]
     for t in tables(rows):
         console.print(t)
         md.append(markdown(t))

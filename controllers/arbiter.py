@@ -532,8 +532,16 @@ class PriorityArbiter(Controller):
         return self.extend_
 
     def commitment(self) -> Any:
-        """The base controller's commitment to the next changes (:mod:`ivri.core.forecast`)."""
-        return self.base.commitment()
+        """The base controller's commitment to the next changes (:mod:`ivri.core.forecast`),
+        without new holds where an emergency vehicle is being served: it keeps its absolute
+        precedence (what the core has accepted before stays kept)."""
+        c = self.base.commitment()
+        if c is None or not self.emergency_active_.any():
+            return c
+        from ivri.core.forecast import Commitment
+
+        busy = self.emergency_active_[:, None]
+        return Commitment(np.where(busy, -np.inf, c.min_end_s), c.max_end_s, c.likely_s)
 
     def gives_advice(self) -> bool:
         """True when an application gives speed advice (GLOSA): the runner then calls

@@ -12,7 +12,7 @@ three are TimeMarks: tenths of a second within the current UTC hour (wrapping at
 
 SSEM status per arbiter :class:`~ivri.controllers.arbiter.Status`: PREPARING, CLEARING,
 GRANTED -> ``granted``; NEW, PLANNED, QUEUED, WAITING -> ``processing``; REFUSED_OTHERS,
-REFUSED_BUDGET, TIMED_OUT, NO_GROUP -> ``rejected``. A verified request the arbiter has not
+REFUSED_BUDGET, REFUSED_COST, REFUSED_SATURATED, REFUSED_CYCLE, TIMED_OUT, NO_GROUP -> ``rejected``. A verified request the arbiter has not
 ranked yet (its application asks only from a horizon on) is ``requested``; a request that no
 application of the controller serves is ``rejected``.
 """
@@ -60,6 +60,8 @@ SSEM_STATUS: dict[int, str] = {
     int(Status.QUEUED): "processing", int(Status.WAITING): "processing",
     int(Status.REFUSED_OTHERS): "rejected", int(Status.REFUSED_BUDGET): "rejected",
     int(Status.TIMED_OUT): "rejected", int(Status.NO_GROUP): "rejected",
+    int(Status.REFUSED_COST): "rejected", int(Status.REFUSED_SATURATED): "rejected",
+    int(Status.REFUSED_CYCLE): "rejected",
 }
 
 

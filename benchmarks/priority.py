@@ -1,8 +1,22 @@
-"""Each priority application on and off, side by side, same scenarios and seeds (issue 4).
+"""Each priority application on and off, side by side, same scenarios and seeds.
 
-    python benchmarks/priority.py [--scenarios crossing,tjunction,corridor,grid]
-                                  [--seeds 42,43,44] [--variant peak] [--workers 2]
+    python benchmarks/priority.py [--scenarios crossing,tjunction,corridor,grid,PATH.sumocfg]
+                                  [--seeds 42,...,51] [--variants peak,offpeak] [--workers 2]
+                                  [--arms off,greenflow,...] [--end S]
                                   [--out benchmark-results/priority] [--quick]
+
+Bundled scenario names get each ``--variants`` suffix; a path to a ``.sumocfg`` (the real-world
+test set, e.g. RESCO cologne3) runs as it is. Every arm runs with the same seeds (common
+random numbers: the same demand and the same equipped road users), so each arm is compared
+with the baseline seed by seed: the tables give the mean paired difference and its 95 %
+interval (Student t over the seeds).
+
+Besides the applications it runs ``cv-actuated`` (connected-vehicle actuated control) at
+equipped shares of 0, 10, 25, 50 and 100 % of the motor vehicles (arms ``cv0`` ... ``cv100``)
+and GLOSA on ``actuated`` and on ``cv-actuated`` (whose committed forecast it advises on),
+with stops and fuel of the equipped and the other cars. Person-delay counts persons, not
+vehicles: each mode's time loss times its persons per vehicle
+(:data:`ivri.controllers.priority.PERSONS`).
 
 For every scenario and seed it runs the vehicle-actuated controller without applications
 (the baseline, with V2X emulation on so that the same road users are measured), and then
@@ -35,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -48,6 +63,10 @@ from ivri.runner import RunSpec, run_controller
 from ivri.sumo.connection import sumo_version
 
 BASE = "actuated"
+#: Share of motor vehicles equipped in the cv-actuated arms (percent).
+CV_SHARES = (0, 10, 25, 50, 100)
+#: Share of cars equipped in the GLOSA arms (the runner's default for GLOSA).
+GLOSA_SHARE = 0.2
 APPS = {
     "greenflow": "actuated+greenflow",
     "schwung": "actuated+schwung",
@@ -56,7 +75,49 @@ APPS = {
     "bus": "actuated+bus",
     "truck": "actuated+truck",
     "all": "actuated+greenflow+schwung+crosswalk+bus+truck+rain",
+    **{f"cv{p}": "cv-actuated" for p in CV_SHARES},
+    "glosa": "actuated+glosa",
+    "cvglosa": "cv-actuated+glosa",
 }
+
+
+def arm_shares(name: str) -> dict[str, float] | None:
+    """The V2X shares of an arm: cv arms equip that share of every motor kind; GLOSA arms a
+    share of the cars (the baseline uses the same car share, so that the same cars are
+    "equipped" in both and their stops and fuel can be compared)."""
+    if name.startswith("cv") and name[2:].isdigit():
+        p = int(name[2:]) / 100.0
+        return {"car": p, "bus": p, "truck": p, "emergency": p}
+    if name == "cvglosa":
+        return {"car": 0.25}
+    return {"car": GLOSA_SHARE}
+
+
+def equipped_car_split(tripinfo: Path, vtype_modes: dict[str, str], share: float, seed: int
+                       ) -> dict[str, dict[str, float | None]]:
+    """Mean stops and fuel [L] per arrived car trip, equipped (as the V2X emulation picks them)
+    and other. Fuel: SUMO writes mg; cars are petrol in the bundled scenarios (742 g/L)."""
+    from ivri.metrics.fuel import FUEL_DENSITY_G_PER_L, FUEL_PETROL
+    from ivri.sumo.v2x import equipped_mask
+
+    ids, stops, fuel = [], [], []
+    for _, el in ET.iterparse(str(tripinfo), events=("end",)):
+        if el.tag == "tripinfo":
+            if vtype_modes.get(el.get("vType", "")) == "car" and float(el.get("arrival", "-1")) >= 0.0:
+                em = el.find("emissions")
+                ids.append(el.get("id", ""))
+                stops.append(float(el.get("waitingCount", "0")))
+                fuel.append(float(em.get("fuel_abs", "0")) if em is not None else 0.0)
+            el.clear()
+    eq = equipped_mask(ids, share, seed, "car")
+    density = FUEL_DENSITY_G_PER_L[FUEL_PETROL]
+    out: dict[str, dict[str, float | None]] = {}
+    for key, m in (("equipped", eq), ("others", ~eq)):
+        idx = [i for i in range(len(ids)) if m[i]]
+        out[key] = {"trips": float(len(idx)),
+                    "stops": statistics.fmean(stops[i] for i in idx) if idx else None,
+                    "fuel_l": statistics.fmean(fuel[i] for i in idx) / 1000.0 / density if idx else None}
+    return out
 #: The shower of the rain runs, as fractions of the run: dry, rain, dry.
 RAIN_FROM, RAIN_TO, RAIN_MM_H = 1 / 3, 2 / 3, 3.0
 
@@ -96,12 +157,14 @@ def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end
     _, cfg_path = resolve_scenario(scenario)
     cfg = read_sumocfg(cfg_path)
     begin, end = cfg.begin_s, end_s if end_s is not None else cfg.end_s
-    run_dir = out / scenario.replace(":", "_") / str(seed) / name
+    label = Path(scenario).stem if scenario.endswith(".sumocfg") else scenario.replace(":", "_")
+    run_dir = out / label / str(seed) / name
     run_dir.mkdir(parents=True, exist_ok=True)
     t0, t1 = write_rain_csv(run_dir / "rain.csv", begin, end)
+    shares = arm_shares(name)
     rec = run_controller(RunSpec(
         scenario=scenario, controller=controller, seed=seed, out_dir=run_dir, v2x=True, end_s=end_s,
-        rain=run_dir / "rain.csv" if "rain" in controller.split("+") else None,
+        rain=run_dir / "rain.csv" if "rain" in controller.split("+") else None, v2x_shares=shares,
     ))
     tripinfo = run_dir / controller.replace("+", "_") / "tripinfo.xml"
     # Dry: the first part of the run, before rain mode could switch on; rain: the shower.
@@ -121,9 +184,50 @@ def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end
                       "time_loss_s": v["time_loss_s"]} for k, v in m.items()},
         "windows": window_delays(tripinfo, rec["vtype_modes"], windows),
         "decisions": rec.get("decisions", {}),
+        "person_delay_h": person_delay_h(m),
+        "cars": equipped_car_split(tripinfo, rec["vtype_modes"], shares.get("car", 0.0), seed),
         "wall_time_s": rec["wall_time_s"],
         "sumo_version": rec["sumo_version"],
     }
+
+
+def person_delay_h(by_mode: dict[str, dict[str, Any]]) -> float:
+    """Person-hours of delay: each mode's time loss times its persons per vehicle."""
+    from ivri.controllers.priority import PERSONS
+
+    persons = {"car": PERSONS["car"], "bus": PERSONS["bus"], "truck": PERSONS["truck"],
+               "bicycle": PERSONS["bicycle"], "pedestrian": PERSONS["pedestrian"], "emergency": 2.0}
+    return sum(v["time_loss_s"] * persons.get(k, 1.0) for k, v in by_mode.items()) / 3600.0
+
+
+def paired(runs: list[dict[str, Any]], base: str, arm: str, get: Callable[[dict[str, Any]], float | None],
+           relative: bool = True) -> dict[str, float | None]:
+    """Mean paired difference arm - base over the seeds both have, in percent of the base mean
+    (``relative``) or absolute, with its 95 % interval (Student t); None where undefined."""
+    from scipy import stats
+
+    b = {r["seed"]: get(r) for r in runs if r["app"] == base}
+    a = {r["seed"]: get(r) for r in runs if r["app"] == arm}
+    seeds = [k for k in b if k in a and a[k] is not None and b[k] is not None]
+    if not seeds:
+        return {"n": 0, "mean": None, "lo": None, "hi": None}
+    d = [a[k] - b[k] for k in seeds]
+    scale = 100.0 / statistics.fmean(b[k] for k in seeds) if relative else 1.0
+    if relative and not math.isfinite(scale):
+        return {"n": len(seeds), "mean": None, "lo": None, "hi": None}
+    m = statistics.fmean(d) * scale
+    if len(d) < 2:
+        return {"n": 1, "mean": m, "lo": None, "hi": None}
+    half = float(stats.t.ppf(0.975, len(d) - 1)) * statistics.stdev(d) / math.sqrt(len(d)) * abs(scale)
+    return {"n": len(d), "mean": m, "lo": m - half, "hi": m + half}
+
+
+def ci(x: dict[str, float | None], unit: str = " %") -> str:
+    if x["mean"] is None:
+        return "-"
+    if x["lo"] is None:
+        return f"{x['mean']:+.1f}{unit} (n=1)"
+    return f"{x['mean']:+.1f}{unit} [{x['lo']:+.1f}, {x['hi']:+.1f}]"
 
 
 def pct(new: float | None, old: float | None) -> float | None:
@@ -220,6 +324,19 @@ def measures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                       "veh_loss_h_on": mean(al, lambda r: r["vehicle_loss_hours"]),
                       "emergency_lost_s_on": mean(al, lambda r: r["emergency_time_lost_s"] / max(r["emergency_trips"], 1)),
                       "slow_app_caught_on": sum(r["v2x"]["slow_caught_with_app"] for r in al)}
+        mine = [r for r in runs if r["scenario"] == scenario]
+        row["paired"] = {
+            arm: {"veh_loss": paired(mine, "off", arm, lambda r: r["vehicle_loss_hours"]),
+                  "person_delay": paired(mine, "off", arm, lambda r: r["person_delay_h"]),
+                  "fuel": paired(mine, "off", arm, lambda r: r["fuel_litres"])}
+            for arm in APPS if by[arm]
+        }
+        row["glosa"] = {
+            arm: {f"{who}_{what}": paired(mine, "off" if arm == "glosa" else "cv25", arm,
+                                          lambda r, who=who, what=what: r["cars"][who][what])
+                  for who in ("equipped", "others") for what in ("stops", "fuel_l")}
+            for arm in ("glosa", "cvglosa") if by[arm]
+        }
         out.append(row)
     return out
 
@@ -280,7 +397,21 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
                    f"{fmt(k['stops_off'], '.2f')}/{fmt(k['stops_on'], '.2f')}",
                    f"{fmt(k['veh_loss_h_off'], '.2f')}/{fmt(k['veh_loss_h_on'], '.2f')}",
                    f"{fmt(a['veh_loss_h_off'], '.2f')}/{fmt(a['veh_loss_h_on'], '.2f')}")
-    return [t1, t2, t3, t4, t5]
+    t6 = Table(title="Every arm against plain actuated: paired difference over the seeds, mean [95 % interval]")
+    for c in ("scenario", "arm", "controller", "vehicle-loss h", "person-delay h", "fuel L"):
+        t6.add_column(c, justify="left" if c in ("scenario", "arm", "controller") else "right")
+    for r in rows:
+        for arm, d in r["paired"].items():
+            t6.add_row(r["scenario"], arm, APPS[arm], ci(d["veh_loss"]), ci(d["person_delay"]), ci(d["fuel"]))
+    t7 = Table(title="GLOSA: cars' stops and fuel per trip, equipped and others (glosa vs actuated; "
+                     "cvglosa vs cv-actuated at 25 %), paired difference [95 % interval]")
+    for c in ("scenario", "arm", "equipped stops", "equipped fuel", "other stops", "other fuel"):
+        t7.add_column(c, justify="left" if c in ("scenario", "arm") else "right")
+    for r in rows:
+        for arm, d in r["glosa"].items():
+            t7.add_row(r["scenario"], arm, ci(d["equipped_stops"]), ci(d["equipped_fuel_l"]),
+                       ci(d["others_stops"]), ci(d["others_fuel_l"]))
+    return [t1, t2, t3, t4, t5, t6, t7]
 
 
 def markdown(table: Table) -> str:
@@ -333,18 +464,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="crossing,tjunction,corridor,grid")
     parser.add_argument("--seeds", default="42,43,44")
-    parser.add_argument("--variant", default="peak")
+    parser.add_argument("--variants", default="peak", help="bundled variants, e.g. peak,offpeak")
+    parser.add_argument("--arms", default=",".join(["off", *APPS]), help="arms to run (off: the baseline)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--end", type=float, default=None, help="stop every run at this time [s]")
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/priority"))
     parser.add_argument("--quick", action="store_true", help="crossing:short, one seed")
+    parser.add_argument("--reuse", type=Path, action="append", default=[],
+                        help="priority.json of an earlier run: its runs of (scenario, arm, seed) not run "
+                             "again now join the tables (same SUMO version and --end)")
     args = parser.parse_args()
     if args.quick:
-        args.scenarios, args.seeds, args.variant = "crossing", "42", "short"
+        args.scenarios, args.seeds, args.variants = "crossing", "42", "short"
     seeds = [int(s) for s in args.seeds.split(",")]
-    scenarios = [f"{s}:{args.variant}" for s in args.scenarios.split(",")]
-    jobs = [(sc, name, ctl, seed) for sc in scenarios for seed in seeds
-            for name, ctl in [("off", BASE), *APPS.items()]]
+    scenarios = [s if s.endswith(".sumocfg") or ":" in s else f"{s}:{v}"
+                 for s in args.scenarios.split(",") for v in args.variants.split(",")]
+    scenarios = list(dict.fromkeys(scenarios))
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = set(arms) - {"off", *APPS}
+    if unknown:
+        parser.error(f"unknown arm(s) {sorted(unknown)}; valid: off, {', '.join(APPS)}")
+    everything = {"off": BASE, **APPS}
+    jobs = [(sc, name, everything[name], seed) for sc in scenarios for seed in seeds for name in arms]
     out = args.out.resolve()
     console = Console(width=180)
 
@@ -362,11 +503,17 @@ def main() -> None:
             r = fut.result()
             runs.append(r)
             bar.advance(task)
-            bar.console.print(f"  {r['scenario']} {r['app']:<9} seed {r['seed']}: "
+            bar.console.print(f"  {Path(r['scenario']).name} {r['app']:<9} seed {r['seed']}: "
                               f"{r['vehicle_loss_hours']:.1f} veh-h ({r['wall_time_s']:.0f} s)")
+    done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
+    for path in args.reuse:
+        old = json.loads(path.read_text(encoding="utf-8"))["runs"]
+        runs += [r for r in old if (r["scenario"], r["app"], r["seed"]) not in done]
+        done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
     rows = measures(runs)
-    md = [(f"# Priority applications on and off\n\nScenarios {scenarios}, seeds {seeds}, "
-           f"SUMO {sumo_version()}, baseline {BASE!r}.\n")]
+    scen = sorted({r["scenario"] for r in runs})
+    md = [(f"# Priority applications on and off\n\nScenarios {scen}, seeds {sorted({r['seed'] for r in runs})}, "
+           f"end {args.end}, SUMO {sumo_version()}, baseline {BASE!r}.\n")]
     for t in tables(rows):
         console.print(t)
         md.append(markdown(t))

@@ -37,6 +37,7 @@ from .arbiter import PriorityArbiter
 from .base import Controller, Observation
 from .conditional import BusPriority, TruckPriority
 from .crosswalk import Crosswalk
+from .cv_actuated import ConnectedActuated
 from .fixed_time import FixedTime
 from .glosa import Glosa, SpeedAdvice
 from .greenflow import GreenFlow
@@ -52,6 +53,7 @@ __all__ = [
     "SUMO_NATIVE",
     "SUMO_REFERENCES",
     "BusPriority",
+    "ConnectedActuated",
     "Controller",
     "Crosswalk",
     "FixedTime",
@@ -103,6 +105,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         FixedTime,
         VehicleActuated,
         MaxPressure,
+        ConnectedActuated,
     )
 }
 

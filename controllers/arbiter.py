@@ -22,9 +22,25 @@ Every tick:
      order, sooner, without cutting a green that still carries traffic;
    * refused when conflicting road users have waited too long (``others_wait_s``) or the
      budget of the class is used up; dropped after ``timeout_s`` of service without arrival;
+   * net benefit (classes with ``net_benefit``: buses, trucks, rain holds, and cyclists when
+     set up to cut): a cut, or a hold of a green the base controller would end, is granted
+     only when it pays for itself in person-seconds. Benefit: the persons it serves (the
+     request's occupancy, and for a cut also the queue on its own group) times the seconds
+     they save (the expected wait for the running conflicting greens to end by themselves,
+     half of what their max green leaves, or for a hold the conflicting stage it would
+     otherwise wait through) plus a stop. Cost: the persons queued or arriving on each
+     conflicting group (detectors; persons per vehicle by mode) times what they lose (a cut
+     green: the detour through the request's green and two intergreens; a held-back red or
+     a hold: the request's green or the hold). Refused as well while a conflicting approach
+     is near capacity (saturation gating: its queue needs nearly all the green it can still
+     get), and when the intersection has had its intervention this cycle or still owes a
+     held-back group its green. Each is weighed once, when it would first act; a grant is
+     then kept (no flapping). The parameters and their sources are in :mod:`.priority`;
+     early calls (``precall``) cost nobody and are neither weighed nor budgeted;
 
-4. after an emergency vehicle has gone, the groups it held back are owed a green
-   (COMPENSATION requests, served before normal operation resumes);
+4. after an emergency vehicle, or a weighed cut or hold of any class, has gone, the groups it
+   held back are owed a green (COMPENSATION requests, served before normal operation
+   resumes and before the next intervention);
 5. every request, grant, refusal, time-out and recovery goes to the decision log, with its
    reason and without any road-user identity.
 
@@ -42,7 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork, Timing
-from ivri.core.idx import AMBER, GREEN, RED
+from ivri.core.idx import AMBER, GREEN, MODE_BICYCLE, MODE_BUS, MODE_PEDESTRIAN, MODE_TRAM, RED
 from ivri.core.jit import njit
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
@@ -50,8 +66,11 @@ from ivri.errors import ConfigError
 from ._common import EPS_S, TickClock, contiguous_timing
 from .base import NO_DETECTION_S, Controller, Observation
 from .priority import (
+    DEFAULT_NET_BENEFIT,
     DEFAULT_RULES,
+    PERSONS,
     ClassRules,
+    NetBenefitParams,
     PriorityApplication,
     PriorityClass,
     PriorityRequests,
@@ -77,6 +96,9 @@ class Status(IntEnum):
     REFUSED_BUDGET = 9     # the class's budget of grants is used up
     TIMED_OUT = 10         # served too long without arriving
     CALLED = 11            # an early call for its group was placed in the base controller
+    REFUSED_COST = 12      # it would cost the conflicting streams more person-seconds than it saves
+    REFUSED_SATURATED = 13  # a conflicting approach is near capacity: no green is cut for it
+    REFUSED_CYCLE = 14     # this cycle has had its intervention, or a held-back group is still owed
 
 
 ACTING = (Status.PREPARING, Status.CLEARING, Status.GRANTED, Status.CALLED)
@@ -92,7 +114,13 @@ REASONS: dict[Status, str] = {
     Status.REFUSED_BUDGET: "the budget of grants per hour is used up",
     Status.TIMED_OUT: "served too long without arriving",
     Status.NO_GROUP: "its movement is not known yet",
+    Status.REFUSED_COST: "it costs the conflicting streams more person-seconds than it saves",
+    Status.REFUSED_SATURATED: "a conflicting approach is near capacity",
+    Status.REFUSED_CYCLE: "one intervention per cycle: this one has had it, or a group is still owed",
 }
+
+#: Refusals that the decision log records with the person-seconds of both sides.
+_WEIGHED = (Status.REFUSED_COST, Status.REFUSED_SATURATED, Status.REFUSED_CYCLE)
 
 
 @njit
@@ -103,6 +131,75 @@ def _conflicting_demand_waited(timing: Timing, sig: SignalState, demand: np.ndar
                 and sig.state[i, k] != GREEN and sig.wait_s[i, k] >= limit_s):
             return True
     return False
+
+
+@njit
+def _near_capacity(timing: Timing, sig: SignalState, queue_veh: np.ndarray, lanes: np.ndarray,
+                   nb: np.ndarray, i: int, g: int) -> bool:
+    """Whether a group conflicting with ``g`` has a queue that needs nearly all the green it can
+    still get (saturation gating). ``nb`` = (sat_headway_s, stop_penalty_s, saturation)."""
+    for k in range(sig.state.shape[1]):
+        if not (timing.conflict[i, g, k] and timing.valid[i, k]) or queue_veh[i, k] <= 0.0:
+            continue
+        need_s = queue_veh[i, k] / max(lanes[i, k], 1.0) * nb[0]
+        if sig.state[i, k] == GREEN:
+            left_s = max(timing.max_green_s[i, k] - sig.elapsed_s[i, k], 0.0)
+        else:
+            left_s = timing.max_green_s[i, k]
+        if need_s >= nb[2] * left_s:
+            return True
+    return False
+
+
+@njit
+def _person_seconds(timing: Timing, sig: SignalState, queue_veh: np.ndarray, approach_veh: np.ndarray,
+                    demand: np.ndarray, persons: np.ndarray, lanes: np.ndarray, nb: np.ndarray,
+                    i: int, g: int, own_persons: float, eta_s: float, hold: bool, lead_s: float,
+                    margin_s: float) -> tuple[float, float]:
+    """Expected (benefit, cost) in person-seconds of serving a request for ``g`` (see the
+    module docstring): a hold of a green ``g`` that the base controller would end, or a cut
+    of the conflicting greens (and a hold-back of the conflicting reds) for a red ``g``."""
+    n_g = sig.state.shape[1]
+    benefit = 0.0
+    cost = 0.0
+    if hold:
+        # Without the hold it misses the green and waits for the conflicting stage: the
+        # intergreen out, that stage's green (its queue leaving, at least its min green), the
+        # intergreen back, and a stop.
+        red_s = 0.0
+        for k in range(n_g):
+            if not (timing.conflict[i, g, k] and timing.valid[i, k]):
+                continue
+            busy = demand[i, k] or queue_veh[i, k] > 0.0
+            if not busy:
+                continue
+            stage_s = max(timing.min_green_s[i, k], queue_veh[i, k] / max(lanes[i, k], 1.0) * nb[0])
+            red_s = max(red_s, timing.intergreen_s[i, g, k] + stage_s + timing.intergreen_s[i, k, g])
+            # Who waits on k waits as long as the hold lasts.
+            cost += persons[i, k] * max(queue_veh[i, k], approach_veh[i, k], 1.0) * (max(eta_s, 0.0) + margin_s)
+        benefit = own_persons * (red_s + nb[1]) if red_s > 0.0 else 0.0
+        return benefit, cost
+    # A red g served early. Without priority it waits until the running conflicting greens end
+    # by themselves (expected: half of what max green leaves them) and their intergreens.
+    wait_s = lead_s
+    for k in range(n_g):
+        if not (timing.conflict[i, g, k] and timing.valid[i, k]):
+            continue
+        ig_kg = timing.intergreen_s[i, k, g]
+        ig_gk = timing.intergreen_s[i, g, k]
+        users = max(queue_veh[i, k], approach_veh[i, k])
+        if sig.state[i, k] == GREEN:
+            wait_s = max(wait_s, 0.5 * max(timing.max_green_s[i, k] - sig.elapsed_s[i, k], 0.0) + ig_kg)
+            # Cut: its remaining users wait for g's green and two extra intergreens.
+            cost += persons[i, k] * users * (ig_kg + timing.min_green_s[i, g] + ig_gk)
+        elif demand[i, k] or queue_veh[i, k] > 0.0:
+            # Held back: they wait for g's green first.
+            cost += persons[i, k] * max(users, 1.0) * (timing.min_green_s[i, g] + ig_gk)
+    saved_s = max(wait_s - max(lead_s, eta_s), 0.0)
+    if saved_s > 0.0:
+        saved_s += nb[1]  # and it need not stop
+    benefit = (own_persons + persons[i, g] * queue_veh[i, g]) * saved_s
+    return benefit, cost
 
 
 @njit
@@ -130,6 +227,14 @@ def arbitrate_kernel(
     out_gapout: np.ndarray,
     status: np.ndarray,
     held_back: np.ndarray,
+    approach_veh: np.ndarray,
+    persons: np.ndarray,
+    lanes: np.ndarray,
+    nb: np.ndarray,
+    cycle_open: np.ndarray,
+    r_benefit: np.ndarray,
+    r_cost: np.ndarray,
+    intervened: np.ndarray,
 ) -> None:
     """Serve the requests of every intersection in rank order (see the module docstring).
 
@@ -140,7 +245,14 @@ def arbitrate_kernel(
     and ``out_extend`` (bool ``[I, G]``), ``out_precall`` (early calls for the base
     controller's next tick), ``out_gapout`` (conflicting greens the base controller sees as
     gapped out next tick), ``status`` per row, and marks in ``held_back``
-    the groups with demand that an emergency request keeps from green.
+    the groups with demand that a request keeps from green.
+
+    Net benefit (classes with ``net_benefit``): a cut or a hold that costs others is weighed
+    once, when it would first act (``r_charged`` False): ``persons`` (float ``[I, G]``,
+    persons per road user of each group), ``lanes`` (float ``[I, G]``), ``nb`` =
+    (sat_headway_s, stop_penalty_s, saturation) and ``cycle_open`` (bool ``[I]``: no
+    intervention yet this cycle, nobody owed) decide; ``r_benefit`` / ``r_cost`` get the
+    person-seconds, ``intervened`` (bool ``[I]``) marks intersections where one was granted.
     """
     out_request[:, :] = base_request
     out_extend[:, :] = False
@@ -216,12 +328,39 @@ def arbitrate_kernel(
             status[r] = Status.PLANNED
             continue
 
-        if not r_charged[r]:
+        # A hold costs others only where the base controller would end the green; a cut
+        # (CLEARING, PREPARING) always does. An early call costs nobody anything: it is
+        # neither weighed nor charged to the budget.
+        costly = act == Status.CLEARING or act == Status.PREPARING or (
+            act == Status.GRANTED and not base_request[i, g])
+        if act != Status.CALLED and rules.net_benefit[c] and not r_charged[r]:
+            if not costly:
+                status[r] = Status.PLANNED  # the base controller keeps this green anyway
+                taken[i, g] = True
+                out_request[i, g] = True
+                continue
+            benefit, cost = _person_seconds(
+                timing, sig, queue_veh, approach_veh, demand, persons, lanes, nb, i, g,
+                rules.persons[c], r_eta[r], act == Status.GRANTED, lead, rules.margin_s[c])
+            r_benefit[r] = benefit
+            r_cost[r] = cost
+            if act != Status.GRANTED and _near_capacity(timing, sig, queue_veh, lanes, nb, i, g):
+                status[r] = Status.REFUSED_SATURATED
+                continue
+            if not cycle_open[i] or intervened[i]:
+                status[r] = Status.REFUSED_CYCLE
+                continue
+            if benefit <= cost:
+                status[r] = Status.REFUSED_COST
+                continue
+        if act != Status.CALLED and not r_charged[r]:
             if budget[i, c] < 1.0 - 1e-9:
                 status[r] = Status.REFUSED_BUDGET
                 continue
             budget[i, c] -= 1.0
             r_charged[r] = True
+            if rules.net_benefit[c]:
+                intervened[i] = True
         status[r] = act
         if act == Status.CALLED:
             out_precall[i, g] = True  # no reservation: the base controller decides when
@@ -237,7 +376,7 @@ def arbitrate_kernel(
         for k in range(n_g):
             if not (timing.conflict[i, g, k] and timing.valid[i, k]):
                 continue
-            if c == PriorityClass.EMERGENCY and demand[i, k]:
+            if demand[i, k] and (c == PriorityClass.EMERGENCY or (rules.net_benefit[c] and r_charged[r])):
                 held_back[i, k] = True
             if act == Status.CLEARING:
                 # The core adds dt_s before it compares (see TickClock): look one tick ahead.
@@ -279,8 +418,11 @@ class PriorityArbiter(Controller):
         Overrides of the class rules, ``{"emergency": {"margin_s": 5.0}, ...}``
         (:class:`~.priority.ClassRules` fields by class name).
     ``compensation_green_s`` (default 8 s)
-        After an emergency vehicle has passed, each group it held back is owed a green of
-        at least this long, served before lower-ranked requests and the base controller.
+        After an emergency vehicle, a bus, a truck or rain mode has cut or held a green, each
+        group it held back is owed a green of at least this long, served before lower-ranked
+        requests and the base controller (and before the next intervention).
+    ``net_benefit``
+        Overrides of :class:`~.priority.NetBenefitParams` fields, ``{"stop_penalty_s": 5}``.
 
     Attributes after :meth:`reset`: ``request_`` and ``extend_`` (what the core gets),
     ``status_`` (per request row of the last tick), ``owed_`` (bool ``[I, G]``).
@@ -296,11 +438,13 @@ class PriorityArbiter(Controller):
         applications: Sequence[PriorityApplication] = (),
         rules: dict[str, dict[str, Any]] | None = None,
         compensation_green_s: float = 8.0,
+        net_benefit: dict[str, Any] | None = None,
     ) -> None:
         self.base = base
         self.applications = applications
         self.rules = rules
         self.compensation_green_s = compensation_green_s
+        self.net_benefit = net_benefit
         self.decision_log: Any = None
 
     def attach_log(self, log: Any) -> None:
@@ -333,6 +477,7 @@ class PriorityArbiter(Controller):
             app.reset(net)
         self.timing_ = contiguous_timing(net)
         self.rules_ = self._rules()
+        self._reset_net_benefit(net)
         n_i = net.n_intersections
         # Token buckets per intersection and class; an unlimited class never runs dry.
         unlimited = ~np.isfinite(self.rules_.budget_per_h)
@@ -354,9 +499,49 @@ class PriorityArbiter(Controller):
         self.tracked_ = _Tracked()
         self.clock_ = TickClock()
 
+    def _reset_net_benefit(self, net: CompiledNetwork) -> None:
+        try:
+            nb = NetBenefitParams(**{**DEFAULT_NET_BENEFIT.__dict__, **dict(self.net_benefit or {})})
+        except TypeError as exc:
+            raise ConfigError(f"arbiter net_benefit: {exc}") from None
+        self.nb_params_ = nb
+        self.nb_ = np.array([nb.sat_headway_s, nb.stop_penalty_s, nb.saturation], dtype=np.float64)
+        # Persons per road user of each group, by its mode (buses and trams: a vehicle's load).
+        mode = net.mode
+        self.persons_ = np.select(
+            [mode == MODE_BICYCLE, mode == MODE_PEDESTRIAN, (mode == MODE_BUS) | (mode == MODE_TRAM)],
+            [PERSONS["bicycle"], PERSONS["pedestrian"], PERSONS["bus"]], PERSONS["car"]).astype(np.float64)
+        self.lanes_ = net.full(1.0)
+        for i, x in enumerate(net.config.intersections):  # once per run
+            for g, sg in enumerate(x.signal_groups):
+                self.lanes_[i, g] = max(len(sg.lanes), 1)
+        t = net.timing
+        if nb.min_cycle_s is not None:
+            self.cycle_s_ = np.full(net.n_intersections, float(nb.min_cycle_s))
+        else:
+            # The shortest cycle: per stage its longest minimum green and longest intergreen out.
+            in_stage = net.stages & t.valid[:, None, :]                          # [I, S, G]
+            min_g = np.where(in_stage, t.min_green_s[:, None, :], 0.0).max(axis=2)
+            ig_out = np.where(in_stage, t.intergreen_s.max(axis=2)[:, None, :], 0.0).max(axis=2)
+            self.cycle_s_ = (min_g + ig_out).sum(axis=1)
+        self.last_intervention_s_ = np.full(net.n_intersections, -np.inf)
+        self.intervened_ = np.zeros(net.n_intersections, dtype=np.bool_)
+
     def extend_green(self) -> np.ndarray:
         """Groups whose green the core may hold past max green this tick (priority holds)."""
         return self.extend_
+
+    def commitment(self) -> Any:
+        """The base controller's commitment to the next changes (:mod:`ivri.core.forecast`),
+        without new holds where an emergency vehicle is being served: it keeps its absolute
+        precedence (what the core has accepted before stays kept)."""
+        c = self.base.commitment()
+        if c is None or not self.emergency_active_.any():
+            return c
+        from ivri.core.forecast import Commitment
+
+        busy = self.emergency_active_[:, None]
+        return Commitment(np.where(busy, -np.inf, c.min_end_s), c.max_end_s, c.likely_s)
 
     def gives_advice(self) -> bool:
         """True when an application gives speed advice (GLOSA): the runner then calls
@@ -405,20 +590,27 @@ class PriorityArbiter(Controller):
         order = np.lexsort((req.eta_s, -req.cls.astype(np.int64), req.intersection)).astype(np.int64)
         status = np.zeros(len(req), dtype=np.int8)
         self.held_back_[:] = False
+        cycle_open = ((obs.t_s - self.last_intervention_s_ >= self.cycle_s_)
+                      & ~self.owed_.any(axis=1) & ~self.held_total_.any(axis=1))
+        benefit = np.zeros(len(req))
+        cost = np.zeros(len(req))
+        self.intervened_[:] = False
         arbitrate_kernel(
             self.timing_, signals, obs.t_s, dt_s, obs.demand, obs.gap_s, obs.queue_veh, base_request,
             req.intersection, req.group, req.cls, req.eta_s, sticky, charged, order,
             self.rules_, self.budget_, self.request_, self.extend_, self.precall_, self.gapout_,
-            status, self.held_back_,
+            status, self.held_back_, obs.approach_veh, self.persons_, self.lanes_, self.nb_,
+            cycle_open, benefit, cost, self.intervened_,
         )
+        self.last_intervention_s_[self.intervened_] = obs.t_s
         # Time-outs: served longer than the class allows.
         acting = np.isin(status, ACTING)
         since = np.where(acting & np.isnan(since), obs.t_s, since)
         since = np.where(acting, since, np.nan)
         out_of_time = acting & (obs.t_s - since >= self.rules_.timeout_s[req.cls])
         status[out_of_time] = Status.TIMED_OUT
-        self._recover(req, status)
-        self._log(obs.t_s, req, status, prev_status, known, granted)
+        self._recover(req, status, charged)
+        self._log(obs.t_s, req, status, prev_status, known, granted, benefit, cost)
         self._remember(req, status, charged, since, granted | acting)
         self.status_ = status
         return self.request_
@@ -467,9 +659,11 @@ class PriorityArbiter(Controller):
         tr.group = req.group[order]
         tr.cls = req.cls[order]
 
-    def _recover(self, req: PriorityRequests, status: np.ndarray) -> None:
-        """Groups held back by an emergency vehicle are owed a green once it has gone."""
-        emergency = (req.cls == PriorityClass.EMERGENCY) & np.isin(status, ACTING)
+    def _recover(self, req: PriorityRequests, status: np.ndarray, charged: np.ndarray) -> None:
+        """Groups held back by an emergency vehicle, or by a bus, truck or rain hold that was
+        weighed and granted, are owed a green once it has gone."""
+        holding = (req.cls == PriorityClass.EMERGENCY) | (self.rules_.net_benefit[req.cls] & charged)
+        emergency = holding & np.isin(status, ACTING)
         active = np.zeros(len(self.emergency_active_), dtype=np.bool_)
         active[req.intersection[emergency]] = True
         self.held_total_ |= self.held_back_
@@ -482,19 +676,20 @@ class PriorityArbiter(Controller):
                 for i, g in zip(*np.nonzero(new_debt), strict=True):
                     ii = int(np.nonzero(ended)[0][i])
                     self._emit(self._t_s, ii, int(g), int(PriorityClass.COMPENSATION), "recovery",
-                               "held back by an emergency vehicle: served first now", None)
+                               "held back by a priority request: served first now", None)
         self.emergency_active_[:] = active
 
     def _log(self, t_s: float, req: PriorityRequests, status: np.ndarray, prev: np.ndarray,
-             known: np.ndarray, granted: np.ndarray) -> None:
+             known: np.ndarray, granted: np.ndarray, benefit: np.ndarray, cost: np.ndarray) -> None:
         if self.decision_log is None:
             return
         new = ~known & (req.cls != PriorityClass.COMPENSATION)
         changed = known & (status != prev)
         first_grant = np.isin(status, ACTING) & ~granted
         refused = changed & np.isin(status, (Status.REFUSED_OTHERS, Status.REFUSED_BUDGET, Status.TIMED_OUT,
-                                             Status.QUEUED))
-        refused |= new & np.isin(status, (Status.REFUSED_OTHERS, Status.REFUSED_BUDGET, Status.QUEUED))
+                                             Status.QUEUED, *_WEIGHED))
+        refused |= new & np.isin(status, (Status.REFUSED_OTHERS, Status.REFUSED_BUDGET, Status.QUEUED, *_WEIGHED))
+        weighed = (benefit > 0.0) | (cost > 0.0)
         for r in np.nonzero(new | first_grant | refused)[0]:
             i, g, c, s = int(req.intersection[r]), int(req.group[r]), int(req.cls[r]), int(status[r])
             eta = float(req.eta_s[r])
@@ -504,12 +699,18 @@ class PriorityArbiter(Controller):
             if first_grant[r]:
                 reason = ("served first after an emergency vehicle held it back"
                           if c == PriorityClass.COMPENSATION else REASONS[Status(s)])
-                self._emit(t_s, i, g, c, "grant", reason, eta)
+                self._emit(t_s, i, g, c, "grant", reason, eta, *self._weights(weighed[r], benefit[r], cost[r]))
             elif refused[r]:
                 event = {Status.TIMED_OUT: "time-out", Status.QUEUED: "deferred"}.get(Status(s), "refusal")
-                self._emit(t_s, i, g, c, event, REASONS[Status(s)], eta)
+                self._emit(t_s, i, g, c, event, REASONS[Status(s)], eta,
+                           *self._weights(weighed[r], benefit[r], cost[r]))
 
-    def _emit(self, t_s: float, i: int, g: int, c: int, event: str, reason: str, eta_s: float | None) -> None:
+    @staticmethod
+    def _weights(weighed: bool, benefit: float, cost: float) -> tuple[float | None, float | None]:
+        return (round(float(benefit), 1), round(float(cost), 1)) if weighed else (None, None)
+
+    def _emit(self, t_s: float, i: int, g: int, c: int, event: str, reason: str, eta_s: float | None,
+              benefit_ps: float | None = None, cost_ps: float | None = None) -> None:
         net = self.net_
         group_ids = net.group_ids[i]
         self.decision_log.record(
@@ -520,6 +721,8 @@ class PriorityArbiter(Controller):
             event=event,
             reason=reason,
             eta_s=None if eta_s is None else round(eta_s, 1),
+            benefit_ps=benefit_ps,
+            cost_ps=cost_ps,
         )
 
     def get_params(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork
+from ivri.core.forecast import Commitment
 from ivri.core.state import SignalState
 
 from .v2x import V2XObservation
@@ -110,5 +111,14 @@ class Controller(Parameters, ABC):
 
         None (the default) for controllers without priority holds; the arbiter returns the
         groups it holds for a priority request. Pass it to ``SignalCore.advance(..., extend=)``.
+        """
+        return None
+
+    def commitment(self) -> Commitment | None:
+        """What this controller commits to about the next change of each group, or None.
+
+        A :class:`~ivri.core.forecast.Commitment` of absolute times (earliest and latest next
+        change, a likely time). Pass it to ``SignalCore.commit`` before ``advance``: the core
+        keeps what it accepts, so SPaT and speed advice can rely on it.
         """
         return None

@@ -39,8 +39,16 @@ class BusPriority(PriorityApplication):
     """Conditional bus priority: late buses get green early, within a budget.
 
     Parameters (keyword only): ``late_after_s`` (default 30 s: a bus at least this late
-    asks; 0: every bus), ``horizon_s`` (default 20 s before the stop line), ``min_speed_mps``
-    (default 3 m/s, for the arrival estimate).
+    against its timetable asks; 0: every bus), ``schedule_slack_s`` (default 60 s: the
+    timetable's running-time reserve over free flow; see below), ``horizon_s`` (default 20 s
+    before the stop line), ``min_speed_mps`` (default 3 m/s, for the arrival estimate).
+
+    Lateness is against the timetable, not against free flow: a timetable plans a bus's
+    running time with a reserve for signals and traffic, and a bus that uses that reserve is
+    on time. ``lateness_s`` of the V2X rows is the delay over free flow when the SUMO emulation
+    fills it (its time loss so far), so the timetable is free flow plus ``schedule_slack_s``;
+    from the gateway (the CAM's public-transport punctuality, already against the timetable)
+    use ``schedule_slack_s=0``.
 
     An intersection whose config lists bus or tram ingress rules (``priority``, e.g. imported
     from a TLCGen file) gives priority only on those groups, each with its own horizon: the
@@ -50,9 +58,10 @@ class BusPriority(PriorityApplication):
     name: ClassVar[str] = "bus"
     app_code: ClassVar[int] = 5
 
-    def __init__(self, *, late_after_s: float = 30.0, horizon_s: float = 20.0,
-                 min_speed_mps: float = 3.0) -> None:
+    def __init__(self, *, late_after_s: float = 30.0, schedule_slack_s: float = 60.0,
+                 horizon_s: float = 20.0, min_speed_mps: float = 3.0) -> None:
         self.late_after_s = late_after_s
+        self.schedule_slack_s = schedule_slack_s
         self.horizon_s = horizon_s
         self.min_speed_mps = min_speed_mps
 
@@ -67,7 +76,8 @@ class BusPriority(PriorityApplication):
         # whose movement is not known yet gets the default.
         g = np.clip(v.group, 0, self.horizon_.shape[1] - 1)
         horizon = np.where(v.group >= 0, self.horizon_[v.intersection, g], float(self.horizon_s))
-        mask = (v.role == Role.BUS) & v.app & (v.lateness_s >= self.late_after_s) & (eta <= horizon)
+        late = v.lateness_s - self.schedule_slack_s >= self.late_after_s
+        mask = (v.role == Role.BUS) & v.app & late & (eta <= horizon)
         return rows_to_requests(mask, v, self.app_code, PriorityClass.PUBLIC_TRANSPORT, eta[mask])
 
 

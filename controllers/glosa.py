@@ -13,12 +13,17 @@ so that it arrives as the light turns green instead of stopping and starting aga
 with the app see the time to green (the same computation, their own minimum speed); a share
 of them (``cyclist_share``) follows it.
 
-Time to green of a red group: at least the core's hard bound ``min_s`` (minimum red, every
-intergreen, the minimum green of a running conflicting green); when a conflicting group is
-green, its end is estimated between the earliest end (``min_s``) and the latest (``max_s``:
-maximum green or a caller's starvation) by ``latest_weight`` (0: earliest, 1: latest),
-plus the intergreen to the group. An amber group: the rest of its amber, a conflicting stage
-and the intergreens back. Under vehicle-actuated control the real start may differ: the
+Advice only within the committed window. The core's SPaT is a committed forecast
+(:mod:`ivri.core.forecast`): ``min_s`` is a start of green that cannot come sooner (minimum
+red, every intergreen, the minimum green of a running conflicting green, and what the
+controller has committed to, e.g. a green that ``cv-actuated`` holds for a platoon). By
+default (``latest_weight`` 0) a red group's time to green is exactly that committed earliest
+start, or the controller's committed likely time where it gave one: a vehicle is never slowed
+to arrive later than the green can come, so the advice cannot add delay to it or to the
+vehicles behind it, which is what advice built on a guessed start under vehicle-actuated
+control did (corridor:peak: +2.5 vehicle-hours). ``latest_weight`` > 0 moves the target
+towards the latest end of the conflicting greens (``max_s``), outside what is committed.
+An amber group: the rest of its amber, a conflicting stage and the intergreens back. The
 advice is refreshed every tick, and a vehicle whose light turns green is released at once.
 
 Who is advised (all array work, no loop over road users):
@@ -105,7 +110,12 @@ def time_to_green_s(net: CompiledNetwork, signals: SignalState, spat: Any,
     lo = np.where(amber, spat.min_s + lo_stage, lo)
     hi = np.where(amber, spat.min_s + hi_stage, hi)
     off = (st == GREEN) | ~valid
-    ttg = np.where(off, 0.0, lo + latest_weight * (hi - lo))
+    ttg = lo + latest_weight * (hi - lo)
+    likely = getattr(spat, "likely_s", None)
+    if likely is not None:
+        # The controller's committed likely start, where it gave one (inside [min_s, max_s]).
+        ttg = np.where((st == RED) & np.isfinite(likely), np.maximum(likely, lo), ttg)
+    ttg = np.where(off, 0.0, ttg)
     return ttg, np.where(off, 0.0, hi - lo)
 
 
@@ -123,8 +133,8 @@ class Glosa(PriorityApplication):
     Parameters (keyword only): ``range_m`` (default 300 m), ``min_speed_mps`` (15 km/h: no
     slower advice for motor vehicles), ``max_speed_mps`` (50 km/h: cap of the cruising
     speed), ``cyclist_share`` (share of the cyclists with the app who follow their time to
-    green, default 0.5), ``cyclist_min_speed_mps`` (10 km/h), ``latest_weight`` (0.3: the
-    time-to-green estimate, see :func:`time_to_green_s`), ``queue_headway_s`` (1.0 s per
+    green, default 0.5), ``cyclist_min_speed_mps`` (10 km/h), ``latest_weight`` (0.0: the
+    committed earliest start; see :func:`time_to_green_s`), ``queue_headway_s`` (1.0 s per
     vehicle queued at the stop line: arrive when it has started to move),
     ``min_distance_m`` (10 m: closer, no new advice), ``hysteresis_mps`` (0.5 m/s),
     ``max_spread_s`` (default inf: off; e.g. 5 s: no advice while the latest start of the
@@ -145,7 +155,7 @@ class Glosa(PriorityApplication):
         max_speed_mps: float = 50.0 / 3.6,
         cyclist_share: float = 0.5,
         cyclist_min_speed_mps: float = 10.0 / 3.6,
-        latest_weight: float = 0.3,
+        latest_weight: float = 0.0,
         queue_headway_s: float = 1.0,
         min_distance_m: float = 10.0,
         hysteresis_mps: float = 0.5,

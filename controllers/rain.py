@@ -8,13 +8,15 @@ before the shower). Rain mode is active from the first sample at or above
 
 While active, for each cyclist signal group (parameters per intersection):
 
-* earlier and more frequent service: a cyclist group whose riders have waited
-  ``wait_s`` asks for green (class RAIN: it ends a conflicting green as soon as its
-  traffic thins out, a gap of ``cut_gap_s`` in the class rules, shorter than the base
-  controller's, or after ``cut_after_s``; it gives way to road users who have waited long);
+* earlier and more frequent service, a shorter cycle rather than a cut: a cyclist group
+  whose riders have waited ``wait_s`` is called early (class RAIN, ``precall``), and the
+  running motor stage ends at its next real gap (2 s, the class's ``gap_out_s``, instead of
+  the base controller's 3 s); no motor green with vehicles still passing closely is cut,
+  and no maximum green is shortened;
 * longer green: a cyclist green is held while riders keep coming (the time since one last
   passed a detector is below ``gap_s``) up to ``max_green_s``, also past the group's normal
-  maximum green.
+  maximum green, where the net-benefit rule says it pays (the riders' person-seconds
+  against those of the motor traffic it keeps waiting; :mod:`.arbiter`).
 
 In dry hours it requests nothing: the base controller runs unchanged.
 """

@@ -2,9 +2,11 @@
 
 The app sends the intended movement (signal group) and the arrival time while the cyclist is
 still well upstream (``horizon_s``), so that green can be there when the cyclist arrives
-instead of after a stop. The arbiter serves it as a conditional request: it ends a
-conflicting green only after that green has run a while (the class's ``cut_after_s``), and
-gives way to road users who have waited long.
+instead of after a stop. As Dutch cyclist apps do, it is early detection and nothing more:
+the arbiter places an early call for the group in the base controller (class CYCLIST,
+``precall``), which serves it in its own order at a real gap; no green is shortened or cut
+for it. A cyclist class set up to cut greens (``rules``) is weighed by the net-benefit rule
+like every other conditional class (:mod:`.arbiter`).
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
             raise ConfigError(f"a rain series is given but {spec.controller!r} has no 'rain' application")
         params.setdefault("rain", {})["rain"] = spec.rain
     controller = None if native else make_controller(spec.controller, **params)
-    emulate = (bool(apps) if spec.v2x is None else spec.v2x) and not native
+    reads_cams = bool(apps) or bool(getattr(controller, "uses_v2x", False))
+    emulate = (reads_cams if spec.v2x is None else spec.v2x) and not native
     if spec.v2x_broker is not None:
         if native:
             raise ConfigError(f"--v2x needs an ivri controller; {spec.controller} runs SUMO's own programs")
@@ -221,6 +222,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
             elif core is not None:
                 obs = bridge.observe()
                 request = controller.step(obs, core.signals)
+                core.commit(controller.commitment())
                 changed = core.advance(request, obs.demand, controller.extend_green())
                 bridge.actuate(core.signals, changed)
                 recorder.record(t_s, core.signals.state, changed, obs.demand, obs.gap_s, controller)

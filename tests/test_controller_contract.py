@@ -338,12 +338,12 @@ def test_wrong_observation_shape_is_a_clear_error(name: str, net: CompiledNetwor
 
 
 def test_registry_names_and_errors() -> None:
-    assert available_controllers() == ["fixed-time", "actuated", "max-pressure"]
+    assert available_controllers() == ["fixed-time", "actuated", "max-pressure", "cv-actuated"]
     assert all(CONTROLLERS[n].name == n for n in CONTROLLERS)
     assert list(APPLICATIONS) == ["greenflow", "schwung", "rain", "crosswalk", "bus", "truck", "glosa"]
     assert all(APPLICATIONS[n].name == n for n in APPLICATIONS)
     with pytest.raises(ConfigError, match=r"unknown controller 'nope'; valid: fixed-time, actuated, "
-                                          r"max-pressure, sumo-native, sumo-actuated, sumo-delay-based$"):
+                                          r"max-pressure, cv-actuated, sumo-native, sumo-actuated, sumo-delay-based$"):
         make_controller("nope")
     with pytest.raises(ConfigError, match="not an engine controller"):
         make_controller(SUMO_NATIVE)

@@ -123,6 +123,7 @@ def test_clipped_at_min_speed(app: Glosa, net: CompiledNetwork) -> None:
 
 def test_amber_counts_as_stopping(app: Glosa, net: CompiledNetwork) -> None:
     app.max_spread_s = np.inf
+    app.latest_weight = 0.3  # a target past the committed earliest start: advice is needed
     adv = advise(app, net, [row(distance_m=200.0)], signals(net, AMBER, RED, elapsed_s=1.0), spat(net, 2.0, 2.0))
     assert len(adv.token) == 1 and adv.speed_mps[0] < 13.0
 

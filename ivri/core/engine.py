@@ -18,7 +18,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork, Timing, contiguous_timing
-from ivri.core.idx import AMBER, GREEN
+from ivri.core.forecast import (
+    Commitment,
+    commit_kernel,
+    enforce_commitment_kernel,
+    no_commitment,
+    release_changed,
+)
+from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.jit import njit
 from ivri.core.kernel import (
     ConflictSets,
@@ -44,11 +51,15 @@ class TimeToChange(NamedTuple):
     ``min_s`` is a hard bound: the aspect will not change sooner, whatever the requests.
     ``max_s`` is the latest change if the present calls persist; ``inf`` when it depends on
     future requests (a green that nothing competes with, every red, padding columns).
-    Both are whole numbers of ticks, at least one tick.
+    Both are whole numbers of ticks, at least one tick, and include what the controller has
+    committed to (:mod:`ivri.core.forecast`): SPaT's ``minEndTime`` / ``maxEndTime``.
+    ``likely_s`` is the controller's best guess inside that window (NaN: none; SPaT's
+    ``likelyTime``), None where nobody computed it.
     """
 
     min_s: np.ndarray
     max_s: np.ndarray
+    likely_s: np.ndarray | None = None
 
 
 @njit
@@ -179,7 +190,13 @@ class SignalCore:
         self._bad = np.zeros(self._shape[0], dtype=np.bool_)
         self._no_extend = np.zeros(self._shape, dtype=np.bool_)
         self._last_extend = self._no_extend
-        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape))
+        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape), np.empty(self._shape))
+        # The committed forecast (ivri.core.forecast) and the aspect each commitment is for.
+        self.committed: Commitment = no_commitment(self._shape)
+        self._aspect = self.signals.state.copy()
+        self._has_commitment = False
+        self._req_kept = np.zeros(self._shape, dtype=np.bool_)
+        self._ext_kept = np.zeros(self._shape, dtype=np.bool_)
         self._tick = 0
         self.t_s = self.start_s
 
@@ -188,8 +205,30 @@ class SignalCore:
         for dst, src in zip(self.signals, initial_state(self.net), strict=True):
             dst[...] = src
         self.changed[:] = False
+        for a, b in zip(self.committed, no_commitment(self._shape), strict=True):
+            a[...] = b
+        self._aspect[...] = self.signals.state
+        self._has_commitment = False
         self._tick = 0
         self.t_s = self.start_s
+
+    def commit(self, proposal: Commitment | None) -> None:
+        """Take a controller's commitment to the next change of its groups (absolute times).
+
+        The core keeps what it accepts (see :mod:`ivri.core.forecast`): it narrows an existing
+        commitment, never widens one, and accepts no hold it could not keep against a
+        starving group. ``None`` (a controller that commits to nothing) changes nothing.
+        Call it before :meth:`advance`; the result is in :attr:`committed`.
+        """
+        if proposal is None:
+            return
+        arrays = [np.ascontiguousarray(np.asarray(a, dtype=np.float64)) for a in proposal]
+        for name, a in zip(Commitment._fields, arrays, strict=True):
+            if a.shape != self._shape:
+                raise ValueError(f"SignalCore.commit: {name} must have shape {self._shape}, got {a.shape}")
+        commit_kernel(self._timing, self.signals, self.t_s, self.dt_s, arrays[0], arrays[1], arrays[2],
+                      self.committed, self._aspect)
+        self._has_commitment = True
 
     def _checked(self, a: np.ndarray, name: str) -> np.ndarray:
         if not isinstance(a, np.ndarray):
@@ -226,14 +265,20 @@ class SignalCore:
         request = self._checked(request_green, "request_green")
         calls = request if demand is None else self._checked(demand, "demand")
         hold = self._no_extend if extend is None else self._checked(extend, "extend")
-        self._last_extend = hold
         self._tick += 1
         # Time from the tick count, not by summing dt_s: no drift over a day of 0.1 s ticks.
         self.t_s = self.start_s + self._tick * self.dt_s
+        if self._has_commitment:
+            enforce_commitment_kernel(self.signals, self.committed, self.t_s, request, hold,
+                                      self._req_kept, self._ext_kept)
+            request, hold = self._req_kept, self._ext_kept
+        self._last_extend = hold
         self._kernel(
             self._timing, self._sets, self.signals, request, calls, hold, self.t_s, self.dt_s,
             self.changed,
         )
+        if self._has_commitment:
+            release_changed(self.committed, self._aspect, self.signals.state)
         if self.monitor and conflicting_greens(self._timing, self.signals.state, self._bad).any():
             raise SafetyViolation(self._describe_violation())
         return self.changed
@@ -259,7 +304,22 @@ class SignalCore:
             self._timing, self._sets, self.signals, self._last_extend, self.t_s, self.dt_s,
             self._ttc.min_s, self._ttc.max_s,
         )
-        return self._ttc
+        ttc = self._ttc
+        if self._has_commitment:
+            c = self.committed
+            np.maximum(ttc.min_s, c.min_end_s - self.t_s, out=ttc.min_s)
+            # A red group cannot start before a conflicting green committed to run on has ended
+            # and its intergreen has passed.
+            held = np.where((self.signals.state == GREEN) & np.isfinite(c.min_end_s), c.min_end_s - self.t_s, -np.inf)
+            after = np.where(self._timing.conflict, held[:, :, None] + self._timing.intergreen_s, -np.inf).max(axis=1)
+            red = self.signals.state == RED
+            ttc.min_s[red] = np.maximum(ttc.min_s[red], after[red])
+            np.minimum(ttc.max_s, c.max_end_s - self.t_s, out=ttc.max_s)
+            np.maximum(ttc.max_s, ttc.min_s, out=ttc.max_s)
+            np.clip(c.likely_s - self.t_s, ttc.min_s, ttc.max_s, out=ttc.likely_s)
+        else:
+            ttc.likely_s[...] = np.nan
+        return ttc
 
     def green_mask(self) -> np.ndarray:
         """bool ``[I, G]``: True where a group shows green now (a new array)."""

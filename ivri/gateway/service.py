@@ -705,6 +705,7 @@ class GatewayService:
         extend = self.ctl.extend_green()
         self._request[...] = request
         self._extend[...] = False if extend is None else extend
+        self.core.commit(self.ctl.commitment())
         changed = self.core.advance(self._request, demand, self._extend)
         self.ticks += 1
         self._answer_requests(unix)
@@ -801,7 +802,8 @@ class GatewayService:
             if only is not None and not only[i]:
                 continue
             msg = build_spatem(self.sites, i, self.core.signals.state, ttc.min_s, ttc.max_s,
-                               self.net.timing.valid, unix, priority_active=bool(prio[i]))
+                               self.net.timing.valid, unix, priority_active=bool(prio[i]),
+                               likely_s=ttc.likely_s)
             self._enqueue("spatem", self.topics.topic(self.net.intersection_ids[i], "spatem"),
                           self.codec.encode(msg))
 

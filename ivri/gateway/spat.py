@@ -4,13 +4,15 @@ SPATEM per intersection, one MovementState per signal group (its SignalGroupID f
 file): GREEN -> ``protected-Movement-Allowed``, AMBER -> ``protected-clearance``, RED ->
 ``stop-And-Remain``. Timing from :meth:`ivri.core.engine.SignalCore.time_to_change_s`:
 ``minEndTime`` = now + ``min_s``; ``maxEndTime`` = now + ``max_s`` (36001 "unknown" when it
-depends on future demand); ``likelyTime`` = ``maxEndTime`` when that is known (a green ends
-at its max green when conflicting demand persists; an amber ends exactly), else absent. All
+depends on future demand); ``likelyTime`` = the controller's committed likely time when it
+gave one, else ``maxEndTime`` when that is known (a green ends at its max green when
+conflicting demand persists; an amber ends exactly), else absent. These are the same times
+the core keeps and GLOSA advises on (:mod:`ivri.core.forecast`). All
 three are TimeMarks: tenths of a second within the current UTC hour (wrapping at 36000).
 
 SSEM status per arbiter :class:`~ivri.controllers.arbiter.Status`: PREPARING, CLEARING,
 GRANTED -> ``granted``; NEW, PLANNED, QUEUED, WAITING -> ``processing``; REFUSED_OTHERS,
-REFUSED_BUDGET, TIMED_OUT, NO_GROUP -> ``rejected``. A verified request the arbiter has not
+REFUSED_BUDGET, REFUSED_COST, REFUSED_SATURATED, REFUSED_CYCLE, TIMED_OUT, NO_GROUP -> ``rejected``. A verified request the arbiter has not
 ranked yet (its application asks only from a horizon on) is ``requested``; a request that no
 application of the controller serves is ``rejected``.
 """
@@ -58,6 +60,8 @@ SSEM_STATUS: dict[int, str] = {
     int(Status.QUEUED): "processing", int(Status.WAITING): "processing",
     int(Status.REFUSED_OTHERS): "rejected", int(Status.REFUSED_BUDGET): "rejected",
     int(Status.TIMED_OUT): "rejected", int(Status.NO_GROUP): "rejected",
+    int(Status.REFUSED_COST): "rejected", int(Status.REFUSED_SATURATED): "rejected",
+    int(Status.REFUSED_CYCLE): "rejected",
 }
 
 
@@ -72,8 +76,9 @@ def _ref(site) -> IntersectionReferenceID:
 
 def build_spatem(sites: SiteTable, i: int, state: np.ndarray, min_s: np.ndarray, max_s: np.ndarray,
                  valid: np.ndarray, now_unix_s: float, revision: int = 1,
-                 priority_active: bool = False) -> Spatem:
-    """The SPATEM of intersection ``i`` (row ``i`` of the core's arrays)."""
+                 priority_active: bool = False, likely_s: np.ndarray | None = None) -> Spatem:
+    """The SPATEM of intersection ``i`` (row ``i`` of the core's arrays); ``min_s`` / ``max_s`` /
+    ``likely_s`` from the core's committed forecast (``SignalCore.time_to_change_s``)."""
     site = sites.sites[i]
     moy, ms = minute_of_year(now_unix_s)
     states = []
@@ -81,10 +86,13 @@ def build_spatem(sites: SiteTable, i: int, state: np.ndarray, min_s: np.ndarray,
         s = int(state[i, g])
         lo, hi = float(min_s[i, g]), float(max_s[i, g])
         min_end = time_mark(now_unix_s + lo)
+        guess = math.nan if likely_s is None else float(likely_s[i, g])
         if math.isfinite(hi):
             max_end = likely = time_mark(now_unix_s + hi)
         else:
             max_end, likely = TIME_MARK_UNKNOWN, None
+        if math.isfinite(guess):
+            likely = time_mark(now_unix_s + guess)  # the controller's committed likely time
         states.append(MovementState(
             signal_group=int(site.numbers[g]),
             state_time_speed=(MovementEvent(

@@ -22,7 +22,9 @@ from typing import IO, Any, Self
 __all__ = ["DECISIONS_FILENAME", "DecisionLog", "read_decisions", "summarise_decisions"]
 
 DECISIONS_FILENAME = "decisions.jsonl"
-_FIELDS = ("t_s", "intersection", "signal_group", "priority_class", "event", "reason", "eta_s")
+#: ``benefit_ps`` / ``cost_ps``: the person-seconds a weighed grant or refusal saves and costs.
+_FIELDS = ("t_s", "intersection", "signal_group", "priority_class", "event", "reason", "eta_s",
+           "benefit_ps", "cost_ps")
 
 
 class DecisionLog:

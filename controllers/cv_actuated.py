@@ -115,6 +115,7 @@ class ConnectedActuated(VehicleActuated):
         extend_along: bool = True,
         alternative: bool = True,
         extend_on_queue: bool = True,
+        exit_aware: bool = True,
         call_horizon_s: float = 10.0,
         extend_horizon_s: float = 3.0,
         share: float | None = None,
@@ -124,7 +125,7 @@ class ConnectedActuated(VehicleActuated):
         min_speed_mps: float = 2.0,
     ) -> None:
         super().__init__(gap_s=gap_s, min_stage_s=min_stage_s, extend_along=extend_along,
-                         alternative=alternative, extend_on_queue=extend_on_queue)
+                         alternative=alternative, extend_on_queue=extend_on_queue, exit_aware=exit_aware)
         self.call_horizon_s = call_horizon_s
         self.extend_horizon_s = extend_horizon_s
         self.share = share

@@ -10,13 +10,13 @@ The networks are built here with netconvert from plain XML written into ``tmp_pa
   into one junction (``--junctions.join``) under one traffic light;
 * ``short``: a 3 m approach edge between an unsignalised node and the stop line.
 
-Real-world networks (fetched by the benchmarks' script, not in the repository) are checked
-too when ``IVRI_REALWORLD_DIR`` names a folder of ``<name>/<name>.sumocfg`` networks.
+Real-world networks (fetched by ``ivri fetch-realworld``, not in the repository; ``.ci/run``
+fetches them) are checked too, in the folder that command fills (``IVRI_REALWORLD_DIR``, else
+the user's cache).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -29,11 +29,11 @@ from ivri.config import NetworkConfig
 from ivri.sumo.detectors import write_detectors
 from ivri.sumo.network import derive_intersections, link_foes, read_net, upstream_lanes
 from ivri.sumo.sumocfg import read_sumocfg
+from ivri.sumo_networks.realworld import realworld_dir
 
 REPO = Path(__file__).parents[1]
 BUNDLED_NETS = sorted((REPO / "sumo_networks").glob("*/*.net.xml"))
-REALWORLD_DIR = os.environ.get("IVRI_REALWORLD_DIR", "")
-REALWORLD_NETS = sorted(Path(REALWORLD_DIR).glob("*/*.sumocfg")) if REALWORLD_DIR else []
+REALWORLD_NETS = sorted(realworld_dir().glob("*/*.sumocfg"))
 
 
 def _write_net(d: Path, name: str, nodes: str, edges: str, *options: str) -> Path:
@@ -122,7 +122,7 @@ def test_every_link_is_served_on_a_clustered_junction(cluster_net: Path):
     assert _served_problems(cluster_net) == []
 
 
-@pytest.mark.skipif(not REALWORLD_NETS, reason="IVRI_REALWORLD_DIR names no fetched real-world networks")
+@pytest.mark.skipif(not REALWORLD_NETS, reason="no real-world networks fetched (ivri fetch-realworld)")
 @pytest.mark.parametrize("cfg", REALWORLD_NETS, ids=lambda p: p.stem)
 def test_every_link_is_served_on_real_world_networks(cfg: Path):
     assert _served_problems(read_sumocfg(cfg).net_file) == []

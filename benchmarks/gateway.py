@@ -40,6 +40,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,45 +133,29 @@ def gateway_main(url: str, codec: str, tick_s: float, issuer_pem: str, out: Any,
 # --------------------------------------------------------------------------------- load
 
 
-def load_main(url: str, codec: str, vehicles: int, rate: float, connections: int, ready: Any,
-              stop: Any, out: Any) -> None:
+def _send_paced(host: str, port: int, client_prefix: str, connections: int, period_s: float,
+                chunk: Callable[[int, int], tuple[bytes, int]], ready: Any, stop: Any, out: Any) -> None:
+    """Send ``chunk(n, k)`` (bytes and the number of messages in them) every ``period_s`` on each
+    of ``connections`` raw MQTT connections, staggered, until ``stop``; report the messages sent
+    on ``out`` every 0.5 s. A sender that falls more than 1 s behind starts its clock again
+    instead of bursting to catch up."""
     import threading
 
-    from ivri.gateway.broker import mqtt_publish_packet as _publish_packet
-    from ivri.gateway.broker import raw_mqtt_connect as _raw_connect
-    from ivri.gateway.service import parse_broker_url
+    from ivri.gateway.broker import raw_mqtt_connect
 
-    host, port, _ = parse_broker_url(url)
-    c = _codec(codec)
-    rng = random.Random(1)
-    steps = max(int(rate * 2), 2)  # two seconds of driving per vehicle, then it starts over
-    topic = "ivri/nl/J101/cam"
-    packets: list[list[bytes]] = []
-    for v in range(vehicles):
-        heading = HEADINGS[v % 4]
-        speed = rng.uniform(8.0, 15.0)
-        d0 = rng.uniform(60.0, 500.0)
-        packets.append([_publish_packet(topic, c.encode(_cam(100_000 + v, heading, d0 - speed * k / rate, speed)))
-                        for k in range(steps)])
     counter = [0] * connections
 
-    def conn(n: int, sub: int = 10) -> None:
-        # Vehicles send at staggered times: each 1/rate period is cut into `sub` slots, and
-        # each slot carries the CAMs of 1/sub of this connection's vehicles.
-        share = packets[n::connections]
-        batches = [[b"".join(p[k] for p in share[j::sub]) for j in range(sub)] for k in range(steps)]
-        sizes = [len(share[j::sub]) for j in range(sub)]
-        sock = _raw_connect(host, port, f"ivri-bench-load-{n}")
-        period = 1.0 / rate / sub
-        t = time.monotonic() + n * period / connections
+    def conn(n: int) -> None:
+        sock = raw_mqtt_connect(host, port, f"{client_prefix}-{n}")
+        t = time.monotonic() + n * period_s / connections
         k = 0
         try:
             while not stop.is_set():
-                step, j = divmod(k, sub)
-                sock.sendall(batches[step % steps][j])
-                counter[n] += sizes[j]
+                data, count = chunk(n, k)
+                sock.sendall(data)
+                counter[n] += count
                 k += 1
-                t += period
+                t += period_s
                 delay = t - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
@@ -191,13 +176,46 @@ def load_main(url: str, codec: str, vehicles: int, rate: float, connections: int
     out.put(("sent", time.monotonic(), sum(counter)))
 
 
+def load_main(url: str, codec: str, vehicles: int, rate: float, connections: int, ready: Any,
+              stop: Any, out: Any) -> None:
+
+    from ivri.gateway.broker import mqtt_publish_packet as _publish_packet
+    from ivri.gateway.service import parse_broker_url
+
+    host, port, _ = parse_broker_url(url)
+    c = _codec(codec)
+    rng = random.Random(1)
+    steps = max(int(rate * 2), 2)  # two seconds of driving per vehicle, then it starts over
+    topic = "ivri/nl/J101/cam"
+    packets: list[list[bytes]] = []
+    for v in range(vehicles):
+        heading = HEADINGS[v % 4]
+        speed = rng.uniform(8.0, 15.0)
+        d0 = rng.uniform(60.0, 500.0)
+        packets.append([_publish_packet(topic, c.encode(_cam(100_000 + v, heading, d0 - speed * k / rate, speed)))
+                        for k in range(steps)])
+    # Vehicles send at staggered times: each 1/rate period is cut into `sub` slots, and each
+    # slot carries the CAMs of 1/sub of a connection's vehicles.
+    sub = 10
+    batches, sizes = [], []
+    for n in range(connections):
+        share = packets[n::connections]
+        batches.append([[b"".join(p[k] for p in share[j::sub]) for j in range(sub)] for k in range(steps)])
+        sizes.append([len(share[j::sub]) for j in range(sub)])
+
+    def chunk(n: int, k: int) -> tuple[bytes, int]:
+        step, j = divmod(k, sub)
+        return batches[n][step % steps][j], sizes[n][j]
+
+    _send_paced(host, port, "ivri-bench-load", connections, 1.0 / rate / sub, chunk, ready, stop, out)
+
+
 def attack_main(url: str, codec: str, rate: float, victim_ticket: str, ready: Any, stop: Any, out: Any,
                 connections: int = 2) -> None:
     """Offer ``rate`` hostile messages/s (see the module docstring) from ten attacker logins."""
     import json
-    import threading
 
-    from ivri.gateway.broker import mqtt_publish_packet, raw_mqtt_connect
+    from ivri.gateway.broker import mqtt_publish_packet
     from ivri.gateway.security import generate_key_pair, sign_request
     from ivri.gateway.service import parse_broker_url
     from ivri.gateway.tickets import AuthorisationTicket
@@ -223,49 +241,20 @@ def attack_main(url: str, codec: str, rate: float, victim_ticket: str, ready: An
         topic = "ivri/nl/J101/cam" if k % 3 == 0 else f"ivri/nl/J101/srem/{logins[k % 10]}"
         packets.append(mqtt_publish_packet(topic, junk))
     rng.shuffle(packets)
-    counter = [0] * connections
     batch = 250
+    shares = [packets[n::connections] for n in range(connections)]
+    built: list[tuple[float, list[bytes]]] = [(-math.inf, [])] * connections
 
-    def conn(n: int) -> None:
-        share = packets[n::connections]
-
-        def build() -> list[bytes]:  # forged SREMs carry a current timestamp
+    def chunk(n: int, k: int) -> tuple[bytes, int]:
+        when, batches = built[n]
+        if time.monotonic() - when > 1.0:  # forged SREMs carry a current timestamp
             ts = str(int(time.time() * 1000))
-            fresh = [p(ts) if callable(p) else p for p in share]
-            return [b"".join(fresh[k:k + batch]) for k in range(0, len(fresh) - batch + 1, batch)]
+            fresh = [p(ts) if callable(p) else p for p in shares[n]]
+            batches = [b"".join(fresh[i:i + batch]) for i in range(0, len(fresh) - batch + 1, batch)]
+            built[n] = (time.monotonic(), batches)
+        return batches[k % len(batches)], batch
 
-        batches = build()
-        built = time.monotonic()
-        sock = raw_mqtt_connect(host, port, f"ivri-bench-attack-{n}")
-        period = batch / (rate / connections)
-        t = time.monotonic()
-        k = 0
-        try:
-            while not stop.is_set():
-                if time.monotonic() - built > 1.0:
-                    batches, built = build(), time.monotonic()
-                sock.sendall(batches[k % len(batches)])
-                counter[n] += batch
-                k += 1
-                t += period
-                delay = t - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                elif delay < -1.0:
-                    t = time.monotonic()
-        finally:
-            sock.close()
-
-    threads = [threading.Thread(target=conn, args=(n,), daemon=True) for n in range(connections)]
-    for th in threads:
-        th.start()
-    ready.set()
-    while not stop.is_set():
-        time.sleep(0.5)
-        out.put(("sent", time.monotonic(), sum(counter)))
-    for th in threads:
-        th.join(5)
-    out.put(("sent", time.monotonic(), sum(counter)))
+    _send_paced(host, port, "ivri-bench-attack", connections, batch / (rate / connections), chunk, ready, stop, out)
 
 
 def _srem(c: Any, station: int, request_id: int, cancel: bool) -> bytes:

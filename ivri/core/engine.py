@@ -26,7 +26,7 @@ from ivri.core.kernel import (
     advance_kernel_parallel,
     build_conflict_sets,
 )
-from ivri.core.safety import conflicting_greens, conflicting_pairs
+from ivri.core.safety import ConflictMonitor, conflicting_pairs
 from ivri.core.state import SignalState, initial_state
 from ivri.errors import ConfigError, SafetyViolation
 
@@ -177,6 +177,7 @@ class SignalCore:
         self.signals: SignalState = initial_state(net)
         self.changed = np.zeros(self._shape[0], dtype=np.bool_)
         self._bad = np.zeros(self._shape[0], dtype=np.bool_)
+        self._conflict_monitor = ConflictMonitor(self._timing)
         self._no_extend = np.zeros(self._shape, dtype=np.bool_)
         self._last_extend = self._no_extend
         self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape))
@@ -234,7 +235,7 @@ class SignalCore:
             self._timing, self._sets, self.signals, request, calls, hold, self.t_s, self.dt_s,
             self.changed,
         )
-        if self.monitor and conflicting_greens(self._timing, self.signals.state, self._bad).any():
+        if self.monitor and self._conflict_monitor.check(self.signals.state, self._bad):
             raise SafetyViolation(self._describe_violation())
         return self.changed
 

@@ -19,6 +19,7 @@ for green while all its conflicting groups are red. No allocation per call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -57,14 +58,18 @@ class ConflictSets(NamedTuple):
 
     They hold nothing that ``Timing`` does not; :func:`build_conflict_sets` is their only
     producer, and the run-time monitor (:mod:`ivri.core.safety`) deliberately ignores them
-    and reads ``Timing.conflict`` itself.
+    and derives its own masks from ``Timing.conflict``.
     """
 
     conflict_mask: np.ndarray  # uint64[I, G]: bit k of [i, g] set when g conflicts with valid k
+    # float64[I, G, G]: intergreen_to_s[i, g, k] == Timing.intergreen_s[i, k, g]. The start check
+    # of group g reads the intergreens *to* g from every k: one contiguous row instead of a
+    # column with a stride of G doubles.
+    intergreen_to_s: np.ndarray
 
 
 def build_conflict_sets(timing: Timing) -> ConflictSets:
-    """Pack ``timing.conflict`` into one bit mask per signal group.
+    """Pack ``timing.conflict`` into one bit mask per signal group, and transpose the intergreens.
 
     Raises :class:`~ivri.errors.ConfigError` when an intersection has more than
     :data:`MAX_GROUPS` signal groups.
@@ -78,7 +83,11 @@ def build_conflict_sets(timing: Timing) -> ConflictSets:
     # Conflicts with padding columns are dropped: padding is always red and never calls.
     conflict = np.asarray(timing.conflict, dtype=np.bool_) & np.asarray(timing.valid)[:, None, :]
     mask = np.bitwise_or.reduce(np.where(conflict, bits, np.uint64(0)), axis=2)
-    return ConflictSets(conflict_mask=np.ascontiguousarray(mask.reshape(n_i, n_g), dtype=np.uint64))
+    intergreen_to = np.asarray(timing.intergreen_s, dtype=np.float64).transpose(0, 2, 1)
+    return ConflictSets(
+        conflict_mask=np.ascontiguousarray(mask.reshape(n_i, n_g), dtype=np.uint64),
+        intergreen_to_s=np.ascontiguousarray(intergreen_to),
+    )
 
 
 @njit
@@ -86,84 +95,94 @@ def _advance_intersection(
     timing: Timing,
     sets: ConflictSets,
     sig: SignalState,
-    request_green: np.ndarray,
-    demand: np.ndarray,
-    extend: np.ndarray,
+    request: np.ndarray,
+    calls: np.ndarray,
+    hold: np.ndarray,
     t_s: float,
     dt_s: float,
     i: int,
 ) -> bool:
     """Advance intersection ``i`` by one tick; True when any of its groups changed aspect."""
     n_g = sig.state.shape[1]
-    state = sig.state[i]
-    elapsed = sig.elapsed_s[i]
-    green_end = sig.green_end_s[i]
-    wait = sig.wait_s[i]
-    valid = timing.valid[i]
-    cmask = sets.conflict_mask[i]
-    request = request_green[i]
-    calls = demand[i]
-    hold = extend[i]
+    state = sig.state
+    elapsed = sig.elapsed_s
+    green_end = sig.green_end_s
+    wait = sig.wait_s
+    cmask = sets.conflict_mask
     changed = False
 
-    # Pass 1: timers, and the groups that call and that starve (as bit masks).
+    # Pass 1, one sweep over the groups: timers; the groups that call, starve and queue (bit
+    # masks); ends of amber; the red groups that may ask to start (red since the start of the
+    # tick, so that red is shown for at least one tick even when min_red_s is 0). Greens are
+    # only marked: whether one ends depends on the calls and starvation of all groups.
     demand_m = _ZERO
     starving_m = _ZERO
     queued_m = _ZERO  # requested and waiting: they queue for green in order of wait
-    for g in range(n_g):
-        elapsed[g] += dt_s
-        if valid[g] and calls[g]:
-            demand_m |= _ONE << np.uint64(g)
-            if state[g] != GREEN:
-                wait[g] += dt_s
-                if request[g]:
-                    queued_m |= _ONE << np.uint64(g)
-                if wait[g] >= timing.max_wait_s[i, g] - EPS_S:
-                    starving_m |= _ONE << np.uint64(g)
-            else:
-                wait[g] = 0.0
-        else:
-            wait[g] = 0.0
-
-    # Pass 2: ends of green and amber, decided from the aspect at the start of the tick; it
-    # also collects the red groups that may ask to start (red since the start of the tick, so
-    # that red is shown for at least one tick even when min_red_s is 0).
+    green_m = _ZERO
     nonred_m = _ZERO
     cand_m = _ZERO
     for g in range(n_g):
         bit = _ONE << np.uint64(g)
-        s = state[g]
+        el = elapsed[i, g] + dt_s
+        elapsed[i, g] = el
+        s = state[i, g]
+        valid = timing.valid[i, g]
+        if valid and calls[i, g]:
+            demand_m |= bit
+            if s != GREEN:
+                w = wait[i, g] + dt_s
+                wait[i, g] = w
+                if request[i, g]:
+                    queued_m |= bit
+                if w >= timing.max_wait_s[i, g] - EPS_S:
+                    starving_m |= bit
+            else:
+                wait[i, g] = 0.0
+        else:
+            wait[i, g] = 0.0
         if s == GREEN:
-            if elapsed[g] >= timing.min_green_s[i, g] - EPS_S:
-                cm = cmask[g]
-                if (
-                    not request[g]
-                    or (cm & starving_m) != _ZERO
-                    or (
-                        elapsed[g] >= timing.max_green_s[i, g] - EPS_S
-                        and (cm & demand_m) != _ZERO
-                        and not (hold[g] and request[g])
-                    )
-                ):
-                    green_end[g] = t_s
-                    elapsed[g] = 0.0
-                    changed = True
-                    if timing.amber_s[i, g] > 0.0:
-                        state[g] = AMBER
-                    else:
-                        state[g] = RED
+            green_m |= bit
         elif s == AMBER:
-            if elapsed[g] >= timing.amber_s[i, g] - EPS_S:
-                state[g] = RED
-                elapsed[g] = 0.0
+            if el >= timing.amber_s[i, g] - EPS_S:
+                state[i, g] = RED
+                elapsed[i, g] = 0.0
                 changed = True
+            else:
+                nonred_m |= bit
         elif (
-            valid[g]
-            and (request[g] or (starving_m & bit) != _ZERO)
-            and elapsed[g] >= timing.min_red_s[i, g] - EPS_S
+            valid
+            and (request[i, g] or (starving_m & bit) != _ZERO)
+            and el >= timing.min_red_s[i, g] - EPS_S
         ):
             cand_m |= bit
-        if state[g] != RED:
+
+    # Pass 2: ends of green, decided from the calls and starvation of every group.
+    if green_m != _ZERO:
+        for g in range(n_g):
+            bit = _ONE << np.uint64(g)
+            if (green_m & bit) == _ZERO:
+                continue
+            el = elapsed[i, g]
+            if el >= timing.min_green_s[i, g] - EPS_S:
+                cm = cmask[i, g]
+                if (
+                    not request[i, g]
+                    or (cm & starving_m) != _ZERO
+                    or (
+                        el >= timing.max_green_s[i, g] - EPS_S
+                        and (cm & demand_m) != _ZERO
+                        and not hold[i, g]
+                    )
+                ):
+                    green_end[i, g] = t_s
+                    elapsed[i, g] = 0.0
+                    changed = True
+                    if timing.amber_s[i, g] > 0.0:
+                        state[i, g] = AMBER
+                        nonred_m |= bit
+                    else:
+                        state[i, g] = RED
+                    continue
             nonred_m |= bit
 
     if cand_m == _ZERO:
@@ -175,9 +194,9 @@ def _advance_intersection(
         bit = _ONE << np.uint64(g)
         if (cand_m & bit) == _ZERO:
             continue
-        cm = cmask[g]
+        cm = cmask[i, g]
         ok = (cm & nonred_m) == _ZERO
-        w = wait[g]
+        w = wait[i, g]
         if ok and (cm & starving_m) != _ZERO:
             # Anti-starvation reservation. A starving group reserves its conflicting groups:
             # none of them may start unless it starves too and has waited longer (ties: lower
@@ -190,7 +209,7 @@ def _advance_intersection(
                 rivals = cm & starving_m
                 for k in range(n_g):
                     if (rivals & (_ONE << np.uint64(k))) != _ZERO and (
-                        wait[k] > w or (wait[k] == w and k < g)
+                        wait[i, k] > w or (wait[i, k] == w and k < g)
                     ):
                         ok = False
                         break
@@ -202,14 +221,15 @@ def _advance_intersection(
             # would mean nothing to a controller that keeps requesting.
             rivals = cm & queued_m
             for k in range(n_g):
-                if (rivals & (_ONE << np.uint64(k))) != _ZERO and wait[k] > w:
+                if (rivals & (_ONE << np.uint64(k))) != _ZERO and wait[i, k] > w:
                     ok = False
                     break
         if ok:
             # Intergreen from the end of green of every conflicting group (red ones included).
+            ig_to = sets.intergreen_to_s
             for k in range(n_g):
                 if (cm & (_ONE << np.uint64(k))) != _ZERO and (
-                    t_s - green_end[k] < timing.intergreen_s[i, k, g] - EPS_S
+                    t_s - green_end[i, k] < ig_to[i, g, k] - EPS_S
                 ):
                     ok = False
                     break
@@ -222,33 +242,21 @@ def _advance_intersection(
         best = -1
         best_wait = -1.0
         for g in range(n_g):
-            if (cand_m & (_ONE << np.uint64(g))) != _ZERO and wait[g] > best_wait:
+            if (cand_m & (_ONE << np.uint64(g))) != _ZERO and wait[i, g] > best_wait:
                 best = g
-                best_wait = wait[g]
+                best_wait = wait[i, g]
         bit = _ONE << np.uint64(best)
         cand_m &= ~bit
-        if (cmask[best] & nonred_m) == _ZERO:
-            state[best] = GREEN
-            elapsed[best] = 0.0
-            wait[best] = 0.0
+        if (cmask[i, best] & nonred_m) == _ZERO:
+            state[i, best] = GREEN
+            elapsed[i, best] = 0.0
+            wait[i, best] = 0.0
             nonred_m |= bit
             changed = True
     return changed
 
 
-@njit
-def advance_kernel(
-    timing: Timing,
-    sets: ConflictSets,
-    sig: SignalState,
-    request_green: np.ndarray,
-    demand: np.ndarray,
-    extend: np.ndarray,
-    t_s: float,
-    dt_s: float,
-    changed: np.ndarray,
-) -> int:
-    """Advance every signal group of every intersection by one tick, in place.
+_ADVANCE_DOC = """Advance every signal group of every intersection by one tick, in place.
 
     Arguments: the safety rules (``timing``, and ``sets`` from :func:`build_conflict_sets`),
     the state to advance (``sig``, written in place), ``request_green`` and ``demand``
@@ -280,36 +288,48 @@ def advance_kernel(
 
     All timer comparisons allow :data:`EPS_S`. Padding columns (``valid`` False) stay red.
     """
-    n_changed = 0
-    for i in range(sig.state.shape[0]):
-        hit = _advance_intersection(timing, sets, sig, request_green, demand, extend, t_s, dt_s, i)
-        changed[i] = hit
-        if hit:
-            n_changed += 1
-    return n_changed
 
 
-@njit_parallel
-def advance_kernel_parallel(
-    timing: Timing,
-    sets: ConflictSets,
-    sig: SignalState,
-    request_green: np.ndarray,
-    demand: np.ndarray,
-    extend: np.ndarray,
-    t_s: float,
-    dt_s: float,
-    changed: np.ndarray,
-) -> int:
-    """:func:`advance_kernel` with intersections split over cores (``numba.prange``).
+def _make_advance_kernel(parallel: bool) -> Callable[..., int]:
+    """Compile the one loop over intersections, serially (``range``) or over cores (``prange``).
 
-    Intersections are independent, so the result is identical; it pays off only for large
-    networks (see ``benchmarks/core_throughput.py``).
+    Both kernels come from this single body, so they cannot drift apart. Intersections are
+    independent, so the results are identical. ``loop`` is a closure variable: numba's cache
+    keys on it, so the two compilations never load each other's machine code.
     """
-    n_changed = 0
-    for i in prange(sig.state.shape[0]):
-        hit = _advance_intersection(timing, sets, sig, request_green, demand, extend, t_s, dt_s, i)
-        changed[i] = hit
-        if hit:
-            n_changed += 1
-    return n_changed
+    loop = prange if parallel else range
+
+    def kernel(
+        timing: Timing,
+        sets: ConflictSets,
+        sig: SignalState,
+        request_green: np.ndarray,
+        demand: np.ndarray,
+        extend: np.ndarray,
+        t_s: float,
+        dt_s: float,
+        changed: np.ndarray,
+    ) -> int:
+        n_changed = 0
+        for i in loop(sig.state.shape[0]):
+            hit = _advance_intersection(
+                timing, sets, sig, request_green, demand, extend, t_s, dt_s, i
+            )
+            changed[i] = hit
+            if hit:
+                n_changed += 1
+        return n_changed
+
+    name = "advance_kernel_parallel" if parallel else "advance_kernel"
+    kernel.__name__ = name
+    kernel.__qualname__ = name
+    kernel.__doc__ = _ADVANCE_DOC if not parallel else (
+        ":func:`advance_kernel` with intersections split over cores (``numba.prange``).\n\n"
+        "    The same compiled body; it pays off only for large networks (see\n"
+        "    ``benchmarks/core_throughput.py``).\n"
+    )
+    return (njit_parallel if parallel else njit)(kernel)
+
+
+advance_kernel = _make_advance_kernel(parallel=False)
+advance_kernel_parallel = _make_advance_kernel(parallel=True)

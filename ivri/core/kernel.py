@@ -90,7 +90,7 @@ def build_conflict_sets(timing: Timing) -> ConflictSets:
     )
 
 
-@njit
+@njit(inline="always")
 def _advance_intersection(
     timing: Timing,
     sets: ConflictSets,
@@ -122,39 +122,35 @@ def _advance_intersection(
     nonred_m = _ZERO
     cand_m = _ZERO
     for g in range(n_g):
-        bit = _ONE << np.uint64(g)
+        shift = np.uint64(g)
         el = elapsed[i, g] + dt_s
         elapsed[i, g] = el
         s = state[i, g]
-        valid = timing.valid[i, g]
-        if valid and calls[i, g]:
-            demand_m |= bit
-            if s != GREEN:
-                w = wait[i, g] + dt_s
-                wait[i, g] = w
-                if request[i, g]:
-                    queued_m |= bit
-                if w >= timing.max_wait_s[i, g] - EPS_S:
-                    starving_m |= bit
-            else:
-                wait[i, g] = 0.0
-        else:
-            wait[i, g] = 0.0
-        if s == GREEN:
-            green_m |= bit
-        elif s == AMBER:
+        # Written without branches (selects and shifted 0/1 bits): calls and requests follow
+        # no pattern a branch predictor could learn, and mispredictions dominated this loop.
+        calling = timing.valid[i, g] & calls[i, g]
+        waiting = calling & (s != GREEN)
+        w = wait[i, g] + dt_s if waiting else 0.0
+        wait[i, g] = w
+        demand_m |= np.uint64(calling) << shift
+        queued_m |= np.uint64(waiting & request[i, g]) << shift
+        starves = waiting & (w >= timing.max_wait_s[i, g] - EPS_S)
+        starving_m |= np.uint64(starves) << shift
+        green_m |= np.uint64(s == GREEN) << shift
+        may_start = (
+            (s == RED)
+            & timing.valid[i, g]
+            & (request[i, g] | starves)
+            & (el >= timing.min_red_s[i, g] - EPS_S)
+        )
+        cand_m |= np.uint64(may_start) << shift
+        if s == AMBER:
             if el >= timing.amber_s[i, g] - EPS_S:
                 state[i, g] = RED
                 elapsed[i, g] = 0.0
                 changed = True
             else:
-                nonred_m |= bit
-        elif (
-            valid
-            and (request[i, g] or (starving_m & bit) != _ZERO)
-            and el >= timing.min_red_s[i, g] - EPS_S
-        ):
-            cand_m |= bit
+                nonred_m |= _ONE << shift
 
     # Pass 2: ends of green, decided from the calls and starvation of every group.
     if green_m != _ZERO:

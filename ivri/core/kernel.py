@@ -58,18 +58,14 @@ class ConflictSets(NamedTuple):
 
     They hold nothing that ``Timing`` does not; :func:`build_conflict_sets` is their only
     producer, and the run-time monitor (:mod:`ivri.core.safety`) deliberately ignores them
-    and derives its own masks from ``Timing.conflict``.
+    and reads ``Timing.conflict`` itself.
     """
 
     conflict_mask: np.ndarray  # uint64[I, G]: bit k of [i, g] set when g conflicts with valid k
-    # float64[I, G, G]: intergreen_to_s[i, g, k] == Timing.intergreen_s[i, k, g]. The start check
-    # of group g reads the intergreens *to* g from every k: one contiguous row instead of a
-    # column with a stride of G doubles.
-    intergreen_to_s: np.ndarray
 
 
 def build_conflict_sets(timing: Timing) -> ConflictSets:
-    """Pack ``timing.conflict`` into one bit mask per signal group, and transpose the intergreens.
+    """Pack ``timing.conflict`` into one bit mask per signal group.
 
     Raises :class:`~ivri.errors.ConfigError` when an intersection has more than
     :data:`MAX_GROUPS` signal groups.
@@ -83,102 +79,92 @@ def build_conflict_sets(timing: Timing) -> ConflictSets:
     # Conflicts with padding columns are dropped: padding is always red and never calls.
     conflict = np.asarray(timing.conflict, dtype=np.bool_) & np.asarray(timing.valid)[:, None, :]
     mask = np.bitwise_or.reduce(np.where(conflict, bits, np.uint64(0)), axis=2)
-    intergreen_to = np.asarray(timing.intergreen_s, dtype=np.float64).transpose(0, 2, 1)
-    return ConflictSets(
-        conflict_mask=np.ascontiguousarray(mask.reshape(n_i, n_g), dtype=np.uint64),
-        intergreen_to_s=np.ascontiguousarray(intergreen_to),
-    )
+    return ConflictSets(conflict_mask=np.ascontiguousarray(mask.reshape(n_i, n_g), dtype=np.uint64))
 
 
-@njit(inline="always")
+@njit
 def _advance_intersection(
     timing: Timing,
     sets: ConflictSets,
     sig: SignalState,
-    request: np.ndarray,
-    calls: np.ndarray,
-    hold: np.ndarray,
+    request_green: np.ndarray,
+    demand: np.ndarray,
+    extend: np.ndarray,
     t_s: float,
     dt_s: float,
     i: int,
 ) -> bool:
     """Advance intersection ``i`` by one tick; True when any of its groups changed aspect."""
     n_g = sig.state.shape[1]
-    state = sig.state
-    elapsed = sig.elapsed_s
-    green_end = sig.green_end_s
-    wait = sig.wait_s
-    cmask = sets.conflict_mask
+    state = sig.state[i]
+    elapsed = sig.elapsed_s[i]
+    green_end = sig.green_end_s[i]
+    wait = sig.wait_s[i]
+    valid = timing.valid[i]
+    cmask = sets.conflict_mask[i]
+    request = request_green[i]
+    calls = demand[i]
+    hold = extend[i]
     changed = False
 
-    # Pass 1, one sweep over the groups: timers; the groups that call, starve and queue (bit
-    # masks); ends of amber; the red groups that may ask to start (red since the start of the
-    # tick, so that red is shown for at least one tick even when min_red_s is 0). Greens are
-    # only marked: whether one ends depends on the calls and starvation of all groups.
+    # Pass 1: timers, and the groups that call and that starve (as bit masks).
     demand_m = _ZERO
     starving_m = _ZERO
     queued_m = _ZERO  # requested and waiting: they queue for green in order of wait
-    green_m = _ZERO
+    for g in range(n_g):
+        elapsed[g] += dt_s
+        if valid[g] and calls[g]:
+            demand_m |= _ONE << np.uint64(g)
+            if state[g] != GREEN:
+                wait[g] += dt_s
+                if request[g]:
+                    queued_m |= _ONE << np.uint64(g)
+                if wait[g] >= timing.max_wait_s[i, g] - EPS_S:
+                    starving_m |= _ONE << np.uint64(g)
+            else:
+                wait[g] = 0.0
+        else:
+            wait[g] = 0.0
+
+    # Pass 2: ends of green and amber, decided from the aspect at the start of the tick; it
+    # also collects the red groups that may ask to start (red since the start of the tick, so
+    # that red is shown for at least one tick even when min_red_s is 0).
     nonred_m = _ZERO
     cand_m = _ZERO
     for g in range(n_g):
-        shift = np.uint64(g)
-        el = elapsed[i, g] + dt_s
-        elapsed[i, g] = el
-        s = state[i, g]
-        # Written without branches (selects and shifted 0/1 bits): calls and requests follow
-        # no pattern a branch predictor could learn, and mispredictions dominated this loop.
-        calling = timing.valid[i, g] & calls[i, g]
-        waiting = calling & (s != GREEN)
-        w = wait[i, g] + dt_s if waiting else 0.0
-        wait[i, g] = w
-        demand_m |= np.uint64(calling) << shift
-        queued_m |= np.uint64(waiting & request[i, g]) << shift
-        starves = waiting & (w >= timing.max_wait_s[i, g] - EPS_S)
-        starving_m |= np.uint64(starves) << shift
-        green_m |= np.uint64(s == GREEN) << shift
-        may_start = (
-            (s == RED)
-            & timing.valid[i, g]
-            & (request[i, g] | starves)
-            & (el >= timing.min_red_s[i, g] - EPS_S)
-        )
-        cand_m |= np.uint64(may_start) << shift
-        if s == AMBER:
-            if el >= timing.amber_s[i, g] - EPS_S:
-                state[i, g] = RED
-                elapsed[i, g] = 0.0
-                changed = True
-            else:
-                nonred_m |= _ONE << shift
-
-    # Pass 2: ends of green, decided from the calls and starvation of every group.
-    if green_m != _ZERO:
-        for g in range(n_g):
-            bit = _ONE << np.uint64(g)
-            if (green_m & bit) == _ZERO:
-                continue
-            el = elapsed[i, g]
-            if el >= timing.min_green_s[i, g] - EPS_S:
-                cm = cmask[i, g]
+        bit = _ONE << np.uint64(g)
+        s = state[g]
+        if s == GREEN:
+            if elapsed[g] >= timing.min_green_s[i, g] - EPS_S:
+                cm = cmask[g]
                 if (
-                    not request[i, g]
+                    not request[g]
                     or (cm & starving_m) != _ZERO
                     or (
-                        el >= timing.max_green_s[i, g] - EPS_S
+                        elapsed[g] >= timing.max_green_s[i, g] - EPS_S
                         and (cm & demand_m) != _ZERO
-                        and not hold[i, g]
+                        and not (hold[g] and request[g])
                     )
                 ):
-                    green_end[i, g] = t_s
-                    elapsed[i, g] = 0.0
+                    green_end[g] = t_s
+                    elapsed[g] = 0.0
                     changed = True
                     if timing.amber_s[i, g] > 0.0:
-                        state[i, g] = AMBER
-                        nonred_m |= bit
+                        state[g] = AMBER
                     else:
-                        state[i, g] = RED
-                    continue
+                        state[g] = RED
+        elif s == AMBER:
+            if elapsed[g] >= timing.amber_s[i, g] - EPS_S:
+                state[g] = RED
+                elapsed[g] = 0.0
+                changed = True
+        elif (
+            valid[g]
+            and (request[g] or (starving_m & bit) != _ZERO)
+            and elapsed[g] >= timing.min_red_s[i, g] - EPS_S
+        ):
+            cand_m |= bit
+        if state[g] != RED:
             nonred_m |= bit
 
     if cand_m == _ZERO:
@@ -190,9 +176,9 @@ def _advance_intersection(
         bit = _ONE << np.uint64(g)
         if (cand_m & bit) == _ZERO:
             continue
-        cm = cmask[i, g]
+        cm = cmask[g]
         ok = (cm & nonred_m) == _ZERO
-        w = wait[i, g]
+        w = wait[g]
         if ok and (cm & starving_m) != _ZERO:
             # Anti-starvation reservation. A starving group reserves its conflicting groups:
             # none of them may start unless it starves too and has waited longer (ties: lower
@@ -205,7 +191,7 @@ def _advance_intersection(
                 rivals = cm & starving_m
                 for k in range(n_g):
                     if (rivals & (_ONE << np.uint64(k))) != _ZERO and (
-                        wait[i, k] > w or (wait[i, k] == w and k < g)
+                        wait[k] > w or (wait[k] == w and k < g)
                     ):
                         ok = False
                         break
@@ -217,15 +203,14 @@ def _advance_intersection(
             # would mean nothing to a controller that keeps requesting.
             rivals = cm & queued_m
             for k in range(n_g):
-                if (rivals & (_ONE << np.uint64(k))) != _ZERO and wait[i, k] > w:
+                if (rivals & (_ONE << np.uint64(k))) != _ZERO and wait[k] > w:
                     ok = False
                     break
         if ok:
             # Intergreen from the end of green of every conflicting group (red ones included).
-            ig_to = sets.intergreen_to_s
             for k in range(n_g):
                 if (cm & (_ONE << np.uint64(k))) != _ZERO and (
-                    t_s - green_end[i, k] < ig_to[i, g, k] - EPS_S
+                    t_s - green_end[k] < timing.intergreen_s[i, k, g] - EPS_S
                 ):
                     ok = False
                     break
@@ -238,15 +223,15 @@ def _advance_intersection(
         best = -1
         best_wait = -1.0
         for g in range(n_g):
-            if (cand_m & (_ONE << np.uint64(g))) != _ZERO and wait[i, g] > best_wait:
+            if (cand_m & (_ONE << np.uint64(g))) != _ZERO and wait[g] > best_wait:
                 best = g
-                best_wait = wait[i, g]
+                best_wait = wait[g]
         bit = _ONE << np.uint64(best)
         cand_m &= ~bit
-        if (cmask[i, best] & nonred_m) == _ZERO:
-            state[i, best] = GREEN
-            elapsed[i, best] = 0.0
-            wait[i, best] = 0.0
+        if (cmask[best] & nonred_m) == _ZERO:
+            state[best] = GREEN
+            elapsed[best] = 0.0
+            wait[best] = 0.0
             nonred_m |= bit
             changed = True
     return changed

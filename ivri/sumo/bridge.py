@@ -455,9 +455,3 @@ class SumoBridge:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # A bridge dropped without close() must not leave libsumo's one simulation open.
-        with contextlib.suppress(Exception):
-            if self.conn is not None:
-                self.close()

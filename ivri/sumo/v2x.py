@@ -43,6 +43,9 @@ from operator import itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
+
+# TraCI's variable ids, from SUMO's own table (importing this module loads traci; the bridge
+# imports it only when V2X emulation is on).
 from traci.constants import (
     VAR_ARRIVED_VEHICLES_IDS,
     VAR_DEPARTED_VEHICLES_IDS,

@@ -33,6 +33,7 @@ import numpy as np
 from ivri.core.idx import GREEN, MODE_BICYCLE
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
+from ivri.timefmt import parse_time_s
 
 from .base import Observation
 from .priority import PriorityApplication, PriorityClass, PriorityRequests
@@ -41,17 +42,6 @@ __all__ = ["RainMode", "RainSeries"]
 
 _TIME_COLUMNS = ("time_s", "t_s", "time", "t")
 _RAIN_COLUMNS = ("rain_mm_h", "intensity_mm_h", "rain", "intensity", "mm_h")
-
-
-def _parse_time(text: str) -> float:
-    text = text.strip()
-    if ":" in text:
-        parts = [float(p) for p in text.split(":")]
-        if len(parts) not in (2, 3):
-            raise ValueError(text)
-        h, m, s = (parts + [0.0])[:3] if len(parts) == 3 else (parts[0], parts[1], 0.0)
-        return h * 3600.0 + m * 60.0 + s
-    return float(text)
 
 
 @dataclass(frozen=True)
@@ -66,7 +56,7 @@ class RainSeries:
 
     @classmethod
     def from_csv(cls, path: str | Path) -> RainSeries:
-        """Read a CSV with a time column (seconds or ``HH:MM[:SS]``) and an intensity column
+        """Read a CSV with a time column (seconds, ``h:m:s`` or ``d:h:m:s``: SUMO's time format, :mod:`ivri.timefmt`) and an intensity column
         in mm/h; header names: ``time_s`` / ``time`` and ``rain_mm_h`` / ``intensity``.
 
         Raises :class:`~ivri.errors.ConfigError` naming the file and line of any problem.
@@ -90,7 +80,7 @@ class RainSeries:
         ts, rs = [], []
         for n, row in enumerate(rows[1:], start=2):
             try:
-                t, r = _parse_time(row[t_col]), float(row[r_col])
+                t, r = parse_time_s(row[t_col]), float(row[r_col])
             except (ValueError, IndexError):
                 raise ConfigError(f"rain series {path}, line {n}: cannot read {row!r}") from None
             if not (np.isfinite(r) and r >= 0.0):

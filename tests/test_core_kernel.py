@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from naive import naive_advance
+from naive import naive_advance, naive_conflicting_greens
 
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import Timing, compile_network
@@ -20,6 +20,7 @@ from ivri.core.kernel import (
     advance_kernel_parallel,
     build_conflict_sets,
 )
+from ivri.core.safety import ConflictMonitor, conflicting_greens
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
@@ -366,6 +367,26 @@ def test_parallel_kernel_equals_naive(seed: int) -> None:
     compare_with_naive(100 + seed, n_ticks=150, n_i=6, parallel=True)
 
 
+@pytest.mark.parametrize("n_g", [3, 10, 40, 64])
+def test_conflict_monitor_equals_naive(n_g: int) -> None:
+    """The monitor's packed masks flag exactly what the raw conflict matrix says, at every width
+    (bits beyond one byte and up to bit 63 included) and for non-red padding columns."""
+    rng = np.random.default_rng(n_g)
+    timing = random_timing(rng, 30, n_g)
+    monitor = ConflictMonitor(timing)
+    out = np.zeros(30, dtype=np.bool_)
+    n_flagged = 0
+    for _ in range(40):
+        p_green = rng.uniform(0.02, 0.4)
+        state = rng.choice([RED, GREEN, AMBER], p=[0.9 - p_green, p_green, 0.1], size=(30, n_g)).astype(np.int8)
+        want = naive_conflicting_greens(timing, state)
+        assert monitor.check(state, out) == want.sum()
+        assert np.array_equal(out, want)
+        assert np.array_equal(conflicting_greens(timing, state), want)
+        n_flagged += int(want.sum())
+    assert 0 < n_flagged < 40 * 30  # both verdicts occur
+
+
 def test_kernel_without_jit_in_subprocess() -> None:
     """The same comparison with NUMBA_DISABLE_JIT=1: the kernels run as plain Python."""
     code = (
@@ -377,6 +398,7 @@ def test_kernel_without_jit_in_subprocess() -> None:
         "t.compare_with_naive(7, n_ticks=40, n_i=2, n_g=8, parallel=True)\n"
         "import test_core_engine as e\n"
         "e.test_time_to_change_bounds_hold(0.5)\n"
+        "t.test_conflict_monitor_equals_naive(10)\n"
         "print('ok')\n"
     )
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}

@@ -470,7 +470,7 @@ def test_rain_series_from_csv(tmp_path: Path) -> None:
     np.testing.assert_array_equal(s.t_s, [0.0, 60.0, 120.0])
     np.testing.assert_array_equal(s.mm_h, [0.0, 2.5, 0.0])
     assert (s.at(-1.0), s.at(59.9), s.at(60.0), s.at(500.0)) == (0.0, 0.0, 2.5, 0.0)
-    clock = RainSeries.from_csv(write(tmp_path, "time,intensity\n00:01,1\n01:00:30,0\n"))
+    clock = RainSeries.from_csv(write(tmp_path, "time,intensity\n00:01:00,1\n01:00:30,0\n"))
     np.testing.assert_array_equal(clock.t_s, [60.0, 3630.0])
 
 

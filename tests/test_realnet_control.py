@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ivri.sumo_networks.realworld import realworld_dir
 from test_sumo_network import _check_consistent, _netconvert
 
 from ivri.config import NetworkConfig
 from ivri.sumo.detectors import write_detectors
 from ivri.sumo.network import derive_intersections, link_foes, read_net, upstream_lanes
 from ivri.sumo.sumocfg import read_sumocfg
-from ivri.sumo_networks.realworld import realworld_dir
 
 REPO = Path(__file__).parents[1]
 BUNDLED_NETS = sorted((REPO / "sumo_networks").glob("*/*.net.xml"))

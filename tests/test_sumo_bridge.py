@@ -295,11 +295,11 @@ def test_native_run_only_watches(cross4: Path, tmp_path: Path):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sumo_start_error_carries_sumos_message(cross4: Path, tmp_path: Path, backend: str):
     cfg = write_cfg(tmp_path / "s", cross4, None, end=10)
-    bridge = SumoBridge(cfg, backend=backend, out_dir=tmp_path / "out", extra_args=["--no-such-option", "1"])
-    with pytest.raises(SimulationError) as exc:
-        bridge.start()
-    assert "no-such-option" in str(exc.value)
-    assert bridge.conn is None
+    with SumoBridge(cfg, backend=backend, out_dir=tmp_path / "out", extra_args=["--no-such-option", "1"]) as bridge:
+        with pytest.raises(SimulationError) as exc:
+            bridge.start()
+        assert "no-such-option" in str(exc.value)
+        assert bridge.conn is None  # start() cleaned up after itself, before close()
 
 
 def test_one_libsumo_simulation_at_a_time(cross4: Path, tmp_path: Path):
@@ -325,10 +325,10 @@ def test_user_config(cross4: Path, tmp_path: Path):
         run_stage_cycle(b, net, 20.0, check=conflict_checker(net, b))
         assert set(b.intersection_stats()) == {"kruispunt_1"}
     wrong = xs[0].model_copy(update={"tls_id": "J9"})
-    bridge = SumoBridge(cfg, out_dir=tmp_path / "out2", intersections=NetworkConfig(intersections=(wrong,)))
-    with pytest.raises(ConfigError, match="'J9'"):
-        bridge.start()
-    assert bridge.conn is None
+    with SumoBridge(cfg, out_dir=tmp_path / "out2", intersections=NetworkConfig(intersections=(wrong,))) as bridge:
+        with pytest.raises(ConfigError, match="'J9'"):
+            bridge.start()
+        assert bridge.conn is None  # start() cleaned up after itself, before close()
 
 
 def test_scenario_from_the_sumo_distribution(tmp_path: Path):

@@ -33,7 +33,7 @@ from ivri.core.kernel import (
     advance_kernel_parallel,
     build_conflict_sets,
 )
-from ivri.core.safety import conflicting_greens, conflicting_pairs
+from ivri.core.safety import ConflictMonitor, conflicting_pairs
 from ivri.core.state import SignalState, initial_state
 from ivri.errors import ConfigError, SafetyViolation
 
@@ -188,6 +188,7 @@ class SignalCore:
         self.signals: SignalState = initial_state(net)
         self.changed = np.zeros(self._shape[0], dtype=np.bool_)
         self._bad = np.zeros(self._shape[0], dtype=np.bool_)
+        self._conflict_monitor = ConflictMonitor(self._timing)
         self._no_extend = np.zeros(self._shape, dtype=np.bool_)
         self._last_extend = self._no_extend
         self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape), np.empty(self._shape))
@@ -279,7 +280,7 @@ class SignalCore:
         )
         if self._has_commitment:
             release_changed(self.committed, self._aspect, self.signals.state)
-        if self.monitor and conflicting_greens(self._timing, self.signals.state, self._bad).any():
+        if self.monitor and self._conflict_monitor.check(self.signals.state, self._bad):
             raise SafetyViolation(self._describe_violation())
         return self.changed
 

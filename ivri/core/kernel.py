@@ -19,6 +19,7 @@ for green while all its conflicting groups are red. No allocation per call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -236,19 +237,7 @@ def _advance_intersection(
     return changed
 
 
-@njit
-def advance_kernel(
-    timing: Timing,
-    sets: ConflictSets,
-    sig: SignalState,
-    request_green: np.ndarray,
-    demand: np.ndarray,
-    extend: np.ndarray,
-    t_s: float,
-    dt_s: float,
-    changed: np.ndarray,
-) -> int:
-    """Advance every signal group of every intersection by one tick, in place.
+_ADVANCE_DOC = """Advance every signal group of every intersection by one tick, in place.
 
     Arguments: the safety rules (``timing``, and ``sets`` from :func:`build_conflict_sets`),
     the state to advance (``sig``, written in place), ``request_green`` and ``demand``
@@ -280,36 +269,48 @@ def advance_kernel(
 
     All timer comparisons allow :data:`EPS_S`. Padding columns (``valid`` False) stay red.
     """
-    n_changed = 0
-    for i in range(sig.state.shape[0]):
-        hit = _advance_intersection(timing, sets, sig, request_green, demand, extend, t_s, dt_s, i)
-        changed[i] = hit
-        if hit:
-            n_changed += 1
-    return n_changed
 
 
-@njit_parallel
-def advance_kernel_parallel(
-    timing: Timing,
-    sets: ConflictSets,
-    sig: SignalState,
-    request_green: np.ndarray,
-    demand: np.ndarray,
-    extend: np.ndarray,
-    t_s: float,
-    dt_s: float,
-    changed: np.ndarray,
-) -> int:
-    """:func:`advance_kernel` with intersections split over cores (``numba.prange``).
+def _make_advance_kernel(parallel: bool) -> Callable[..., int]:
+    """Compile the one loop over intersections, serially (``range``) or over cores (``prange``).
 
-    Intersections are independent, so the result is identical; it pays off only for large
-    networks (see ``benchmarks/core_throughput.py``).
+    Both kernels come from this single body, so they cannot drift apart. Intersections are
+    independent, so the results are identical. ``loop`` is a closure variable: numba's cache
+    keys on it, so the two compilations never load each other's machine code.
     """
-    n_changed = 0
-    for i in prange(sig.state.shape[0]):
-        hit = _advance_intersection(timing, sets, sig, request_green, demand, extend, t_s, dt_s, i)
-        changed[i] = hit
-        if hit:
-            n_changed += 1
-    return n_changed
+    loop = prange if parallel else range
+
+    def kernel(
+        timing: Timing,
+        sets: ConflictSets,
+        sig: SignalState,
+        request_green: np.ndarray,
+        demand: np.ndarray,
+        extend: np.ndarray,
+        t_s: float,
+        dt_s: float,
+        changed: np.ndarray,
+    ) -> int:
+        n_changed = 0
+        for i in loop(sig.state.shape[0]):
+            hit = _advance_intersection(
+                timing, sets, sig, request_green, demand, extend, t_s, dt_s, i
+            )
+            changed[i] = hit
+            if hit:
+                n_changed += 1
+        return n_changed
+
+    name = "advance_kernel_parallel" if parallel else "advance_kernel"
+    kernel.__name__ = name
+    kernel.__qualname__ = name
+    kernel.__doc__ = _ADVANCE_DOC if not parallel else (
+        ":func:`advance_kernel` with intersections split over cores (``numba.prange``).\n\n"
+        "    The same compiled body; it pays off only for large networks (see\n"
+        "    ``benchmarks/core_throughput.py``).\n"
+    )
+    return (njit_parallel if parallel else njit)(kernel)
+
+
+advance_kernel = _make_advance_kernel(parallel=False)
+advance_kernel_parallel = _make_advance_kernel(parallel=True)

@@ -4,9 +4,10 @@ Neither trusts the kernel (:mod:`ivri.core.kernel`): both read ``Timing.conflict
 timing limits directly, not the kernel's derived bit masks, so a fault in either is not hidden
 by the same fault in the other.
 
-* :func:`conflicting_greens` is the conflict monitor of EN 12675 practice: it looks at the
+* :class:`ConflictMonitor` (and :func:`conflicting_greens`) is the conflict monitor of EN 12675 practice: it looks at the
   aspects of one tick only, is O(I x G) and cheap enough to run every tick
-  (:class:`~ivri.core.engine.SignalCore` does, with ``monitor=True``).
+  (:class:`~ivri.core.engine.SignalCore` does, with ``monitor=True``, through a
+  :class:`ConflictMonitor`).
 * :class:`SafetyRecorder` (and :func:`check_trace`) follows aspects over time and checks every
   timing rule: minimum green, amber, minimum red, intergreen, legal transitions.
 """
@@ -20,14 +21,16 @@ import numpy as np
 from ivri.core.compile import Timing
 from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.jit import njit
-from ivri.errors import SafetyViolation
+from ivri.errors import ConfigError, SafetyViolation
 
 __all__ = [
     "TRACE_TOL_S",
+    "ConflictMonitor",
     "SafetyRecorder",
     "check_trace",
     "conflicting_greens",
     "conflicting_pairs",
+    "green_conflict_masks",
 ]
 
 #: Slack of the recorder's duration checks. The kernel may act up to 1 ns early (its timer
@@ -36,12 +39,34 @@ TRACE_TOL_S = 1.0e-6
 
 _ASPECT = {RED: "red", GREEN: "green", AMBER: "amber"}
 
+# numpy scalars keep the bit masks uint64 both compiled and under NUMBA_DISABLE_JIT.
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+
+
+def green_conflict_masks(timing: Timing) -> np.ndarray:
+    """uint64 ``[I, G]``: bit k of ``[i, g]`` set when ``timing.conflict[i, g, k]``.
+
+    The monitor's own packing of the conflict matrix (``numpy.packbits``), written apart from
+    the kernel's :func:`~ivri.core.kernel.build_conflict_sets` on purpose. Raises
+    :class:`~ivri.errors.ConfigError` beyond 64 signal groups per intersection.
+    """
+    conflict = np.asarray(timing.conflict, dtype=np.bool_)
+    n_i, n_g, _ = conflict.shape
+    if n_g > 64:
+        raise ConfigError(f"the conflict monitor supports at most 64 signal groups per intersection, got {n_g}")
+    padded = np.zeros((n_i, n_g, 64), dtype=np.bool_)
+    padded[:, :, :n_g] = conflict
+    packed = np.packbits(padded, axis=2, bitorder="little")  # uint8 [I, G, 8], bit k -> byte k // 8
+    return np.ascontiguousarray(packed.view("<u8")[:, :, 0], dtype=np.uint64)
+
 
 @njit
-def _monitor_kernel(valid: np.ndarray, conflict: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+def _monitor_kernel(valid: np.ndarray, masks: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
     n_i, n_g = state.shape
     n_bad = 0
     for i in range(n_i):
+        green_m = _ZERO
         bad = False
         for g in range(n_g):
             s = state[i, g]
@@ -49,14 +74,12 @@ def _monitor_kernel(valid: np.ndarray, conflict: np.ndarray, state: np.ndarray, 
                 continue
             if not valid[i, g]:
                 bad = True  # a padding column is never anything but red
-                break
             if s == GREEN:
-                row = conflict[i, g]
-                for k in range(g + 1, n_g):
-                    if state[i, k] == GREEN and row[k]:
-                        bad = True
-                        break
-                if bad:
+                green_m |= _ONE << np.uint64(g)
+        if not bad and green_m != _ZERO:
+            for g in range(n_g):
+                if (green_m & (_ONE << np.uint64(g))) != _ZERO and (masks[i, g] & green_m) != _ZERO:
+                    bad = True
                     break
         out[i] = bad
         if bad:
@@ -64,15 +87,31 @@ def _monitor_kernel(valid: np.ndarray, conflict: np.ndarray, state: np.ndarray, 
     return n_bad
 
 
+class ConflictMonitor:
+    """The conflict monitor of one network: its masks are packed once, a check is O(I x G).
+
+    ``check(state, out)`` fills ``out`` (bool ``[I]``) with True where an intersection shows
+    two conflicting greens (or a padding column that is not red) and returns how many do.
+    """
+
+    def __init__(self, timing: Timing) -> None:
+        self._valid = np.ascontiguousarray(timing.valid, dtype=np.bool_)
+        self._masks = green_conflict_masks(timing)
+
+    def check(self, state: np.ndarray, out: np.ndarray) -> int:
+        """Check the aspects ``state`` (int8 ``[I, G]``); see the class docstring."""
+        return int(_monitor_kernel(self._valid, self._masks, state, out))
+
+
 def conflicting_greens(timing: Timing, state: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """bool ``[I]``: True where an intersection shows two conflicting greens (or a padding column is not red).
 
-    ``state`` is ``SignalState.state`` (int8 ``[I, G]``). Pass ``out`` (bool ``[I]``) to avoid
-    an allocation when calling every tick.
+    ``state`` is ``SignalState.state`` (int8 ``[I, G]``). A one-off check; to check every tick,
+    keep a :class:`ConflictMonitor` (the masks are then packed once).
     """
     if out is None:
         out = np.zeros(state.shape[0], dtype=np.bool_)
-    _monitor_kernel(timing.valid, timing.conflict, state, out)
+    ConflictMonitor(timing).check(state, out)
     return out
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ivri.errors import ConfigError, SimulationError
+from ivri.timefmt import parse_time_s
 
 __all__ = ["PersonWalks", "TripInfo", "VehicleTrips", "read_tripinfo"]
 
@@ -106,20 +107,6 @@ class TripInfo:
     sumo_version: str | None
 
 
-def _time_s(text: str) -> float:
-    """A SUMO time in s; also accepts ``--human-readable-time`` values like ``-00:01:02.5``."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    negative = text.startswith("-")
-    seconds = 0.0
-    # [d:]hh:mm:ss[.ff] -> s
-    for part, scale_s in zip(reversed(text.lstrip("-").split(":")), (1.0, 60.0, 3600.0, 86400.0)):
-        seconds += float(part) * scale_s
-    return -seconds if negative else seconds
-
-
 def _read_header(path: Path) -> str:
     with path.open("rb") as f:
         return f.read(_HEADER_BYTES).decode("utf-8", errors="replace")
@@ -192,17 +179,17 @@ def read_tripinfo(path: Path) -> TripInfo:
                 a = elem.attrib
                 vtype = a.get("vType", "")
                 v_vtype.append(vtype_lookup.setdefault(vtype, len(vtype_lookup)))
-                v_departed.append(_time_s(a.get("depart", "-1")) >= 0.0)
+                v_departed.append(parse_time_s(a.get("depart", "-1")) >= 0.0)
                 # A vehicle removed early (collision, teleport, TraCI) has an arrival time but
                 # a non-empty `vaporized`; it did not complete its trip.
                 v_arrived.append(
-                    _time_s(a.get("arrival", "-1")) >= 0.0 and not a.get("vaporized", "")
+                    parse_time_s(a.get("arrival", "-1")) >= 0.0 and not a.get("vaporized", "")
                 )
-                v_depart_delay.append(_time_s(a.get("departDelay", "0")))
-                v_duration.append(_time_s(a.get("duration", "0")))
+                v_depart_delay.append(parse_time_s(a.get("departDelay", "0")))
+                v_duration.append(parse_time_s(a.get("duration", "0")))
                 v_length.append(max(float(a.get("routeLength", "0")), 0.0))
-                v_time_loss.append(_time_s(a.get("timeLoss", "0")))
-                v_waiting.append(_time_s(a.get("waitingTime", "0")))
+                v_time_loss.append(parse_time_s(a.get("timeLoss", "0")))
+                v_waiting.append(parse_time_s(a.get("waitingTime", "0")))
                 v_waiting_count.append(int(a.get("waitingCount", "0")))
                 if emissions is None:
                     v_has_em.append(False)
@@ -222,10 +209,10 @@ def read_tripinfo(path: Path) -> TripInfo:
             elif tag == "walk":
                 a = elem.attrib
                 walk_stages += 1
-                walks_ended = walks_ended and _time_s(a.get("arrival", "-1")) >= 0.0
-                walk_duration += max(_time_s(a.get("duration", "0")), 0.0)
-                walk_loss += max(_time_s(a.get("timeLoss", "0")), 0.0)
-                walk_waiting += max(_time_s(a.get("waitingTime", "0")), 0.0)
+                walks_ended = walks_ended and parse_time_s(a.get("arrival", "-1")) >= 0.0
+                walk_duration += max(parse_time_s(a.get("duration", "0")), 0.0)
+                walk_loss += max(parse_time_s(a.get("timeLoss", "0")), 0.0)
+                walk_waiting += max(parse_time_s(a.get("waitingTime", "0")), 0.0)
                 length_m = float(a.get("routeLength", "-1"))
                 walk_length += length_m if length_m >= 0.0 else np.nan
             elif tag == "personinfo":

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -47,7 +47,9 @@ from ivri.sumo.sumocfg import (
     read_sumocfg,
     split_file_list,
 )
-from ivri.sumo.v2x import V2XEmulator
+
+if TYPE_CHECKING:
+    from ivri.sumo.v2x import V2XEmulator
 
 __all__ = ["DETECTOR_FILENAME", "SumoBridge"]
 
@@ -315,6 +317,10 @@ class SumoBridge:
         self.observer = Observer(conn, self.compiled, self.link_maps, self.detectors, dt_s=self.dt_s,
                                  lanes_only=not self.control, person_details=emulate)
         if emulate:
+            # Imported here: the emulator reads TraCI's variable ids from traci.constants, and
+            # importing the bridge must not load SUMO's packages.
+            from ivri.sumo.v2x import V2XEmulator
+
             self.v2x = V2XEmulator(conn, self.compiled, self.link_maps, self.observer, self._sumo_net,
                                    seed=self.seed or 0, **dict(self.v2x_options or {}))
         if self.control:
@@ -455,9 +461,3 @@ class SumoBridge:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # A bridge dropped without close() must not leave libsumo's one simulation open.
-        with contextlib.suppress(Exception):
-            if self.conn is not None:
-                self.close()

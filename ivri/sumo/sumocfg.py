@@ -4,7 +4,8 @@ SUMO configuration files hold one element per option, usually grouped in section
 (``<input><net-file value="..."/></input>``); SUMO itself ignores the section level, and so
 does this reader. Options may use their long name or a synonym (``net-file`` / ``net`` /
 ``n``), file lists may be separated by commas or spaces, and relative paths are relative to
-the folder of the ``.sumocfg`` (SUMO's own rule). Times may be seconds or ``h:m:s``.
+the folder of the ``.sumocfg`` (SUMO's own rule). Times are read by :func:`ivri.timefmt.parse_time_s`
+(seconds, ``h:m:s`` or ``d:h:m:s``, as SUMO reads them).
 
 Only what the bridge needs is interpreted (:class:`SumoConfig`); every other option is kept
 as text in :attr:`SumoConfig.options`.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivri.errors import NetworkError
+from ivri.timefmt import parse_time_s
 
 __all__ = [
     "OptionOverride",
@@ -67,23 +69,6 @@ class SumoConfig:
 def split_file_list(value: str) -> list[str]:
     """SUMO file lists: separated by commas and / or white space."""
     return [p for p in re.split(r"[,\s]+", value.strip()) if p]
-
-
-def parse_time_s(value: str, *, what: str = "time") -> float:
-    """A SUMO time value in seconds: ``"3600"``, ``"3600.5"``, ``"1:00:00"`` or ``"1:0:00:00"`` (d:h:m:s)."""
-    text = value.strip()
-    try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) > 4:
-                raise ValueError(text)
-            seconds = 0.0
-            for p, scale in zip(reversed(parts), (1.0, 60.0, 3600.0, 86400.0)):
-                seconds += p * scale
-            return seconds
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{what} {value!r} is not a number of seconds") from None
 
 
 def read_sumocfg(path: str | Path) -> SumoConfig:

@@ -44,6 +44,17 @@ from typing import Any
 
 import numpy as np
 
+# TraCI's variable ids, from SUMO's own table (importing this module loads traci; the bridge
+# imports it only when V2X emulation is on).
+from traci.constants import (
+    VAR_ARRIVED_VEHICLES_IDS,
+    VAR_DEPARTED_VEHICLES_IDS,
+    VAR_NEXT_TLS,
+    VAR_POSITION,
+    VAR_SPEED,
+    VAR_TIMELOSS,
+)
+
 from ivri.controllers.v2x import Role, V2XObservation
 from ivri.core.compile import CompiledNetwork
 from ivri.core.idx import AMBER, GREEN, RED
@@ -63,13 +74,6 @@ __all__ = ["DEFAULT_SHARES", "V2XEmulator", "V2XStats", "equipped_mask"]
 #: The equipped road users whose on-board unit or app sends a (verified) request: ``app``.
 #: Priority comes only from a request, never from a CAM (see ivri.gateway.ingest).
 _REQUESTING = (Role.EMERGENCY, Role.BUS, Role.TRUCK, Role.CYCLIST)
-
-VAR_SPEED = 0x40
-VAR_POSITION = 0x42
-VAR_TIMELOSS = 0x8C
-VAR_NEXT_TLS = 0x70
-VAR_DEPARTED_VEHICLES_IDS = 0x74
-VAR_ARRIVED_VEHICLES_IDS = 0x7A
 
 #: Share of each kind of road user that is equipped, by default: every emergency vehicle,
 #: bus and truck has an on-board unit; a fifth of the cyclists use the Schwung app; half of

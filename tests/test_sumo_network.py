@@ -408,3 +408,15 @@ def test_importing_the_bridge_does_not_load_sumo():
         "assert all(getattr(s, n) is not None for n in s.__all__)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_observer_traci_ids_equal_sumos_own_table():
+    # observe.py keeps its few TraCI ids by hand so that importing the bridge loads no SUMO
+    # package (test above); this keeps them equal to SUMO's own table.
+    import traci.constants as tc
+
+    from ivri.sumo import observe
+
+    names = [n for n in vars(observe) if n.isupper() and hasattr(tc, n)]
+    assert {"LAST_STEP_VEHICLE_HALTING_NUMBER", "VAR_ANGLE", "CMD_GET_PERSON_VARIABLE"} <= set(names)
+    assert {n: getattr(observe, n) for n in names} == {n: getattr(tc, n) for n in names}

@@ -70,7 +70,7 @@ from ivri.sumo.network import TlsLinkMap
 __all__ = ["Observer"]
 
 # TraCI variable ids (traci.constants), fixed by the protocol; kept here so that importing
-# this module does not import traci.
+# this module does not import traci (tests/test_sumo_network.py checks them against traci's table).
 LAST_STEP_VEHICLE_NUMBER = 0x10
 LAST_STEP_MEAN_SPEED = 0x11
 LAST_STEP_TIME_SINCE_DETECTION = 0x16

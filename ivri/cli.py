@@ -194,27 +194,14 @@ def derive(
 
 
 def _derive(scenario: str, out: Path) -> None:
-    import json
-
-    from ivri.config import NetworkConfig
+    from ivri.config import NetworkConfig, write_data_file
     from ivri.runner import resolve_scenario
     from ivri.sumo.network import derive_intersections
     from ivri.sumo.sumocfg import read_sumocfg
 
     _, sumocfg = resolve_scenario(scenario)
     configs, maps = derive_intersections(read_sumocfg(sumocfg).net_file)
-    data = NetworkConfig(intersections=tuple(configs)).model_dump(mode="json")
-    suffix = out.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        import yaml
-
-        text = yaml.safe_dump(data, sort_keys=False)
-    elif suffix == ".json":
-        text = json.dumps(data, indent=2)
-    else:
-        raise ConfigError(f"--out {out}: use a .yaml or .json file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    write_data_file(out, NetworkConfig(intersections=tuple(configs)).model_dump(mode="json"))
     n_groups = sum(len(c.signal_groups) for c in configs)
     console.print(f"wrote {len(configs)} intersections with {n_groups} signal groups to {out}")
     n_merges = sum(len(m.merges) for m in maps)
@@ -264,8 +251,8 @@ def import_tlc(
 
 
 def _import_tlc(tlc: Path, out: Path, net: str | None, map_file: Path | None, green_set: str | None) -> None:
-    from ivri.config import NetworkConfig
-    from ivri.tlcgen import check_against_network, convert, load_tlc_map, read_tlc, write_data
+    from ivri.config import NetworkConfig, write_data_file
+    from ivri.tlcgen import check_against_network, convert, load_tlc_map, read_tlc
 
     if net is not None and map_file is None:
         raise ConfigError("--net needs --map: propose a mapping with `ivri map-tlc FILE.tlc --net NET --out MAP.yaml`")
@@ -286,7 +273,7 @@ def _import_tlc(tlc: Path, out: Path, net: str | None, map_file: Path | None, gr
                         "not represented:" if imported.warnings else "",
                         *(f"  {w}" for w in imported.warnings)])
     data = NetworkConfig(intersections=(imported.config,)).model_dump(mode="json")
-    write_data(data, out, header)
+    write_data_file(out, data, header)
     x = imported.config
     console.print(f"wrote {out}: {len(x.signal_groups)} signal groups, {len(x.conflicts)} conflicts, "
                   f"{len(x.stages)} stages, {len(x.priority)} priority rules; {len(imported.warnings)} warnings")

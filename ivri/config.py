@@ -255,6 +255,27 @@ def read_data_file(path: str | Path, what: str,
         raise ConfigError(f"{what} {path} cannot be parsed: {exc}") from None
 
 
+def write_data_file(path: str | Path, data: Any, header: str = "") -> None:
+    """Write ``data`` as YAML (``.yaml``/``.yml``, with ``header`` as comment lines) or JSON
+    (by the suffix), creating the folder; the counterpart of :func:`read_data_file`.
+
+    Raises :class:`ConfigError` naming the file for any other suffix.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+        text += yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    elif suffix == ".json":
+        text = json.dumps(data, indent=2)
+    else:
+        raise ConfigError(f"{path}: use a .yaml or .json file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
 def load_model_file(path: str | Path, model: type[ModelT], what: str,
                     formats: tuple[str, ...] = (".toml", ".yaml", ".yml", ".json")) -> ModelT:
     """A pydantic ``model`` validated from a file (see :func:`read_data_file`).

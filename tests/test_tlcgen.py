@@ -13,10 +13,10 @@ from ivri.controllers import BusPriority, GreenFlow, Role, V2XObservation
 from typer.testing import CliRunner
 
 from ivri.cli import app
-from ivri.config import NetworkConfig, load_network_config
+from ivri.config import NetworkConfig, load_network_config, write_data_file
 from ivri.core.compile import compile_network
 from ivri.errors import ConfigError
-from ivri.tlcgen import convert, read_tlc, write_data
+from ivri.tlcgen import convert, read_tlc
 
 DATA = Path(__file__).parent / "data" / "tlcgen"
 
@@ -42,7 +42,7 @@ def test_four_arm_round_trip_through_a_config_file(tmp_path: Path) -> None:
     imp = _imported("four_arm.tlc")
     x = imp.config
     out = tmp_path / "x.yaml"
-    write_data(NetworkConfig(intersections=(x,)).model_dump(mode="json"), out, "header line")
+    write_data_file(out, NetworkConfig(intersections=(x,)).model_dump(mode="json"), "header line")
     back = load_network_config(out).intersections[0]
     assert back == x
     assert x.group_ids() == ["fc02", "fc05", "fc08", "fc11", "fc22", "fc28", "fc31", "fc32"]

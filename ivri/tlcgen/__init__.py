@@ -12,7 +12,7 @@
 
 from .check import check_against_network
 from .convert import Imported, convert
-from .mapping import TlcMap, group_id, load_tlc_map, propose_map, write_data, write_map
+from .mapping import TlcMap, group_id, load_tlc_map, propose_map, write_map
 from .reader import TlcController, read_tlc
 
 __all__ = [
@@ -25,6 +25,5 @@ __all__ = [
     "load_tlc_map",
     "propose_map",
     "read_tlc",
-    "write_data",
     "write_map",
 ]

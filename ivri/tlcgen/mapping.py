@@ -24,14 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ivri.config import load_model_file
+from ivri.config import load_model_file, write_data_file
 from ivri.errors import ConfigError
 from ivri.sumo.detectors import EXTENSION_DISTANCE_M, STOPLINE_OFFSET_M
 from ivri.sumo.network import derive_intersections, read_net
 
 from .reader import TlcController
 
-__all__ = ["DetectorPlace", "GroupLinks", "TlcMap", "group_id", "load_tlc_map", "propose_map", "write_data",
+__all__ = ["DetectorPlace", "GroupLinks", "TlcMap", "group_id", "load_tlc_map", "propose_map",
            "write_map"]
 
 
@@ -77,26 +77,7 @@ def write_map(mapping: TlcMap, path: str | Path, header: str = "") -> None:
     """Write ``mapping`` as YAML (``.yaml``/``.yml``) or JSON, with ``header`` as comment lines."""
     data = mapping.model_dump(mode="json", exclude_defaults=True)
     data.setdefault("allow_conflicts", [])
-    write_data(data, path, header)
-
-
-def write_data(data: dict[str, Any], path: str | Path, header: str = "") -> None:
-    """Write ``data`` as YAML (``.yaml``/``.yml``, ``header`` as comment lines) or JSON."""
-    import json
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        import yaml
-
-        text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-        text += yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
-    elif suffix == ".json":
-        text = json.dumps(data, indent=2)
-    else:
-        raise ConfigError(f"{path}: use a .yaml or .json file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_data_file(path, data, header)
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ivri.runner import RunSpec, run_controller
+from ivri.runner import RunSpec, run_controller, run_dir_of
 from ivri.sumo.connection import sumo_version
 
 BASE = "actuated"
@@ -166,7 +166,7 @@ def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end
         scenario=scenario, controller=controller, seed=seed, out_dir=run_dir, v2x=True, end_s=end_s,
         rain=run_dir / "rain.csv" if "rain" in controller.split("+") else None, v2x_shares=shares,
     ))
-    tripinfo = run_dir / controller.replace("+", "_") / "tripinfo.xml"
+    tripinfo = run_dir_of(run_dir, controller) / "tripinfo.xml"
     # Dry: the first part of the run, before rain mode could switch on; rain: the shower.
     windows = {"dry": (begin, t0 - 60.0), "rain": (t0, t1)}
     m = rec["by_mode"]

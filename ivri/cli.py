@@ -162,9 +162,10 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
     console.print(kpi_table(records))
     for r in records:
         if r.get("sumo_warnings"):
+            from ivri.runner import run_dir_of
             from ivri.sumo.bridge import SUMO_LOG_FILENAME
 
-            log = out_dir / str(r["controller"]).replace("+", "_") / SUMO_LOG_FILENAME
+            log = run_dir_of(out_dir, str(r["controller"])) / SUMO_LOG_FILENAME
             err_console.print(f"[yellow]note:[/] {r['controller']}: SUMO wrote {r['sumo_warnings']} warning "
                               f"line(s), see {log}", highlight=False, soft_wrap=True)
     if out is not None:

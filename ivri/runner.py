@@ -19,10 +19,9 @@ from ivri.config import NetworkConfig, load_network_config
 from ivri.errors import ConfigError, NetworkError
 
 __all__ = [
-    "SUMO_NATIVE", "TYPED_PROGRAMS_FILENAME", "RunSpec", "resolve_scenario", "run_controller", "sumo_log_lines",
+    "TYPED_PROGRAMS_FILENAME", "RunSpec", "resolve_scenario", "run_controller", "run_dir_of", "sumo_log_lines",
 ]
 
-SUMO_NATIVE = "sumo-native"
 #: The additional file that switches SUMO's programs to another type (sumo-actuated, ...).
 TYPED_PROGRAMS_FILENAME = "sumo_programs.add.xml"
 
@@ -60,6 +59,12 @@ class RunSpec:
     #: With ``gui``: save a screenshot here when an emergency vehicle's request is granted and
     #: it is near its stop line (else near the end of the run); see :class:`ivri.sumo.gui.GuiView`.
     gui_screenshot: Path | None = None
+
+
+def run_dir_of(out_dir: Path, controller: str) -> Path:
+    """The folder of one controller's run inside ``out_dir`` (``+`` is not a file-name character
+    everyone likes: ``actuated+greenflow`` runs in ``actuated_greenflow``)."""
+    return Path(out_dir) / controller.replace("+", "_")
 
 
 def resolve_scenario(scenario: str) -> tuple[str, Path]:
@@ -138,7 +143,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
 
         check_broker(spec.v2x_broker)  # a bad URL or no broker fails before SUMO starts
         emulate = True  # the equipped vehicles are the ones that send CAMs
-    run_dir = spec.out_dir / spec.controller.replace("+", "_")
+    run_dir = run_dir_of(spec.out_dir, spec.controller)
     run_dir.mkdir(parents=True, exist_ok=True)
     extra = sumo_output_options(run_dir)
     if spec.end_s is not None:
@@ -218,7 +223,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
                 obs = bridge.observe()
                 state, changed = cosim.exchange(t_s, obs)
                 bridge.actuate(state, changed)
-                recorder.record(t_s, getattr(state, "state", state), changed, obs.demand, obs.gap_s)
+                recorder.record(t_s, state, changed, obs.demand, obs.gap_s)
             elif core is not None:
                 obs = bridge.observe()
                 request = controller.step(obs, core.signals)

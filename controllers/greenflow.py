@@ -92,10 +92,9 @@ class GreenFlow(PriorityApplication):
         mask = (v.role == Role.EMERGENCY) & v.app & (v.distance_m <= self.range_m)
         if self.siren_only:
             mask &= v.siren
-        known = mask & (v.group >= 0)
-        if known.any():
+        if mask.any():  # a vehicle whose movement is known asks only where a rule allows it
             g = np.clip(v.group, 0, self.allowed_.shape[1] - 1)
-            mask &= ~known | self.allowed_[v.intersection, g]
+            mask &= (v.group < 0) | self.allowed_[v.intersection, g]
         eta = v.eta_s(self.min_speed_mps)[mask]
         own = rows_to_requests(mask, v, self.app_code, PriorityClass.EMERGENCY, eta)
         # The groups that share a lane with its group, with the same arrival (one small loop

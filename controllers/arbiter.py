@@ -389,7 +389,7 @@ def arbitrate_kernel(
                 out_request[i, k] = False
 
 
-class _Tracked:
+class TrackedRequests:
     """Per request key, what the arbiter remembers between ticks (sorted by key; arrays)."""
 
     __slots__ = ("charged", "cls", "granted", "group", "intersection", "keys", "since_s", "status")
@@ -430,6 +430,7 @@ class PriorityArbiter(Controller):
     """
 
     name: ClassVar[str] = "arbiter"
+    uses_v2x: ClassVar[bool] = True  # the applications read connected road users
 
     def __init__(
         self,
@@ -451,6 +452,22 @@ class PriorityArbiter(Controller):
         """Send decisions to ``log`` (anything with ``record(**fields)``, e.g.
         :class:`ivri.metrics.decisions.DecisionLog`)."""
         self.decision_log = log
+
+    def application_names(self) -> frozenset[str]:
+        """Names of the applications this arbiter combines."""
+        return frozenset(a.name for a in self.applications)
+
+    def v2x_shares(self) -> dict[str, float]:
+        """The shares of equipped road users that the applications need (merged)."""
+        return {k: v for a in self.applications for k, v in a.v2x_shares().items()}
+
+    def tracked_requests(self) -> TrackedRequests | None:
+        """The requests known after the last tick (sorted by key)."""
+        return self.tracked_
+
+    def report(self) -> dict[str, Any]:
+        """The applications' contributions to a run's result record, merged."""
+        return {k: v for a in self.applications for k, v in a.report().items()}
 
     def _rules(self) -> RuleArrays:
         parsed: dict[PriorityClass, ClassRules] = {}
@@ -496,7 +513,7 @@ class PriorityArbiter(Controller):
         self.emergency_active_ = np.zeros(n_i, dtype=np.bool_)
         self.status_ = np.zeros(0, dtype=np.int8)
         self._t_s = 0.0
-        self.tracked_ = _Tracked()
+        self.tracked_ = TrackedRequests()
         self.clock_ = TickClock()
 
     def _reset_net_benefit(self, net: CompiledNetwork) -> None:
@@ -544,9 +561,9 @@ class PriorityArbiter(Controller):
         return Commitment(np.where(busy, -np.inf, c.min_end_s), c.max_end_s, c.likely_s)
 
     def gives_advice(self) -> bool:
-        """True when an application gives speed advice (GLOSA): the runner then calls
-        :meth:`advice` every tick and applies it."""
-        return any(callable(getattr(a, "advice", None)) for a in self.applications)
+        """True when an application gives speed advice (GLOSA): the engine then asks for
+        :meth:`advice` every tick and the bridge applies it."""
+        return any(a.gives_advice() for a in self.applications)
 
     def advice(self, signals: SignalState, spat: Any) -> Any:
         """Speed advice of the applications that give it (:class:`~.glosa.SpeedAdvice`).
@@ -556,8 +573,7 @@ class PriorityArbiter(Controller):
         """
         from .glosa import SpeedAdvice
 
-        return SpeedAdvice.concat([a.advice(signals, spat) for a in self.applications
-                                   if callable(getattr(a, "advice", None))])
+        return SpeedAdvice.concat([a.advice(signals, spat) for a in self.applications if a.gives_advice()])
 
     # --- per tick ---------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ivri.core.forecast import Commitment
 from ivri.core.state import SignalState
 
 from .v2x import V2XObservation
+
+if TYPE_CHECKING:
+    from .arbiter import TrackedRequests
 
 __all__ = ["Controller", "Observation", "Parameters"]
 
@@ -88,6 +91,9 @@ class Controller(Parameters, ABC):
     """
 
     name: ClassVar[str] = ""
+    #: The controller reads connected road users (``Observation.v2x``): a SUMO run then
+    #: emulates them (:mod:`ivri.sumo.v2x`).
+    uses_v2x: ClassVar[bool] = False
 
     def reset(self, net: CompiledNetwork) -> None:
         """Forget everything from an earlier run and prepare for ``net``. Idempotent."""
@@ -116,3 +122,36 @@ class Controller(Parameters, ABC):
         keeps what it accepts, so SPaT and speed advice can rely on it.
         """
         return None
+
+    # --- optional capabilities (neutral defaults; the arbiter and its applications override) ---
+
+    def application_names(self) -> frozenset[str]:
+        """Names of the priority applications that serve requests under this controller."""
+        return frozenset()
+
+    def v2x_shares(self) -> dict[str, float]:
+        """Shares of equipped road users (by kind, see :data:`ivri.sumo.v2x.DEFAULT_SHARES`)
+        this controller needs when a run does not say; empty: the defaults."""
+        return {}
+
+    def attach_log(self, log: Any) -> None:
+        """Send priority decisions to ``log`` (anything with ``record(**fields)``). A controller
+        without priority decisions has nothing to send."""
+
+    def tracked_requests(self) -> TrackedRequests | None:
+        """The priority requests known after the last tick (keys, status, intersection, group,
+        class; arrays sorted by key), or None for a controller without priority."""
+        return None
+
+    def gives_advice(self) -> bool:
+        """True when :meth:`advice` returns speed advice (GLOSA) to apply every tick."""
+        return False
+
+    def advice(self, signals: SignalState, spat: Any) -> Any:
+        """Speed advice (:class:`~controllers.glosa.SpeedAdvice`) given the core's state and
+        SPaT after it advanced; None when :meth:`gives_advice` is False."""
+        return None
+
+    def report(self) -> dict[str, Any]:
+        """What this controller adds to a run's result record (aggregates only, no identities)."""
+        return {}

@@ -180,6 +180,14 @@ class Glosa(PriorityApplication):
         self.cruise_mps_ = np.zeros(0, np.float64)    # their speed when first advised
         self.last_ = SpeedAdvice.empty()
 
+    def v2x_shares(self) -> dict[str, float]:
+        """GLOSA advises equipped cars: :data:`GLOSA_CAR_SHARE` of them unless a run says."""
+        return {"car": GLOSA_CAR_SHARE}
+
+    def gives_advice(self) -> bool:
+        """Speed advice every tick."""
+        return True
+
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         """No priority: only remember this tick's road users for :meth:`advice`."""
         self.v2x_ = obs.v2x

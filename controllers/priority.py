@@ -362,3 +362,22 @@ class PriorityApplication(Parameters, ABC):
     @abstractmethod
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         """This tick's requests (``signals`` is the core's state: read it, never write it)."""
+
+    # --- optional capabilities (neutral defaults) ---------------------------------------------
+
+    def v2x_shares(self) -> dict[str, float]:
+        """Shares of equipped road users (by kind) this application needs when a run does not
+        say; empty: the defaults."""
+        return {}
+
+    def gives_advice(self) -> bool:
+        """True when :meth:`advice` returns speed advice (GLOSA)."""
+        return False
+
+    def advice(self, signals: SignalState, spat: Any) -> Any:
+        """Speed advice after the core advanced (see :meth:`gives_advice`); None by default."""
+        return None
+
+    def report(self) -> dict[str, Any]:
+        """What this application adds to a run's result record (aggregates only)."""
+        return {}

@@ -196,6 +196,10 @@ class RainMode(PriorityApplication):
         self.active_ = active
         return active
 
+    def report(self) -> dict[str, Any]:
+        """When rain mode switched on and off in the run: ``rain_switches`` [[t_s, on], ...]."""
+        return {"rain_switches": [[t, on] for t, on in self.switches_]}
+
     def requests(self, obs: Observation, signals: SignalState) -> PriorityRequests:
         if not self.is_raining(obs.t_s):
             return PriorityRequests.empty()

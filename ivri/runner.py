@@ -9,6 +9,7 @@ the intersections that changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
 
     The record holds no vehicle or person identities: only aggregates.
     """
-    from ivri.controllers import SUMO_REFERENCES, PriorityArbiter, make_controller, parse_spec
-    from ivri.core.engine import SignalCore
+    from ivri.controllers import SUMO_REFERENCES, make_controller
+    from ivri.controllers.rain import RainMode
+    from ivri.engine import Engine
     from ivri.metrics import (
         VTypeInfo,
         compute_health,
@@ -120,21 +122,17 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
 
     label, sumocfg = resolve_scenario(spec.scenario)
     native = spec.controller in SUMO_REFERENCES  # SUMO controls the lights itself
-    apps = () if native else parse_spec(spec.controller)[1]
-    if "glosa" in apps and "car" not in (spec.v2x_shares or {}):
-        # GLOSA advises equipped cars; no car share given: GLOSA_CAR_SHARE (0.2) of them.
-        import dataclasses
-
-        from ivri.controllers.glosa import GLOSA_CAR_SHARE
-
-        spec = dataclasses.replace(spec, v2x_shares={**(spec.v2x_shares or {}), "car": GLOSA_CAR_SHARE})
     params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.controller_params.items()}
     if spec.rain is not None:
-        if "rain" not in apps:
-            raise ConfigError(f"a rain series is given but {spec.controller!r} has no 'rain' application")
-        params.setdefault("rain", {})["rain"] = spec.rain
+        if native:
+            raise ConfigError(f"a rain series is given but {spec.controller} runs SUMO's own programs")
+        # The rain application's input; make_controller refuses it for a spec without that application.
+        params.setdefault(RainMode.name, {})["rain"] = spec.rain
     controller = None if native else make_controller(spec.controller, **params)
-    reads_cams = bool(apps) or bool(getattr(controller, "uses_v2x", False))
+    if controller is not None and controller.v2x_shares():
+        # What the controller needs (GLOSA: a share of equipped cars), unless the run says.
+        spec = dataclasses.replace(spec, v2x_shares={**controller.v2x_shares(), **(spec.v2x_shares or {})})
+    reads_cams = controller is not None and controller.uses_v2x
     emulate = (reads_cams if spec.v2x is None else spec.v2x) and not native
     if spec.v2x_broker is not None:
         if native:
@@ -161,7 +159,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         from ivri.sumo.gui import gui_options
 
         extra += gui_options(run_dir, spec.gui_delay_ms)
-    log = DecisionLog(run_dir / DECISIONS_FILENAME) if isinstance(controller, PriorityArbiter) else None
+    log = DecisionLog(run_dir / DECISIONS_FILENAME) if controller is not None and controller.application_names() else None
     if log is not None:
         controller.attach_log(log)
 
@@ -202,10 +200,9 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         begin_s = bridge.begin_s
         span_s = max(end_s - begin_s, 1e-9)
         next_report_s = begin_s
-        core = None
+        engine = None
         if controller is not None and net is not None:
-            core = SignalCore(net, bridge.dt_s, start_s=begin_s)
-            controller.reset(net)
+            engine = Engine(net, controller, bridge.dt_s, start_s=begin_s)
         # The signal timeline (what every group showed, its calls, its priority requests).
         recorder = TimelineRecorder(net, begin_s) if net is not None and not native else None
         view = None
@@ -215,7 +212,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
             view = GuiView(bridge.conn, bridge.compiled, [lm.tls_id for lm in bridge.link_maps], bridge.v2x,
                            screenshot_path=spec.gui_screenshot)
         # Speed advice (GLOSA): after the core has advanced, from its SPaT, applied in SUMO.
-        advise = core is not None and bridge.v2x is not None and getattr(controller, "gives_advice", bool)()
+        advise = engine is not None and bridge.v2x is not None and engine.controller.gives_advice()
         t_s = begin_s
         while t_s < end_s - 1e-9:
             t_s = bridge.step()
@@ -224,15 +221,13 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
                 state, changed = cosim.exchange(t_s, obs)
                 bridge.actuate(state, changed)
                 recorder.record(t_s, state, changed, obs.demand, obs.gap_s)
-            elif core is not None:
+            elif engine is not None:
                 obs = bridge.observe()
-                request = controller.step(obs, core.signals)
-                core.commit(controller.commitment())
-                changed = core.advance(request, obs.demand, controller.extend_green())
-                bridge.actuate(core.signals, changed)
-                recorder.record(t_s, core.signals.state, changed, obs.demand, obs.gap_s, controller)
+                changed = engine.tick(obs)
+                bridge.actuate(engine.signals, changed)
+                recorder.record(t_s, engine.signals.state, changed, obs.demand, obs.gap_s, controller)
                 if advise:
-                    bridge.apply_advice(controller.advice(core.signals, core.time_to_change_s()))
+                    bridge.apply_advice(engine.advice())
             if view is not None:
                 view.update(t_s, end_s, bridge.dt_s, controller)
             if progress is not None and t_s >= next_report_s:
@@ -280,9 +275,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         record["cosim"] = cosim.stats()
     if log is not None:
         record["decisions"] = log.summary()
-    rain_app = next((a for a in getattr(controller, "applications", ()) if a.name == "rain"), None)
-    if rain_app is not None:
-        record["rain_switches"] = [[t, on] for t, on in rain_app.switches_]
+    if controller is not None:
+        record.update(controller.report())
     return record
 
 

@@ -43,8 +43,11 @@ from ivri.controllers.base import NO_DETECTION_S, Controller, Observation
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
 from ivri.core.engine import SignalCore
+from ivri.core.forecast import Commitment
 from ivri.core.idx import GREEN, RED
 from ivri.core.safety import SafetyRecorder
+from ivri.core.state import SignalState
+from ivri.engine import Engine
 from ivri.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,41 +169,59 @@ def run(
     reset: bool = True,
     check: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Drive ``ctl`` and a core as the runner does; return the requests and states per tick."""
-    core = SignalCore(net, dt_s)
+    """Drive ``ctl`` through the engine as the runner does; return the requests and states per tick."""
+    engine = Engine(net, StepChecks(ctl, net) if check else ctl, dt_s, reset=reset)
+    core = engine.core
     rec = SafetyRecorder(net.timing)
     rec.record(core.t_s, core.signals.state)
     cont = net.full(False, np.bool_) if continuous is None else continuous
     src = ObservationSource(net, seed, cont, dt_s)
-    if reset:
-        ctl.reset(net)
     requests = np.zeros((n_ticks, *net.timing.valid.shape), dtype=np.bool_)
     states = np.zeros((n_ticks, *net.timing.valid.shape), dtype=np.int8)
-    first = None
     for n in range(n_ticks):
-        # The runner's order: observe at the time of the coming tick, decide, advance.
+        # The runner's order: observe at the time of the coming tick, then the engine's tick.
         obs = src.next(core.t_s + dt_s, core.signals.state)
-        if check:
-            before_obs = [a.copy() for a in (obs.demand, obs.gap_s, obs.queue_veh,
-                                             obs.approach_veh, obs.downstream_queue_veh)]
-            before_sig = [a.copy() for a in core.signals]
-        req = ctl.step(obs, core.signals)
-        if check:
-            assert isinstance(req, np.ndarray) and req.dtype == np.bool_
-            assert req.shape == net.timing.valid.shape
-            first = req if first is None else first
-            assert req is first, "step must return the controller's own array, reused every tick"
-            assert not req[~net.timing.valid].any(), "requested a padding column"
-            for a, b in zip(before_obs, (obs.demand, obs.gap_s, obs.queue_veh,
-                                         obs.approach_veh, obs.downstream_queue_veh), strict=True):
-                assert np.array_equal(a, b), "step wrote into the observation"
-            for a, b in zip(before_sig, core.signals, strict=True):
-                assert np.array_equal(a, b), "step wrote into the core's state"
-        requests[n] = req
-        core.advance(req, obs.demand)
+        engine.tick(obs)
+        requests[n] = engine.request
         states[n] = core.signals.state
         rec.record(core.t_s, core.signals.state)
     return requests, states
+
+
+class StepChecks(Controller):
+    """Runs ``inner`` and checks what its ``step`` may not do: write into the observation or the
+    core's state, return anything but its own bool array of the network's shape, request a
+    padding column."""
+
+    def __init__(self, inner: Controller, net: CompiledNetwork) -> None:
+        self.inner = inner
+        self.net = net
+        self.first: np.ndarray | None = None
+
+    def reset(self, net: CompiledNetwork) -> None:
+        self.inner.reset(net)
+
+    def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
+        fields = (obs.demand, obs.gap_s, obs.queue_veh, obs.approach_veh, obs.downstream_queue_veh)
+        before_obs = [a.copy() for a in fields]
+        before_sig = [a.copy() for a in signals]
+        req = self.inner.step(obs, signals)
+        assert isinstance(req, np.ndarray) and req.dtype == np.bool_
+        assert req.shape == self.net.timing.valid.shape
+        self.first = req if self.first is None else self.first
+        assert req is self.first, "step must return the controller's own array, reused every tick"
+        assert not req[~self.net.timing.valid].any(), "requested a padding column"
+        for a, b in zip(before_obs, fields, strict=True):
+            assert np.array_equal(a, b), "step wrote into the observation"
+        for a, b in zip(before_sig, signals, strict=True):
+            assert np.array_equal(a, b), "step wrote into the core's state"
+        return req
+
+    def commitment(self) -> Commitment | None:
+        return self.inner.commitment()
+
+    def extend_green(self) -> np.ndarray | None:
+        return self.inner.extend_green()
 
 
 def digest(*arrays: np.ndarray) -> str:

@@ -19,8 +19,8 @@ from ivri.controllers.base import NO_DETECTION_S, Controller, Observation
 
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
-from ivri.core.engine import SignalCore
 from ivri.core.idx import GREEN
+from ivri.engine import Engine
 from ivri.errors import ConfigError
 
 DT_S = 1.0
@@ -53,16 +53,16 @@ class Run:
     def __init__(self, net: CompiledNetwork, ctl: Controller, scenario: Scenario, n_ticks: int) -> None:
         self.net = net
         self.ids = net.group_ids[0]
-        core = SignalCore(net, DT_S)
-        ctl.reset(net)
+        engine = Engine(net, ctl, DT_S)
+        core = engine.core
         obs = Observation.empty(net)
         self.requests = np.zeros((n_ticks, *net.timing.valid.shape), dtype=np.bool_)
         self.states = np.zeros((n_ticks, *net.timing.valid.shape), dtype=np.int8)
         for n in range(n_ticks):
             obs.t_s = core.t_s + DT_S
             scenario(obs.t_s, obs)
-            self.requests[n] = ctl.step(obs, core.signals)
-            core.advance(self.requests[n], obs.demand)
+            engine.tick(obs)
+            self.requests[n] = engine.request
             self.states[n] = core.signals.state
 
     def col(self, gid: str) -> int:

@@ -23,7 +23,7 @@ from ivri.controllers.base import Observation
 from ivri.controllers.cv_actuated import predicted_arrivals
 from test_priority_apps import GREEN, Run, two_groups, v2x_row
 
-from ivri.core.engine import SignalCore
+from ivri.engine import Engine
 from ivri.runner import resolve_scenario
 from ivri.sumo.bridge import SumoBridge
 
@@ -116,17 +116,13 @@ def test_equals_actuated_at_zero_share_in_sumo(tmp_path, period_s: float) -> Non
         with SumoBridge(cfg, seed=7, out_dir=tmp_path / name, v2x=zero,
                         extra_args=["--end", "240"]) as bridge:
             net = bridge.start()
-            core = SignalCore(net, bridge.dt_s, start_s=bridge.begin_s)
-            ctl.reset(net)
+            engine = Engine(net, ctl, bridge.dt_s, start_s=bridge.begin_s)
             t = bridge.begin_s
             while t < 240.0 - 1e-9:
                 t = bridge.step()
-                obs = bridge.observe()
-                req = ctl.step(obs, core.signals)
-                core.commit(ctl.commitment())
-                changed = core.advance(req, obs.demand, ctl.extend_green())
-                bridge.actuate(core.signals, changed)
-                rows.append(core.signals.state.copy())
+                changed = engine.tick(bridge.observe())
+                bridge.actuate(engine.signals, changed)
+                rows.append(engine.signals.state.copy())
         states[name] = np.array(rows)
     assert len(states["actuated"]) > 200
     assert (states["actuated"] == GREEN).any()

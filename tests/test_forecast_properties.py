@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ivri.controllers import PriorityArbiter, make_controller
-from ivri.controllers.base import Observation
+from ivri.controllers.base import Controller, Observation
 from test_priority_properties import APPS, Users, networks, rain_series
 from test_safety_properties import StreamSpec, streams
 from test_safety_properties import networks as core_networks
@@ -24,6 +24,8 @@ from ivri.core.compile import CompiledNetwork
 from ivri.core.engine import SignalCore
 from ivri.core.forecast import Commitment
 from ivri.core.idx import GREEN
+from ivri.core.state import SignalState
+from ivri.engine import Engine
 
 TOL = 1e-6
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,6 +88,36 @@ def test_random_commitments_are_kept_under_any_request_stream(
         w.after()
 
 
+class FromOutside(Controller):
+    """``inner``, plus a random commitment from outside on one tick in five, given to the core
+    after the controller's own: the engine asks for ``extend_green`` after it has committed
+    the controller's commitment and just before it advances, so this is where the extra
+    proposal goes and where the :class:`Watch` notes the window of the tick."""
+
+    def __init__(self, inner: Controller, rng: np.random.Generator) -> None:
+        self.inner = inner
+        self.rng = rng
+        self.watch: Watch | None = None
+
+    def reset(self, net: CompiledNetwork) -> None:
+        super().reset(net)
+        self.inner.reset(net)
+
+    def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
+        return self.inner.step(obs, signals)
+
+    def commitment(self) -> Commitment | None:
+        return self.inner.commitment()
+
+    def extend_green(self) -> np.ndarray | None:
+        assert self.watch is not None
+        core = self.watch.core
+        if self.rng.random() < 0.2:
+            core.commit(random_proposal(self.rng, core.t_s, self.net_.timing.valid.shape))
+        self.watch.before()
+        return self.inner.extend_green()
+
+
 @SETTINGS
 @given(net=networks(), dt_s=st.sampled_from([0.5, 1.0]), base=st.sampled_from(["actuated", "cv-actuated"]),
        seed=st.integers(0, 2**32 - 1))
@@ -100,9 +132,10 @@ def test_no_controller_or_application_breaks_a_commitment(
     users = Users(rng, net, n_ticks * dt_s, int(rng.integers(5, 40)))
     ctl = make_controller(f"{base}+{APPS}", rain={"rain": rain_series(rng, n_ticks * dt_s), "wait_s": 5.0})
     assert isinstance(ctl, PriorityArbiter)
-    ctl.reset(net)
-    core = SignalCore(net, dt_s, monitor=True)
+    engine = Engine(net, FromOutside(ctl, rng), dt_s, monitor=True)
+    core = engine.core
     w = Watch(core)
+    engine.controller.watch = w
     obs = Observation.empty(net)
     for k in range(1, n_ticks + 1):
         obs.t_s = k * dt_s
@@ -111,12 +144,7 @@ def test_no_controller_or_application_breaks_a_commitment(
         obs.queue_veh[:] = rng.integers(0, 5, shape)
         obs.approach_veh[:] = obs.queue_veh + rng.integers(0, 5, shape)
         obs.v2x = users.at(obs.t_s)
-        req = ctl.step(obs, core.signals)
-        core.commit(ctl.commitment())
-        if rng.random() < 0.2:
-            core.commit(random_proposal(rng, core.t_s, shape))
-        w.before()
-        core.advance(req, obs.demand, ctl.extend_green())
+        engine.tick(obs)
         w.after()
 
 

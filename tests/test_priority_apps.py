@@ -36,9 +36,9 @@ from ivri.controllers.base import Controller, Observation
 
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
-from ivri.core.engine import SignalCore
 from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.safety import SafetyRecorder
+from ivri.engine import Engine
 from ivri.errors import ConfigError
 
 DT_S = 0.5
@@ -112,10 +112,9 @@ class Run:
         self.ctl = ctl
         self.ids = net.group_ids[0]
         self.log = Log()
-        if isinstance(ctl, PriorityArbiter):
-            ctl.attach_log(self.log)
-        ctl.reset(net)
-        core = SignalCore(net, DT_S, monitor=True)
+        ctl.attach_log(self.log)
+        engine = Engine(net, ctl, DT_S, monitor=True)
+        core = engine.core
         rec = SafetyRecorder(net.timing, strict=True)
         rec.record(0.0, core.signals.state)
         obs = Observation.empty(net)
@@ -128,11 +127,10 @@ class Run:
             obs.demand[:] = demand
             obs.v2x = V2XObservation.empty()
             scenario(obs.t_s, obs)
-            req = ctl.step(obs, core.signals)
-            ext = ctl.extend_green() if isinstance(ctl, PriorityArbiter) else None
+            engine.tick(obs)
+            ext = ctl.extend_green()
             if ext is not None:
                 self.extend[n] = ext
-            core.advance(req, obs.demand, ext)
             self.states[n] = core.signals.state
             rec.record(core.t_s, core.signals.state)  # raises on any timing fault
 

@@ -21,9 +21,9 @@ from test_safety_properties import starvation_bound_s, tenths
 
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
-from ivri.core.engine import SignalCore
 from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.safety import SafetyRecorder
+from ivri.engine import Engine
 
 TOL = 1e-6
 APPS = "greenflow+schwung+rain+crosswalk+bus+truck"
@@ -116,8 +116,8 @@ def test_all_applications_keep_every_safety_rule_and_serve_every_caller(
         arbiter={"rules": {"freight": {"budget_per_h": 3.0}, "cyclist": {"budget_per_h": 5.0}}},
     )
     assert isinstance(ctl, PriorityArbiter)
-    ctl.reset(net)
-    core = SignalCore(net, dt_s, monitor=True)  # raises SafetyViolation on conflicting greens
+    engine = Engine(net, ctl, dt_s, monitor=True)  # raises SafetyViolation on conflicting greens
+    core = engine.core
     rec = SafetyRecorder(tm, strict=True)
     rec.record(0.0, core.signals.state)
     obs = Observation.empty(net)
@@ -151,8 +151,7 @@ def test_all_applications_keep_every_safety_rule_and_serve_every_caller(
         obs.gap_s[:] = rng.uniform(0.0, 8.0, shape)
         obs.queue_veh[:] = rng.integers(0, 5, shape)
         obs.v2x = users.at(t)
-        req = ctl.step(obs, core.signals)
-        core.advance(req, obs.demand, ctl.extend_green())
+        engine.tick(obs)
         state = core.signals.state
         rec.record(core.t_s, state)  # min green, amber, min red, intergreen, legal transitions
 

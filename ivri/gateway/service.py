@@ -71,10 +71,11 @@ import numpy as np
 from ivri.config import NetworkConfig
 from ivri.controllers import APPLICATIONS, FixedTime, PriorityArbiter, make_controller
 from ivri.controllers.arbiter import ACTING
-from ivri.controllers.base import Observation
+from ivri.controllers.base import Controller, Observation
 from ivri.controllers.priority import request_keys
 from ivri.core.compile import compile_network
 from ivri.core.engine import SignalCore
+from ivri.engine import Engine
 from ivri.errors import ConfigError, SafetyViolation
 from ivri.gateway.ingest import (
     APP_BY_ROLE,
@@ -155,7 +156,8 @@ class GatewayService:
       :attr:`clock_s` (the caller's clock: simulated seconds) instead of the monotonic clock.
     * ``demand_source``: ``callable() -> Observation`` whose detector fields (``demand``,
       ``gap_s``, ``queue_veh``, ``approach_veh``, ``downstream_queue_veh``) replace the view
-      derived from the messages (there are detectors after all: SUMO's); the V2X rows
+      derived from the messages (there are detectors after all: SUMO's), and so does its
+      ``exit_blocked``; the V2X rows
       still come from the CAMs / SREMs received.
     * ``controller_params``: keyword arguments of :func:`~ivri.controllers.make_controller`.
     """
@@ -222,13 +224,11 @@ class GatewayService:
         self.net = compile_network(config)
         self.sites = SiteTable(config, sites)
         self.controller_spec = controller
-        self.ctl = make_controller(controller, **(controller_params or {}))
-        self.ctl.reset(self.net)
+        self.engine = Engine(self.net, make_controller(controller, **(controller_params or {})), tick_s,
+                             monitor=True)
         self.decisions = decision_log if decision_log is not None else _DecisionCollector()
-        if hasattr(self.ctl, "attach_log"):
-            self.ctl.attach_log(self.decisions)
-        self.apps = {a.name for a in getattr(self.ctl, "applications", ())}
-        self.core = SignalCore(self.net, tick_s, monitor=True)
+        self.ctl.attach_log(self.decisions)
+        self.apps = set(self.ctl.application_names())
         self.codec: Codec = make_codec(codec, asn1_dir=asn1_dir, max_bytes=max_payload_bytes)
         if state_dir is not None:
             Path(state_dir).mkdir(parents=True, exist_ok=True)
@@ -299,8 +299,6 @@ class GatewayService:
         self._next_spat = 0.0
         self._ssem_seq = [0] * self.net.n_intersections
         self._prio_last = np.zeros(self.net.n_intersections, dtype=np.bool_)
-        self._request = self.net.full(False, np.bool_)
-        self._extend = self.net.full(False, np.bool_)
         self._zeros = self.net.full(0.0)
         self._mapem = [self._encode_or_none(build_mapem(self.sites, i, self.net.mode))
                        for i in range(self.net.n_intersections)]
@@ -317,6 +315,16 @@ class GatewayService:
         self._dispatch_queue = _DispatchQueue
 
     # ------------------------------------------------------------------------------ public
+
+    @property
+    def ctl(self) -> Controller:
+        """The controller running the intersections now (the fallback after a fault)."""
+        return self.engine.controller
+
+    @property
+    def core(self) -> SignalCore:
+        """The signal-timing core (read it; the engine advances it)."""
+        return self.engine.core
 
     def stats(self) -> dict[str, Any]:
         """All counters, as plain dicts (no identities)."""
@@ -691,23 +699,19 @@ class GatewayService:
         unix = time.time()
         self.table.expire(now, self.station_ttl_s)
         v2x = self.table.observation(self.sites, now, self.default_eta_s)
+        blocked = None
         if self.demand_source is not None:
             det = self.demand_source()
-            demand, gap, queue, approach, down = (det.demand, det.gap_s, det.queue_veh,
-                                                  det.approach_veh, det.downstream_queue_veh)
+            demand, gap, queue, approach, down, blocked = (det.demand, det.gap_s, det.queue_veh, det.approach_veh,
+                                                           det.downstream_queue_veh, det.exit_blocked)
         else:
             demand, gap, queue, approach = detector_view(
                 v2x, self.net.timing.valid.shape, self.extension_m, self.always_demand)
             down = self._zeros
         obs = Observation(t_s=self.core.t_s + self.tick_s, demand=demand, gap_s=gap,
                           queue_veh=queue, approach_veh=approach, downstream_queue_veh=down,
-                          v2x=v2x)
-        request = self.ctl.step(obs, self.core.signals)
-        extend = self.ctl.extend_green()
-        self._request[...] = request
-        self._extend[...] = False if extend is None else extend
-        self.core.commit(self.ctl.commitment())
-        changed = self.core.advance(self._request, demand, self._extend)
+                          v2x=v2x, exit_blocked=blocked)
+        changed = self.engine.tick(obs)
         self.ticks += 1
         self._answer_requests(unix)
         spat_due = now >= self._next_spat - 1e-6  # tolerance: spat_every_s == tick_s means every tick
@@ -726,13 +730,12 @@ class GatewayService:
         self.faults[kind] += 1
         base = self.ctl.base if isinstance(self.ctl, PriorityArbiter) else None
         if self._fallback_level == 0 and base is not None:
-            self.ctl, self._fallback_level = base, 1  # its state went on under the arbiter
+            self.engine.use(base, reset=False)  # its state went on under the arbiter
+            self._fallback_level = 1
         elif self._fallback_level < 2:
-            self.ctl, self._fallback_level = FixedTime(), 2
-            self.ctl.reset(self.net)
+            self.engine.use(FixedTime(), reset=True)
+            self._fallback_level = 2
         self.apps = set()  # no application serves requests now: they are answered "rejected"
-        self._request[...] = False
-        self._extend[...] = False
         log.error("fault in the engine tick (%s: %s); every intersection runs on the local fallback "
                   "(%s, no priority)", kind, str(exc)[:200], type(self.ctl).__name__)
         if not self.safe_state:
@@ -745,8 +748,8 @@ class GatewayService:
             self._enqueue("status", self._status_topic(i), status.encode(), qos=1, retain=True)
 
     def _arbiter_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        tr = getattr(self.ctl, "tracked_", None)
-        if not isinstance(self.ctl, PriorityArbiter) or tr is None:
+        tr = self.ctl.tracked_requests()
+        if tr is None:
             z = np.zeros(0, dtype=np.int64)
             return z, z, z
         return tr.keys, tr.status, tr.intersection

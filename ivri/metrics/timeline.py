@@ -73,7 +73,7 @@ class TimelineRecorder:
                controller: Any = None) -> None:
         """Record one tick: the core's ``state`` (``[I, G]``) and its ``changed`` mask (``[I]``;
         None: compare all), the observation's ``demand`` and ``gap_s``, and the priority
-        requests of ``controller`` when it is a :class:`~ivri.controllers.arbiter.PriorityArbiter`."""
+        requests that ``controller`` tracks (:meth:`~ivri.controllers.base.Controller.tracked_requests`)."""
         self.end_s = float(t_s)
         if changed is None or changed.any():
             self._diff("state", t_s, state)
@@ -82,7 +82,7 @@ class TimelineRecorder:
         if gap_s is not None:
             np.less(gap_s, 1e-6, out=self._occupied)
             self._diff("detector", t_s, self._occupied)
-        tracked = getattr(controller, "tracked_", None)
+        tracked = controller.tracked_requests() if controller is not None else None
         if tracked is not None:
             priority_masks(tracked, self._cls, self._granted)
             self._diff("priority", t_s, self._cls)

@@ -123,7 +123,7 @@ class GuiView:
         if self.v2x is not None and self.v2x.equipped_new:
             self._colour(self.v2x.equipped_new)
             self.v2x.equipped_new = []
-        tracked = getattr(controller, "tracked_", None)
+        tracked = controller.tracked_requests() if controller is not None else None
         ev_at = self._decisions(tracked) if tracked is not None else -1
         due = ev_at >= 0 or t_s >= end_s - 2.0 * dt_s - 1e-9  # the last chance: drawn after the next step
         if self.screenshot_path is not None and self.screenshot_taken_at_s is None and due:

@@ -1,7 +1,7 @@
 """Gateway benchmark: CAM ingestion, SREM -> SSEM latency and the engine tick, over a real broker.
 
 Scenario: the example intersection (docs/gateway-example.toml + gateway-example-sites.toml),
-a mosquitto broker on loopback (:class:`ivri.gateway.broker.LocalBroker`), the gateway in its
+a mosquitto broker on loopback (`LocalBroker`, tests/local_broker.py), the gateway in its
 own process (one core: asyncio, one thread), a load process that simulates ``--vehicles``
 cars (default 1,000) each sending ``--rate`` CAMs/s (default 10) over ``--connections``
 client connections (a road-side relay: the topic without a login level), and latency probes
@@ -46,6 +46,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # local_broker: test infrastructure, not shipped in ivri
 
 DOCS = ROOT / "docs"
 ASN1 = os.environ.get("IVRI_ASN1_DIR", str(ROOT.parent / "shared" / "asn1"))
@@ -94,6 +95,7 @@ def gateway_main(url: str, codec: str, tick_s: float, issuer_pem: str, out: Any,
     from ivri.config import load_network_config
     from ivri.gateway.security import TrustStore, load_public_key_pem
     from ivri.gateway.service import GatewayService
+    from ivri.gateway.settings import gateway_settings
     from ivri.gateway.site import load_gateway_sites
 
     logging.basicConfig(level=logging.ERROR)
@@ -120,12 +122,11 @@ def gateway_main(url: str, codec: str, tick_s: float, issuer_pem: str, out: Any,
         if stop.is_set():
             svc.stop()
 
-    svc = GatewayService(
-        load_network_config(DOCS / "gateway-example.toml"), url, codec=codec, asn1_dir=ASN1,
-        sites=load_gateway_sites(DOCS / "gateway-example-sites.toml"), trust_store=store,
-        controller="actuated+greenflow+bus", tick_s=tick_s, spat_every_s=1.0, on_tick=on_tick,
-        always_demand=True,
-    )
+    settings = gateway_settings(broker_url=url, codec=codec, asn1_dir=ASN1, controller="actuated+greenflow+bus",
+                                tick_s=tick_s, spat_every_s=1.0, always_demand=True)
+    svc = GatewayService(load_network_config(DOCS / "gateway-example.toml"), settings,
+                         sites=load_gateway_sites(DOCS / "gateway-example-sites.toml"), trust_store=store,
+                         on_tick=on_tick)
     asyncio.run(svc.run())
     out.put(("done", time.monotonic(), svc.received["cam"], time.process_time(), svc.stats()))
 
@@ -141,7 +142,7 @@ def _send_paced(host: str, port: int, client_prefix: str, connections: int, peri
     instead of bursting to catch up."""
     import threading
 
-    from ivri.gateway.broker import raw_mqtt_connect
+    from local_broker import raw_mqtt_connect
 
     counter = [0] * connections
 
@@ -179,8 +180,9 @@ def _send_paced(host: str, port: int, client_prefix: str, connections: int, peri
 def load_main(url: str, codec: str, vehicles: int, rate: float, connections: int, ready: Any,
               stop: Any, out: Any) -> None:
 
-    from ivri.gateway.broker import mqtt_publish_packet as _publish_packet
-    from ivri.gateway.service import parse_broker_url
+    from local_broker import mqtt_publish_packet as _publish_packet
+
+    from ivri.gateway.transport import parse_broker_url
 
     host, port, _ = parse_broker_url(url)
     c = _codec(codec)
@@ -215,10 +217,11 @@ def attack_main(url: str, codec: str, rate: float, victim_ticket: str, ready: An
     """Offer ``rate`` hostile messages/s (see the module docstring) from ten attacker logins."""
     import json
 
-    from ivri.gateway.broker import mqtt_publish_packet
+    from local_broker import mqtt_publish_packet
+
     from ivri.gateway.security import generate_key_pair, sign_request
-    from ivri.gateway.service import parse_broker_url
     from ivri.gateway.tickets import AuthorisationTicket
+    from ivri.gateway.transport import parse_broker_url
 
     host, port, _ = parse_broker_url(url)
     c = _codec(codec)
@@ -291,7 +294,7 @@ async def probes(url: str, codec: str, holders: list[tuple[Any, Any]], seconds: 
     import aiomqtt
 
     from ivri.gateway.security import sign_request
-    from ivri.gateway.service import parse_broker_url
+    from ivri.gateway.transport import parse_broker_url
 
     host, port, _ = parse_broker_url(url)
     c = _codec(codec)
@@ -349,8 +352,8 @@ def pct(xs: list[float], q: float) -> float:
 
 def run_codec(codec: str, args: argparse.Namespace) -> dict[str, Any]:
     from cryptography.hazmat.primitives import serialization
+    from local_broker import LocalBroker
 
-    from ivri.gateway.broker import LocalBroker
     from ivri.gateway.security import generate_key_pair
     from ivri.gateway.tickets import issue_ticket
 

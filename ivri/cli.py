@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -78,8 +77,8 @@ def run(
                      "or the app, e.g. --share cyclist=0.3 (kinds: emergency, bus, truck, cyclist, "
                      "slow_pedestrian, car); repeatable")] = None,
     v2x: Annotated[str | None, typer.Option("--v2x", metavar="URL", help="co-simulation: the "
-                   "equipped vehicles publish CAMs to this MQTT broker (mqtt://host:port) and the "
-                   "gateway controls the lights over it, in lockstep with SUMO")] = None,
+                   "equipped vehicles publish CAMs to this MQTT broker (mqtt://host:port; memory:// for one "
+                   "in this process) and the gateway controls the lights over it, in lockstep with SUMO")] = None,
     cam_period: Annotated[float, typer.Option("--cam-period", metavar="SECONDS", help="how often an "
                           "equipped vehicle sends a CAM (0: every SUMO step)")] = 0.0,
 ) -> None:
@@ -101,7 +100,7 @@ def run(
 
 
 def _parse_shares(items: list[str]) -> dict[str, float]:
-    from ivri.sumo.v2x import DEFAULT_SHARES
+    from ivri.sumo.v2x_options import DEFAULT_SHARES
 
     shares = {}
     for item in items:
@@ -132,7 +131,7 @@ def _run(scenario: str, controller: str | None, compare: str | None, out: Path |
 
         if any(is_sumo_reference(n) for n in names):
             raise ConfigError("--v2x needs ivri controllers; the sumo-* references run SUMO's own programs")
-        from ivri.sumo.cosim import check_broker
+        from ivri.cosim import check_broker
 
         check_broker(v2x_broker)  # a bad URL or no broker fails before SUMO starts
     if config is not None:
@@ -309,16 +308,6 @@ def map_tlc(
                   f"{len(mapping.detectors)} detectors")
 
 
-def _tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
-    """None (TLS as the broker URL says), or a context that trusts ``ca_file``."""
-    if ca_file is None:
-        return None
-    try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"--ca-file {ca_file}: {exc}") from None
-
-
 @app.command("log")
 def log_summary(
     folder: Annotated[Path, typer.Argument(help="a run's output folder (searched for decisions.jsonl)")],
@@ -453,19 +442,22 @@ def gateway(
         from ivri.config import load_network_config
         from ivri.gateway.security import TrustStore
         from ivri.gateway.service import GatewayService
+        from ivri.gateway.settings import gateway_settings
         from ivri.gateway.site import load_gateway_sites
 
         logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # Every setting is checked here, before a file is read or a connection made.
+        settings = gateway_settings(
+            broker_url=broker, region=region, controller=controller, codec=codec, asn1_dir=asn1_dir,
+            state_dir=state_dir, allow_cam_priority=allow_cam_priority, tick_s=tick,
+            spat_every_s=spat_every, always_demand=always_demand, username=username,
+            password=os.environ.get(password_env) if username else None, ca_file=ca_file,
+        )
         service = GatewayService(
-            load_network_config(config), broker, region=region, controller=controller,
-            codec=codec, asn1_dir=str(asn1_dir) if asn1_dir else None,
+            load_network_config(config), settings,
             trust_store=TrustStore.load(trust) if trust is not None else None,
-            state_dir=state_dir, allow_cam_priority=allow_cam_priority,
             sites=load_gateway_sites(sites) if sites is not None else None,
-            tick_s=tick, spat_every_s=spat_every, always_demand=always_demand,
-            username=username, password=os.environ.get(password_env) if username else None,
-            tls=_tls_context(ca_file),
         )
     except IvriError as exc:
         _fail(str(exc))

@@ -52,8 +52,9 @@ class RunSpec:
     v2x_cam_period_s: float = 0.0
     #: Rain series (CSV) for the ``rain`` application.
     rain: Path | None = None
-    #: Co-simulation (:mod:`ivri.sumo.cosim`): the equipped vehicles publish CAMs to this MQTT
-    #: broker (``mqtt://host:port``) and the gateway, in lockstep, controls the lights.
+    #: Co-simulation (:mod:`ivri.cosim`): the equipped vehicles publish CAMs to this MQTT
+    #: broker (``mqtt://host:port``; ``memory://``: one in the process) and the gateway, in
+    #: lockstep, controls the lights.
     v2x_broker: str | None = None
     #: With ``gui``: milliseconds sumo-gui waits per step (to watch at a human pace).
     gui_delay_ms: float = 0.0
@@ -119,6 +120,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     from ivri.metrics.vtypes import mode_of
     from ivri.sumo.bridge import SumoBridge
     from ivri.sumo.connection import sumo_version
+    from ivri.sumo.v2x_options import v2x_options
 
     label, sumocfg = resolve_scenario(spec.scenario)
     native = spec.controller in SUMO_REFERENCES  # SUMO controls the lights itself
@@ -137,10 +139,13 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     if spec.v2x_broker is not None:
         if native:
             raise ConfigError(f"--v2x needs an ivri controller; {spec.controller} runs SUMO's own programs")
-        from ivri.sumo.cosim import check_broker
+        from ivri.cosim import check_broker
 
         check_broker(spec.v2x_broker)  # a bad URL or no broker fails before SUMO starts
         emulate = True  # the equipped vehicles are the ones that send CAMs
+    # Validated before SUMO starts: a bad share is a one-line error naming it.
+    v2x = v2x_options({"shares": spec.v2x_shares or {}, "cam_period_s": spec.v2x_cam_period_s,
+                       "positions": spec.v2x_broker is not None}) if emulate else None
     run_dir = run_dir_of(spec.out_dir, spec.controller)
     run_dir.mkdir(parents=True, exist_ok=True)
     extra = sumo_output_options(run_dir)
@@ -174,9 +179,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         extra_args=extra,
         intersections=intersections,
         control=not native,
-        v2x=({"shares": spec.v2x_shares or {}, "cam_period_s": spec.v2x_cam_period_s,
-              **({"positions": True} if spec.v2x_broker else {})}
-             if emulate else None),
+        v2x=v2x,
     )
     cosim = None
     with contextlib.ExitStack() as stack:
@@ -185,7 +188,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         stack.enter_context(bridge)
         net = bridge.start()
         if spec.v2x_broker is not None and net is not None:
-            from ivri.sumo.cosim import CoSimulation
+            from ivri.cosim import CoSimulation
 
             # The gateway runs its own controller (same spec and parameters) and logs its
             # decisions into the run's log; the local controller above stays unused.
@@ -265,7 +268,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
     }
     if v2x_stats is not None:
         from ivri.metrics.app_users import equipped_trip_kpis
-        from ivri.sumo.v2x import DEFAULT_SHARES
+        from ivri.sumo.v2x_options import DEFAULT_SHARES
 
         share = {**DEFAULT_SHARES, **(spec.v2x_shares or {})}["cyclist"]
         bikes = [t for t, info in vtypes.items() if info.vclass == "bicycle"]

@@ -3,7 +3,7 @@
 Registered in ``tests/conftest.py`` with ``pytest_plugins = ["broker"]`` (tests/ is on
 ``sys.path`` under pytest's default import mode), or on the command line with
 ``-p tests.broker``. Each fixture starts its own broker on a free loopback port (mosquitto,
-or amqtt when mosquitto is missing) and stops it afterwards; see :mod:`ivri.gateway.broker`.
+or amqtt when mosquitto is missing) and stops it afterwards; see tests/local_broker.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from ivri.gateway.broker import LocalBroker, free_port, write_mosquitto_passwd
+from local_broker import LocalBroker, free_port, write_mosquitto_passwd
 
 __all__ = [
     "ACL_FILE",

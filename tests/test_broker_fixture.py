@@ -10,8 +10,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from broker import self_signed_cert
-
-from ivri.gateway.broker import BrokerError, LocalBroker, TlsFiles, find_mosquitto
+from local_broker import BrokerError, LocalBroker, TlsFiles, find_mosquitto
 
 REPO = Path(__file__).resolve().parents[1]
 ACL = REPO / "deploy" / "mosquitto" / "acl"
@@ -166,7 +165,7 @@ def test_amqtt_fallback_same_interface(auth: bool) -> None:
 
 
 def test_no_broker_available_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ivri.gateway.broker as mod
+    import local_broker as mod
 
     monkeypatch.setattr(mod, "find_mosquitto", lambda: None)
     monkeypatch.setattr(mod, "_amqtt_available", lambda: False)

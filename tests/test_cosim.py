@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from local_broker import LocalBroker, free_port
 
+from ivri.cosim import REF_LAT_LON, GeoMapping, build_sites, check_broker
 from ivri.errors import ConfigError
-from ivri.gateway.broker import LocalBroker, free_port
 from ivri.gateway.site import SiteTable
 from ivri.runner import RunSpec, run_controller
-from ivri.sumo.cosim import REF_LAT_LON, GeoMapping, build_sites, check_broker
 
 CONTROLLER = "actuated+greenflow"
 END_S = 300.0  # the crossing's first ambulance departs at 120 s
@@ -107,7 +107,7 @@ def test_gateway_lockstep_with_an_external_clock_and_demand_source(mqtt_broker: 
     import asyncio
 
     from ivri.controllers.base import Observation
-    from test_gateway_service import NET, SITES, wait_for
+    from test_gateway_service import NET, SITES, make_gateway, wait_for
 
     from ivri.core.idx import GREEN
     from ivri.gateway.service import GatewayService
@@ -120,8 +120,8 @@ def test_gateway_lockstep_with_an_external_clock_and_demand_source(mqtt_broker: 
         obs.demand[0, 1] = True  # fc05 is called by a "detector"; no CAM at all
         return obs
 
-    svc = GatewayService(NET, mqtt_broker.url, sites=SITES, tick_s=0.5, spat_every_s=0.5,
-                         external_clock=True, demand_source=demand)
+    svc = make_gateway(NET, mqtt_broker.url, sites=SITES, tick_s=0.5, spat_every_s=0.5,
+                       external_clock=True, demand_source=demand)
 
     async def main() -> None:
         runner = asyncio.create_task(svc.run())

@@ -22,11 +22,12 @@ from typing import Any
 import aiomqtt
 import numpy as np
 from broker import ShippedBroker
+from local_broker import LocalBroker, mqtt_publish_packet, raw_mqtt_connect
 from pki import Holder, holder, trust_store
+from test_gateway_service import make_gateway
 
 from ivri.config import NetworkConfig
 from ivri.errors import SafetyViolation
-from ivri.gateway.broker import LocalBroker, mqtt_publish_packet, raw_mqtt_connect
 from ivri.gateway.ingest import minute_of_year
 from ivri.gateway.service import GatewayService
 from ivri.gateway.site import GatewaySites
@@ -116,7 +117,7 @@ async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
 async def run_gateway(url: str, body: Callable[[GatewayService], Awaitable[None]], **kw: Any) -> GatewayService:
     params: dict[str, Any] = {"sites": SITES, "tick_s": 0.1, "spat_every_s": 0.5, "trust_store": trust_store(),
                               "controller": "actuated+greenflow+bus+schwung", "always_demand": True}
-    svc = GatewayService(NET, url, **{**params, **kw})
+    svc = make_gateway(NET, url, **{**params, **kw})
     runner = asyncio.create_task(svc.run())
     try:
         await wait_for(lambda: svc.status == "online" or runner.done(), 5, "the gateway to connect")

@@ -9,23 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ivri.controllers.v2x import Role
+from test_gateway_service import make_gateway
 
 from ivri.config import load_network_config
 from ivri.errors import ConfigError
-from ivri.gateway.service import GatewayService, parse_broker_url
+from ivri.gateway.service import GatewayService
 from ivri.gateway.site import GatewaySites, SiteTable, load_gateway_sites
 from ivri.gateway.spat import SSEM_STATUS, time_mark
 from ivri.gateway.topics import TopicLayout
+from ivri.gateway.transport import parse_broker_url
 from ivri.its import Cam, ReferencePosition, decode_json, encode_json
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def example_service(**kw: object) -> GatewayService:
-    return GatewayService(
-        load_network_config(DOCS / "gateway-example.toml"), "mqtt://127.0.0.1:1",
-        sites=load_gateway_sites(DOCS / "gateway-example-sites.toml"), **kw,  # type: ignore[arg-type]
-    )
+    return make_gateway(load_network_config(DOCS / "gateway-example.toml"), "mqtt://127.0.0.1:1",
+                        sites=load_gateway_sites(DOCS / "gateway-example-sites.toml"), **kw)
 
 
 def sample_cam() -> bytes:

@@ -17,13 +17,14 @@ from typing import Any, Self
 
 import aiomqtt
 import pytest
+from local_broker import LocalBroker
 from pki import holder, trust_store
 
 from ivri.config import NetworkConfig
-from ivri.gateway.broker import LocalBroker
 from ivri.gateway.ingest import minute_of_year
 from ivri.gateway.security import generate_key_pair, sign_request
 from ivri.gateway.service import GatewayService
+from ivri.gateway.settings import gateway_settings
 from ivri.gateway.site import GatewaySites
 from ivri.its import (
     Cam,
@@ -180,12 +181,23 @@ async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+#: GatewayService's keyword arguments that are objects, not settings.
+SERVICE_OBJECTS = ("sites", "trust_store", "connector", "tls", "on_tick", "decision_log", "demand_source")
+
+
+def make_gateway(config: NetworkConfig, url: str, **kw: Any) -> GatewayService:
+    """A gateway from one flat set of keywords: the settings go to :class:`GatewaySettings`
+    (an unknown one fails there), the objects beside it."""
+    objects = {k: kw.pop(k) for k in SERVICE_OBJECTS if k in kw}
+    return GatewayService(config, gateway_settings(broker_url=url, **kw), **objects)
+
+
 async def with_gateway(broker: LocalBroker, body: Callable[[GatewayService], Awaitable[None]],
                        **kw: Any) -> GatewayService:
     params: dict[str, Any] = {"sites": SITES, "tick_s": 0.1, "spat_every_s": 0.5,
                               "trust_store": trust_store(), "controller": "actuated+greenflow"}
     params.update(kw)
-    svc = GatewayService(NET, broker.url, **params)
+    svc = make_gateway(NET, broker.url, **params)
     runner = asyncio.create_task(svc.run())
     try:
         await wait_for(lambda: svc.status == "online" or runner.done(), 5, "the gateway to connect")

@@ -2,7 +2,8 @@
 
 ::
 
-    service = GatewayService(load_network_config("docs/gateway-example.toml"), "mqtt://127.0.0.1:1883",
+    service = GatewayService(load_network_config("docs/gateway-example.toml"),
+                             gateway_settings(broker_url="mqtt://127.0.0.1:1883", tick_s=0.5),
                              sites=load_gateway_sites("docs/gateway-example-sites.toml"))
     asyncio.run(service.run())      # until service.stop()
 
@@ -15,7 +16,8 @@ Three asyncio tasks share one event loop:
   (monitor on), then SSEMs for requests whose status changed and SPATEM every
   ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never
   waits for the broker or for incoming messages.
-* the **MQTT loop** connects (a new :class:`aiomqtt.Client` context per attempt), publishes
+* the **MQTT loop** connects (new connections from its :class:`~ivri.gateway.transport.Connector`
+  per attempt: aiomqtt, or in memory in tests and co-simulation), publishes
   ``status`` and the retained MAPEM, subscribes to ``cam`` and, on a connection of its own
   (so that a CAM flood does not queue in front of a priority request), to ``srem``; it puts every
   incoming message in a bounded inbox (CAMs: ``inbox_size``; SREMs: one of their own; when
@@ -56,16 +58,12 @@ import collections
 import contextlib
 import logging
 import math
-import socket
 import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import aiomqtt
 import numpy as np
 
 from ivri.config import NetworkConfig
@@ -88,6 +86,7 @@ from ivri.gateway.ingest import (
     eta_from_srem,
 )
 from ivri.gateway.security import RequestVerifier, TokenBuckets, TrustStore
+from ivri.gateway.settings import GatewaySettings
 from ivri.gateway.site import GatewaySites, SiteTable
 from ivri.gateway.spat import SSEM_STATUS, build_mapem, build_spatem, build_ssem
 from ivri.gateway.topics import (
@@ -98,9 +97,18 @@ from ivri.gateway.topics import (
     TopicLayout,
     make_codec,
 )
-from ivri.its import DEFAULT_MAX_BYTES, MessageError
+from ivri.gateway.transport import (
+    Connector,
+    MqttConnector,
+    Transport,
+    TransportError,
+    Will,
+    is_memory_url,
+    tls_context,
+)
+from ivri.its import MessageError
 
-__all__ = ["GatewayService", "parse_broker_url"]
+__all__ = ["GatewayService"]
 
 log = logging.getLogger("ivri.gateway")
 
@@ -110,22 +118,6 @@ _MAX_JUMP_MPS = 100.0       # position change between two CAMs faster than this:
 _CAM_RATE_PER_S = 12.0      # ETSI stations send at most 10 CAMs a second
 _CAM_BURST = 5.0            # CAMs bunched by network jitter
 _PRIORITY_VEHICLE_ROLES = frozenset({"emergency", "publicTransport"})
-_RCVBUF_BYTES = 32 * 1024   # about a hundred messages
-
-
-def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` -> (host, port, tls)."""
-    u = urlparse(url if "://" in url else f"mqtt://{url}")
-    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ConfigError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-    tls = u.scheme in ("mqtts", "ssl")
-    if not u.hostname:
-        raise ConfigError(f"broker URL {url!r} has no host")
-    try:
-        port = u.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ConfigError(f"broker URL {url!r}: bad port") from None
-    return u.hostname, port, tls
 
 
 class _DecisionCollector:
@@ -147,129 +139,97 @@ class GatewayService:
     Counters: :attr:`received` (by topic kind), :attr:`rejected` (malformed input by reason),
     :attr:`refused` (SREMs refused by the verifier, by reason), :attr:`published` (by kind),
     :attr:`dropped` (outgoing messages not sent, by reason); :meth:`stats` returns all.
-    ``on_tick`` (``callable(service)``) runs after every tick (tests, metrics).
+    ``settings`` (:class:`~ivri.gateway.settings.GatewaySettings`) holds every plain value;
+    beside it: ``sites`` (the site models), ``trust_store`` (issuers of authorisation tickets;
+    without one every SREM is refused), ``connector`` (the transport; by default MQTT at
+    ``settings.broker_url``, over ``tls`` when given), ``on_tick`` (``callable(service)``, run
+    after every tick: tests, metrics) and ``decision_log`` (where the arbiter's decisions go).
 
-    Co-simulation hooks (:mod:`ivri.sumo.cosim`; all off by default):
+    Co-simulation hooks (:mod:`ivri.cosim`; all off by default):
 
-    * ``external_clock=True``: :meth:`run` starts no engine loop; the caller ticks with
+    * ``settings.external_clock``: :meth:`run` starts no engine loop; the caller ticks with
       ``await service.tick_once(now_s)``, and message receipt times and expiry use
       :attr:`clock_s` (the caller's clock: simulated seconds) instead of the monotonic clock.
     * ``demand_source``: ``callable() -> Observation`` whose detector fields (``demand``,
-      ``gap_s``, ``queue_veh``, ``approach_veh``, ``downstream_queue_veh``) replace the view
-      derived from the messages (there are detectors after all: SUMO's), and so does its
-      ``exit_blocked``; the V2X rows
-      still come from the CAMs / SREMs received.
-    * ``controller_params``: keyword arguments of :func:`~ivri.controllers.make_controller`.
+      ``gap_s``, ``queue_veh``, ``approach_veh``, ``downstream_queue_veh``, ``exit_blocked``)
+      replace the view derived from the messages (there are detectors after all: SUMO's); the
+      V2X rows still come from the CAMs / SREMs received.
     """
 
     def __init__(
         self,
         config: NetworkConfig,
-        broker_url: str,
+        settings: GatewaySettings | None = None,
         *,
-        region: str = "nl",
-        controller: str = "actuated+greenflow",
-        codec: str = "json",
-        trust_store: TrustStore | None = None,
-        tick_s: float = 0.5,
-        spat_every_s: float = 1.0,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool | ssl.SSLContext | None = None,
         sites: GatewaySites | None = None,
-        always_demand: bool = False,
-        asn1_dir: str | None = None,
-        max_payload_bytes: int = 16 * 1024,
-        station_ttl_s: float = 3.0,
-        request_ttl_s: float = 10.0,
-        request_grace_s: float = 3.0,
-        default_eta_s: float = 10.0,
-        srem_bus_lateness_s: float = 600.0,
-        extension_m: float = 40.0,
-        verifier_window_s: float = 5.0,
-        verifier_rate_per_s: float = 2.0,
-        verifier_burst: int = 5,
-        reconnect_min_s: float = 0.25,
-        reconnect_max_s: float = 10.0,
-        keepalive_s: int = 10,
-        client_id: str | None = None,
-        log_every_s: float = 5.0,
+        trust_store: TrustStore | None = None,
+        connector: Connector | None = None,
+        tls: ssl.SSLContext | None = None,
         on_tick: Callable[[GatewayService], None] | None = None,
         decision_log: Any = None,
-        controller_params: dict[str, Any] | None = None,
-        external_clock: bool = False,
         demand_source: Callable[[], Observation] | None = None,
-        allow_cam_priority: bool = False,
-        state_dir: str | Path | None = None,
-        max_stations: int = 10_000,
-        client_cam_rate_per_s: float = 50.0,
-        failure_rate_per_s: float = 1.0,
-        failure_burst: int = 5,
-        inbox_size: int = 2_000,
-        ingest_slice_s: float = 0.005,
     ) -> None:
-        if not (math.isfinite(tick_s) and tick_s > 0):
-            raise ConfigError(f"tick_s must be a positive number of seconds, not {tick_s}")
-        if not (math.isfinite(spat_every_s) and spat_every_s > 0):
-            raise ConfigError(f"spat_every_s must be a positive number of seconds, not {spat_every_s}")
-        if not 0 < max_payload_bytes <= DEFAULT_MAX_BYTES:
-            raise ConfigError(f"max_payload_bytes must be in 1..{DEFAULT_MAX_BYTES}")
+        st = settings if settings is not None else GatewaySettings()
+        self.settings = st
         self.config = config
-        self.host, self.port, url_tls = parse_broker_url(broker_url)
-        self.tls = url_tls if tls is None else tls
-        self.username, self.password = username, password
-        self.topics = TopicLayout(region)
+        if connector is None:
+            if is_memory_url(st.broker_url):
+                raise ConfigError("a memory:// broker needs its connector (MemoryBroker().connector())")
+            connector = MqttConnector.from_url(
+                st.broker_url, tls=tls if tls is not None else tls_context(False, st.ca_file),
+                username=st.username, password=st.password, keepalive_s=st.keepalive_s)
+        self.connector = connector
+        self.topics = TopicLayout(st.region)
         for x in config.intersections:
             self.topics.topic(x.id, "cam")  # checks the id can be a topic level
         self.net = compile_network(config)
         self.sites = SiteTable(config, sites)
-        self.controller_spec = controller
-        self.engine = Engine(self.net, make_controller(controller, **(controller_params or {})), tick_s,
+        self.controller_spec = st.controller
+        self.engine = Engine(self.net, make_controller(st.controller, **st.controller_params), st.tick_s,
                              monitor=True)
         self.decisions = decision_log if decision_log is not None else _DecisionCollector()
         self.ctl.attach_log(self.decisions)
         self.apps = set(self.ctl.application_names())
-        self.codec: Codec = make_codec(codec, asn1_dir=asn1_dir, max_bytes=max_payload_bytes)
-        if state_dir is not None:
-            Path(state_dir).mkdir(parents=True, exist_ok=True)
+        self.codec: Codec = make_codec(st.codec, asn1_dir=st.asn1_dir, max_bytes=st.max_payload_bytes)
+        if st.state_dir is not None:
+            st.state_dir.mkdir(parents=True, exist_ok=True)
         self.verifier = RequestVerifier(
             trust_store if trust_store is not None else TrustStore(),
-            window_s=verifier_window_s, max_rate_per_s=verifier_rate_per_s, burst=verifier_burst,
-            failure_rate_per_s=failure_rate_per_s, failure_burst=failure_burst,
-            state_file=None if state_dir is None else Path(state_dir) / "replay-state.json",
+            window_s=st.verifier_window_s, max_rate_per_s=st.verifier_rate_per_s, burst=st.verifier_burst,
+            failure_rate_per_s=st.failure_rate_per_s, failure_burst=st.failure_burst,
+            state_file=None if st.state_dir is None else st.state_dir / "replay-state.json",
         )
-        self.allow_cam_priority = bool(allow_cam_priority)
+        self.allow_cam_priority = st.allow_cam_priority
         if self.allow_cam_priority:
             log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
                         "priority without a signed request. For closed test sites and simulation only.")
-        self.inbox_size = int(inbox_size)
+        self.inbox_size = st.inbox_size
         # Small on purpose: under overload a deep queue only makes every message stale
         # (2,000 CAMs are about 0.1 s of work); what does not fit is dropped and counted.
         self.srem_inbox_size = max(100, self.inbox_size // 4)
-        self.ingest_slice_s = float(ingest_slice_s)
-        self._client_cams = TokenBuckets(float(client_cam_rate_per_s), 2.0 * client_cam_rate_per_s, 10_000)
-        self.tick_s = float(tick_s)
-        self.spat_every_s = float(spat_every_s)
-        self.always_demand = self.net.timing.valid.copy() if always_demand else None
-        self.max_payload_bytes = max_payload_bytes
-        self.station_ttl_s = station_ttl_s
-        self.request_ttl_s = request_ttl_s
-        self.request_grace_s = request_grace_s
-        self.default_eta_s = default_eta_s
-        self.srem_bus_lateness_s = srem_bus_lateness_s
-        self.extension_m = extension_m
-        self.reconnect_min_s = reconnect_min_s
-        self.reconnect_max_s = reconnect_max_s
-        self.keepalive_s = keepalive_s
-        self.client_id = client_id
-        self.log_every_s = log_every_s
+        self.ingest_slice_s = st.ingest_slice_s
+        self._client_cams = TokenBuckets(st.client_cam_rate_per_s, 2.0 * st.client_cam_rate_per_s, 10_000)
+        self.tick_s = st.tick_s
+        self.spat_every_s = st.spat_every_s
+        self.always_demand = self.net.timing.valid.copy() if st.always_demand else None
+        self.max_payload_bytes = st.max_payload_bytes
+        self.station_ttl_s = st.station_ttl_s
+        self.request_ttl_s = st.request_ttl_s
+        self.request_grace_s = st.request_grace_s
+        self.default_eta_s = st.default_eta_s
+        self.srem_bus_lateness_s = st.srem_bus_lateness_s
+        self.extension_m = st.extension_m
+        self.reconnect_min_s = st.reconnect_min_s
+        self.reconnect_max_s = st.reconnect_max_s
+        self.client_id = st.client_id
+        self.log_every_s = st.log_every_s
         self.on_tick = on_tick
-        self.external_clock = bool(external_clock)
+        self.external_clock = st.external_clock
         #: The caller's clock (seconds) with ``external_clock``; see :meth:`tick_once`.
         self.clock_s = 0.0
         self.demand_source = demand_source
 
-        self.table = StationTable(max_slots=max_stations, allow_cam_priority=self.allow_cam_priority)
+        self.table = StationTable(max_slots=st.max_stations, allow_cam_priority=self.allow_cam_priority)
         self.received: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -287,8 +247,8 @@ class GatewayService:
         self._offline_since: float | None = None
         self._last_log: dict[str, float] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes, int, bool]] | None = None
-        self._client: aiomqtt.Client | None = None
-        self._srem_client: aiomqtt.Client | None = None
+        self._client: Transport | None = None
+        self._srem_client: Transport | None = None
         self._stopping: asyncio.Event | None = None
         self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()  # CAMs
         self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
@@ -303,16 +263,6 @@ class GatewayService:
         self._mapem = [self._encode_or_none(build_mapem(self.sites, i, self.net.mode))
                        for i in range(self.net.n_intersections)]
         self._app_codes = {name: cls.app_code for name, cls in APPLICATIONS.items()}
-        class _DispatchQueue(asyncio.Queue):  # type: ignore[type-arg]
-            """aiomqtt's incoming queue (its documented ``queue_type`` hook) that hands each
-            message to the gateway's bounded inbox on arrival: no task per message
-            (iterating ``client.messages`` costs two tasks each)."""
-
-            def put_nowait(self, item: aiomqtt.Message) -> None:
-                receive(item.topic.value, item.payload, item.retain)  # type: ignore[arg-type]
-
-        receive = self.receive
-        self._dispatch_queue = _DispatchQueue
 
     # ------------------------------------------------------------------------------ public
 
@@ -453,19 +403,12 @@ class GatewayService:
         self._to_clear.clear()
 
     def _read_socket(self, max_packets: int = 100) -> None:
-        """Read what the sockets hold now (the SREM connection first, up to ``max_packets``
-        each), so that reading keeps pace with a flood: aiomqtt reads one packet per event-loop
-        turn, and a turn may carry an ingest slice. Messages land in the inboxes via
-        :meth:`receive`."""
+        """Read what the connections hold now (the SREM connection first, up to ``max_packets``
+        each), so that reading keeps pace with a flood (see :meth:`Transport.pump`). Messages
+        land in the inboxes via :meth:`receive`."""
         for client in (self._srem_client, self._client):
-            paho = getattr(client, "_client", None) if client is not None else None
-            if paho is None:
-                continue
-            with contextlib.suppress(Exception):  # a lost connection: aiomqtt's reader reports it
-                for _ in range(max_packets):
-                    before = self._arrivals
-                    if paho.loop_read() != 0 or self._arrivals == before:
-                        break
+            if client is not None:
+                client.pump(max_packets)
 
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None
@@ -829,37 +772,20 @@ class GatewayService:
 
     # ------------------------------------------------------------------------------- MQTT
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if isinstance(self.tls, ssl.SSLContext):
-            return self.tls
-        return ssl.create_default_context() if self.tls else None
-
     def _status_topic(self, i: int) -> str:
         return self.topics.topic(self.net.intersection_ids[i], "status")
 
-    def _client_for(self, i: int | None, suffix: str, receives: bool = False) -> aiomqtt.Client:
-        """A client with the last will of intersection ``i`` (None: no will); ``receives``:
-        it subscribes, so messages go to :meth:`receive`."""
-        ident = f"{self.client_id}-{suffix}" if self.client_id else None
-        client = aiomqtt.Client(
-            self.host, self.port, username=self.username, password=self.password,
-            identifier=ident, keepalive=self.keepalive_s, timeout=5.0,
-            queue_type=self._dispatch_queue if receives else None,
-            # A small receive buffer keeps the backlog of a flood in the broker, whose queue per
-            # client is bounded (it drops the excess), instead of in a socket buffer of
-            # megabytes that every later message, a priority request too, would wait behind.
-            socket_options=((socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES),) if receives else (),
-            will=None if i is None else aiomqtt.Will(self._status_topic(i), STATUS_OFFLINE.encode(),
-                                                     qos=1, retain=True),
-            tls_context=self._tls_context(),
+    async def _connect(self, stack: contextlib.AsyncExitStack, i: int | None, suffix: str,
+                       receives: bool = False) -> Transport:
+        """A connection with the last will of intersection ``i`` (None: no will); ``receives``:
+        it subscribes, so messages go to :meth:`receive`. Closed when ``stack`` closes."""
+        client = await self.connector.connect(
+            client_id=f"{self.client_id}-{suffix}" if self.client_id else None,
+            will=None if i is None else Will(self._status_topic(i), STATUS_OFFLINE.encode()),
+            on_message=self.receive if receives else None,
+            small_receive_buffer=receives,
         )
-        paho = getattr(client, "_client", None)
-        if receives and paho is not None:
-            # Straight from paho to the inbox: aiomqtt's Message and Topic objects cost about
-            # a fifth of the reading time per message under a flood. (The queue_type hook
-            # stays as the fallback should aiomqtt's internals change.)
-            receive = self.receive
-            paho.on_message = lambda _c, _u, m: receive(m.topic, m.payload, m.retain)
+        stack.push_async_callback(client.aclose)
         return client
 
     async def _mqtt_loop(self) -> None:
@@ -869,10 +795,10 @@ class GatewayService:
             try:
                 await self._session()
                 backoff = self.reconnect_min_s
-            except aiomqtt.MqttError as exc:
+            except TransportError as exc:
                 if self._client is not None or self.connections == 0:
-                    log.warning("broker %s:%d unavailable (%s); local control goes on, retrying",
-                                self.host, self.port, " ".join(str(exc).split())[:160])
+                    log.warning("broker %s unavailable (%s); local control goes on, retrying",
+                                self.connector.address, exc)
             finally:
                 if self._client is not None:
                     self._client = None
@@ -890,13 +816,12 @@ class GatewayService:
         """One connection: status clients, MAPEM, subscriptions, messages until loss or stop."""
         assert self._stopping is not None and self._outbox is not None
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(self._client_for(0, "0", receives=True))
+            client = await self._connect(stack, 0, "0", receives=True)
             # SREMs come over a connection of their own: a CAM flood then queues in the broker
             # and the sockets of the CAM connection, not in front of a priority request.
-            srem_client = await stack.enter_async_context(self._client_for(None, "srem", receives=True))
+            srem_client = await self._connect(stack, None, "srem", receives=True)
             # One MQTT will per connection: the other intersections get a small status client each.
-            extra = [await stack.enter_async_context(self._client_for(i, str(i)))
-                     for i in range(1, self.net.n_intersections)]
+            extra = [await self._connect(stack, i, str(i)) for i in range(1, self.net.n_intersections)]
             while not self._outbox.empty():  # stale SPATEM/SSEM from before the loss
                 self._outbox.get_nowait()
             cam_filter, srem_filter = self.topics.subscriptions()
@@ -916,7 +841,7 @@ class GatewayService:
                 self.offline_s += time.monotonic() - self._offline_since
                 self._offline_since = None
             if self.connections > 1:
-                log.warning("reconnected to broker %s:%d; MAPEM republished", self.host, self.port)
+                log.warning("reconnected to broker %s; MAPEM republished", self.connector.address)
             self._client, self._srem_client = client, srem_client
             self._answer_requests(time.time())  # SSEM status changes decided while offline
             self._clear_retained()
@@ -932,7 +857,7 @@ class GatewayService:
                 for t in tasks:
                     t.cancel()
                 for t in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    with contextlib.suppress(asyncio.CancelledError, TransportError):
                         await t
             for t in done:
                 if t is not stopping and not t.cancelled() and t.exception() is not None:
@@ -940,17 +865,17 @@ class GatewayService:
             if self._stopping.is_set():
                 self._client = None
                 for i, c in enumerate([client, *extra]):
-                    with contextlib.suppress(aiomqtt.MqttError):
+                    with contextlib.suppress(TransportError):
                         await c.publish(self._status_topic(i), STATUS_OFFLINE.encode(), qos=1,
                                         retain=True, timeout=2.0)
 
-    async def _receiver(self, client: aiomqtt.Client) -> None:
-        # Messages never reach the queue (see _dispatch_queue): the iteration only waits, and
-        # raises MqttError when the connection is lost.
-        async for _ in client.messages:
+    async def _receiver(self, client: Transport) -> None:
+        # Messages go to receive() on arrival: the iteration only waits, and raises
+        # TransportError when the connection is lost.
+        async for _ in client.messages():
             pass
 
-    async def _sender(self, client: aiomqtt.Client) -> None:
+    async def _sender(self, client: Transport) -> None:
         # QoS 0 (SPATEM) is handed to the socket at once; a QoS 1 publish (SSEM) waits for its
         # PUBACK in a task of its own, so that one round trip does not hold up the others.
         assert self._outbox is not None

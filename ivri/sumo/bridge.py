@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from time import perf_counter
 from types import TracebackType
@@ -47,6 +47,7 @@ from ivri.sumo.sumocfg import (
     read_sumocfg,
     split_file_list,
 )
+from ivri.sumo.v2x_options import V2XOptions, v2x_options
 
 if TYPE_CHECKING:
     from ivri.sumo.v2x import V2XEmulator
@@ -108,9 +109,10 @@ class SumoBridge:
     ``control`` (False: SUMO's own programs), ``program_id`` (the tls program the groups are
     derived from), ``stopline_loops`` (False: only the extension loop on each lane, which
     saves SUMO about a tenth of its step time on the grid; see :mod:`ivri.sumo.detectors`),
-    ``v2x`` (emulate connected road users, :mod:`ivri.sumo.v2x`: None for none, or a dict of
-    :class:`~ivri.sumo.v2x.V2XEmulator` options: ``shares``, ``range_m``, ``cam_period_s``,
-    ``positions``; the observation's ``v2x`` is then filled every tick).
+    ``v2x`` (emulate connected road users, :mod:`ivri.sumo.v2x`: None for none, or
+    :class:`~ivri.sumo.v2x_options.V2XOptions`, or a mapping of them validated here, before
+    SUMO starts; the observation's ``v2x`` is then filled every tick).
+    After :meth:`start`, ``sumo_net`` is the network as sumolib reads it.
     """
 
     def __init__(
@@ -126,7 +128,7 @@ class SumoBridge:
         control: bool = True,
         program_id: str | None = None,
         stopline_loops: bool = True,
-        v2x: dict[str, Any] | None = None,
+        v2x: V2XOptions | Mapping[str, Any] | None = None,
     ) -> None:
         self.sumocfg = Path(sumocfg)
         self.backend: Backend = "traci" if gui else backend
@@ -138,9 +140,9 @@ class SumoBridge:
         self.control = control
         self.program_id = program_id
         self.stopline_loops = stopline_loops
-        self.v2x_options = v2x
+        self.v2x_options = None if v2x is None else v2x_options(v2x)
         self.v2x: V2XEmulator | None = None
-        self._sumo_net: Any = None
+        self.sumo_net: Any = None
         self._shown: np.ndarray | None = None
         #: float [I]: signal-group seconds of green while that group's exits were blocked.
         self._green_blocked_s = np.zeros(0)
@@ -236,7 +238,7 @@ class SumoBridge:
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
         net = read_net(cfg.net_file)
-        self._sumo_net = net
+        self.sumo_net = net
         if self.intersections is not None:
             configs = list(self.intersections.intersections)
             self.link_maps = link_maps_for_configs(configs, net, program_id=self.program_id)
@@ -316,13 +318,13 @@ class SumoBridge:
         emulate = self.v2x_options is not None and self.control
         self.observer = Observer(conn, self.compiled, self.link_maps, self.detectors, dt_s=self.dt_s,
                                  lanes_only=not self.control, person_details=emulate)
-        if emulate:
+        if self.v2x_options is not None and emulate:
             # Imported here: the emulator reads TraCI's variable ids from traci.constants, and
             # importing the bridge must not load SUMO's packages.
             from ivri.sumo.v2x import V2XEmulator
 
-            self.v2x = V2XEmulator(conn, self.compiled, self.link_maps, self.observer, self._sumo_net,
-                                   seed=self.seed or 0, **dict(self.v2x_options or {}))
+            self.v2x = V2XEmulator(conn, self.compiled, self.link_maps, self.observer, self.sumo_net,
+                                   seed=self.seed or 0, **self.v2x_options.model_dump())
         if self.control:
             for lm in self.link_maps:
                 n = len(conn.trafficlight.getRedYellowGreenState(lm.tls_id))

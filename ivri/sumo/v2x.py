@@ -68,25 +68,13 @@ from ivri.sumo.observe import (
     VAR_TYPE,
     Observer,
 )
+from ivri.sumo.v2x_options import DEFAULT_SHARES
 
 __all__ = ["DEFAULT_SHARES", "V2XEmulator", "V2XStats", "equipped_mask"]
 
 #: The equipped road users whose on-board unit or app sends a (verified) request: ``app``.
 #: Priority comes only from a request, never from a CAM (see ivri.gateway.ingest).
 _REQUESTING = (Role.EMERGENCY, Role.BUS, Role.TRUCK, Role.CYCLIST)
-
-#: Share of each kind of road user that is equipped, by default: every emergency vehicle,
-#: bus and truck has an on-board unit; a fifth of the cyclists use the Schwung app; half of
-#: the slow walkers carry the Crosswalk app (so that one run has slow crossers with and
-#: without it); cars send nothing.
-DEFAULT_SHARES: dict[str, float] = {
-    "emergency": 1.0,
-    "bus": 1.0,
-    "truck": 1.0,
-    "cyclist": 0.2,
-    "slow_pedestrian": 0.5,
-    "car": 0.0,
-}
 
 _ROLE_OF_VCLASS: dict[str, Role] = {
     "emergency": Role.EMERGENCY,

@@ -27,6 +27,9 @@ closes the loop SUMO -> MQTT -> gateway -> MQTT -> SUMO:
   sent, which halves the traffic on the corridor). Station ids are per-run random
   pseudonyms, never SUMO ids; they stay in memory only.
   SREMs (app requests) are not sent: the gateway sees app users only through their CAMs.
+* **Transport**: both sides talk through one :class:`~ivri.gateway.transport.Connector`: MQTT
+  for ``mqtt://`` / ``mqtts://`` URLs, or a :class:`~ivri.gateway.transport.MemoryBroker` in
+  the process for ``memory://`` (no broker to run; the messages are the same bytes).
 * **Gateway**: a :class:`~ivri.gateway.service.GatewayService` in this process, in
   ``external_clock`` mode: it ticks once per SUMO step (lockstep) at the simulated time,
   with ``spat_every_s`` = the step, so every tick publishes one SPATEM per intersection.
@@ -61,7 +64,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-import aiomqtt
 import numpy as np
 
 from ivri.config import NetworkConfig
@@ -69,8 +71,17 @@ from ivri.controllers.base import Observation
 from ivri.controllers.v2x import Role
 from ivri.core.idx import AMBER, GREEN, RED
 from ivri.errors import ConfigError, SimulationError
-from ivri.gateway.service import GatewayService, parse_broker_url
+from ivri.gateway.service import GatewayService
+from ivri.gateway.settings import gateway_settings
 from ivri.gateway.site import EARTH_RADIUS_M, GatewaySites
+from ivri.gateway.transport import (
+    Connector,
+    Transport,
+    TransportError,
+    connector_for,
+    is_memory_url,
+    parse_broker_url,
+)
 from ivri.its import (
     Cam,
     EmergencyContainer,
@@ -101,7 +112,6 @@ _CAM_ROLE: dict[int, tuple[int, str | None]] = {
     int(Role.TRUCK): (8, None), int(Role.CYCLIST): (2, None), int(Role.CAR): (5, None),
     int(Role.PEDESTRIAN): (1, None),
 }
-_QUICKACK = getattr(socket, "TCP_QUICKACK", socket.TCP_NODELAY)  # Linux; elsewhere a no-op repeat
 _SIREN = EmergencyContainer(light_bar_siren_in_use=("lightBarActivated", "sirenActivated"))
 
 
@@ -139,9 +149,11 @@ def _has_geo(sumo_net: Any) -> bool:
         return False
 
 
-def check_broker(url: str, timeout_s: float = 3.0) -> tuple[str, int]:
+def check_broker(url: str, timeout_s: float = 3.0) -> None:
     """Raise a one-line :class:`ConfigError` when ``url`` is not an MQTT URL or nothing
-    listens there (a TCP connect, no MQTT session); return (host, port)."""
+    listens there (a TCP connect, no MQTT session); ``memory://`` is always there."""
+    if is_memory_url(url):
+        return
     host, port, _ = parse_broker_url(url)
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
@@ -150,16 +162,6 @@ def check_broker(url: str, timeout_s: float = 3.0) -> tuple[str, int]:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"MQTT broker {host}:{port} ({url}) is not reachable ({reason}); "
                           f"start one, e.g. `mosquitto -p {port}`") from None
-    return host, port
-
-
-def _socket(client: aiomqtt.Client | None) -> socket.socket | None:
-    """The TCP socket of a connected aiomqtt client (None if unknown)."""
-    try:
-        sock = client._client.socket()  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001
-        return None
-    return sock if isinstance(sock, socket.socket) else None
 
 
 def _lane_group(lane: Any, lm: TlsLinkMap, candidates: list[int]) -> int:
@@ -223,9 +225,10 @@ class CoSimulation:
     """The SUMO side of a co-simulation, and the gateway it talks to (see the module docstring).
 
     ``bridge`` is a started :class:`~ivri.sumo.bridge.SumoBridge` made with
-    ``v2x={"positions": True, ...}``; ``config`` the network config of its intersections
-    (derived from the network when None). Use as a context manager, or :meth:`start` then
-    :meth:`exchange` once per step and :meth:`close`.
+    ``v2x=V2XOptions(positions=True, ...)``; ``config`` the network config of its intersections
+    (derived from the network when None); ``broker_url`` ``mqtt://...`` or ``memory://``, or
+    ``connector`` a transport of the caller's. Use as a context manager, or :meth:`start`
+    then :meth:`exchange` once per step and :meth:`close`.
     """
 
     def __init__(
@@ -241,20 +244,27 @@ class CoSimulation:
         timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0,
         decision_log: Any = None,
+        connector: Connector | None = None,
     ) -> None:
         if bridge.compiled is None or bridge.v2x is None or bridge.actuator is None:
             raise SimulationError("co-simulation needs a started SumoBridge with control and V2X emulation")
         if not (math.isfinite(cam_period_s) and cam_period_s > 0):
             raise ConfigError(f"cam_period_s must be positive, not {cam_period_s}")
-        self.host, self.port, tls = parse_broker_url(broker_url)
+        settings = gateway_settings(
+            broker_url=broker_url, region=region, controller=controller,
+            controller_params=controller_params or {}, tick_s=bridge.dt_s, spat_every_s=bridge.dt_s,
+            external_clock=True, client_id=f"ivri-cosim-gw-{secrets.token_hex(4)}",
+            # SUMO's equipped vehicles send CAMs only: in the simulation, the CAM of an
+            # equipped emergency vehicle, bus or truck stands in for its signed request.
+            allow_cam_priority=True,
+        )
         self.url = broker_url
+        # Lockstep sends bursts of small messages and waits for the answers: low latency.
+        self.connector = connector if connector is not None else connector_for(
+            broker_url, low_latency=True, timeout_s=connect_timeout_s)
         self.bridge = bridge
         self.net = bridge.compiled
-        sumo_net = getattr(bridge, "_sumo_net", None)
-        if sumo_net is None:
-            from ivri.sumo.network import read_net
-
-            sumo_net = read_net(bridge.cfg.net_file)
+        sumo_net = bridge.sumo_net
         if config is None:
             from ivri.sumo.network import derive_intersections
 
@@ -268,17 +278,9 @@ class CoSimulation:
         self.cam_period_s = float(cam_period_s)
         self.timeout_s = float(timeout_s)
         self.connect_timeout_s = float(connect_timeout_s)
-        self._tls = tls
         self._obs: Observation | None = None
-        self.gateway = GatewayService(
-            config, broker_url, region=region, controller=controller,
-            controller_params=controller_params, tick_s=bridge.dt_s, spat_every_s=bridge.dt_s,
-            sites=self.sites, external_clock=True, demand_source=self._demand,
-            decision_log=decision_log, client_id=f"ivri-cosim-gw-{secrets.token_hex(4)}",
-            # SUMO's equipped vehicles send CAMs only: in the simulation, the CAM of an
-            # equipped emergency vehicle, bus or truck stands in for its signed request.
-            allow_cam_priority=True,
-        )
+        self.gateway = GatewayService(config, settings, sites=self.sites, connector=self.connector,
+                                      demand_source=self._demand, decision_log=decision_log)
         n_i, n_g = self.net.timing.valid.shape
         self.topics = self.gateway.topics
         self._site_table = self.gateway.sites
@@ -307,8 +309,7 @@ class CoSimulation:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gw_task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._client: aiomqtt.Client | None = None
-        self._socks: list[socket.socket] = []
+        self._client: Transport | None = None
         self._conflict = self.net.timing.conflict & self.net.timing.valid[:, None, :] & self.net.timing.valid[:, :, None]
         # Counters (no identities).
         self.ticks = 0
@@ -334,43 +335,19 @@ class CoSimulation:
 
     async def _start(self) -> None:
         self._gw_task = asyncio.create_task(self.gateway.run(), name="ivri-cosim-gateway")
-        handle = self._on_message
-
-        class _Dispatch(asyncio.Queue):  # type: ignore[type-arg]
-            def put_nowait(self, item: aiomqtt.Message) -> None:
-                handle(item.topic.value, item.payload)  # type: ignore[arg-type]
-
-        tls_ctx = None
-        if self._tls:
-            import ssl
-
-            tls_ctx = ssl.create_default_context()
-        self._client = aiomqtt.Client(self.host, self.port, identifier=f"ivri-cosim-veh-{secrets.token_hex(4)}",
-                                      keepalive=30, timeout=self.connect_timeout_s, queue_type=_Dispatch,
-                                      tls_context=tls_ctx)
-        self._client.pending_calls_threshold = 1_000_000  # a step's CAMs go out together, on purpose
         try:
-            await asyncio.wait_for(self._client.__aenter__(), self.connect_timeout_s)
+            self._client = await self.connector.connect(client_id=f"ivri-cosim-veh-{secrets.token_hex(4)}",
+                                                        on_message=self._on_message)
             await self._client.subscribe(f"{self.topics.root}/{self.topics.region}/+/spatem", qos=0)
-        except (aiomqtt.MqttError, TimeoutError) as exc:
+        except TransportError as exc:
             self._client = None
-            raise SimulationError(f"co-simulation: cannot connect to the MQTT broker {self.url}: "
-                                  f"{' '.join(str(exc).split())[:160] or type(exc).__name__}") from None
+            raise SimulationError(f"co-simulation: {exc}") from None
         self._watch = asyncio.create_task(self._watch_client(self._client))
         await self._wait(lambda: self.gateway.status == "online", self.connect_timeout_s,
                          f"the gateway to connect to {self.url}")
-        # Lockstep sends bursts of small messages and waits for them. Nagle's algorithm holds a
-        # burst's tail until the peer ACKs the head, and the peer delays its ACK (40 ms on
-        # Linux): on the clients' side TCP_NODELAY; on the broker's side (mosquitto's default
-        # set_tcp_nodelay false) the receivers ACK at once while waiting (TCP_QUICKACK).
-        self._socks = [s for s in (_socket(self._client), _socket(self.gateway._client))
-                       if s is not None]
-        for s in self._socks:
-            with contextlib.suppress(OSError):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    async def _watch_client(self, client: aiomqtt.Client) -> None:
-        async for _ in client.messages:  # messages are handled in _Dispatch; this only waits
+    async def _watch_client(self, client: Transport) -> None:
+        async for _ in client.messages():  # messages go to _on_message; this only waits
             pass
 
     def close(self) -> None:
@@ -390,11 +367,10 @@ class CoSimulation:
                 await asyncio.wait_for(self._gw_task, 5.0)
         if self._watch is not None:
             self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            with contextlib.suppress(asyncio.CancelledError, TransportError):
                 await self._watch
         if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.__aexit__(None, None, None)
+            await self._client.aclose()
             self._client = None
 
     def __enter__(self) -> Self:
@@ -440,7 +416,7 @@ class CoSimulation:
             target = gw.received["cam"] + len(cams)
             try:  # all at once: paho writes them in one go instead of one loop turn each
                 await asyncio.gather(*(self._client.publish(topic, payload, qos=0) for topic, payload in cams))
-            except aiomqtt.MqttError as exc:
+            except TransportError as exc:
                 raise SimulationError(f"co-simulation at t={t_s:g} s: publishing CAMs failed: {exc}") from None
             self.cams_sent += len(cams)
             await self._wait(lambda: gw.received["cam"] >= target, self.timeout_s,
@@ -462,12 +438,10 @@ class CoSimulation:
                                       + (f": {exc}" if exc else "")) from exc
             if time.monotonic() > deadline:
                 raise SimulationError(f"co-simulation: timed out after {timeout_s:g} s waiting for {what}")
-            for s in self._socks:
-                with contextlib.suppress(OSError):
-                    s.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            self.connector.expedite()
             await asyncio.sleep(0.0002)
 
-    def _on_message(self, topic: str, payload: Any) -> None:
+    def _on_message(self, topic: str, payload: bytes, retain: bool = False) -> None:
         i = self._inter_of_topic.get(topic)
         if i is None:
             return
@@ -541,7 +515,7 @@ class CoSimulation:
     def stats(self) -> dict[str, Any]:
         """Counters of the SUMO side and of the gateway (no identities)."""
         return {
-            "broker": f"{self.host}:{self.port}", "region": self.gateway.topics.region,
+            "broker": self.connector.address, "region": self.gateway.topics.region,
             "geo": "network projection" if self.geo.projected else
                    f"local equirectangular around {self.geo.ref[0]} N {self.geo.ref[1]} E",
             "ticks": self.ticks, "cams_sent": self.cams_sent, "spatem_received": self.spatem_received,

@@ -179,6 +179,7 @@ def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end
         "emergency_stops": rec["emergency_stops"],
         "emergency_loss_h": m["emergency"]["time_loss_s"] / 3600.0,
         "v2x": rec["v2x"],
+        "safety": rec["safety"],
         "cyclist_app": rec["cyclist_app"],
         "modes": {k: {"mean_delay_s": v["mean_delay_s"], "mean_stops": v["mean_stops"], "trips": v["trips"],
                       "time_loss_s": v["time_loss_s"]} for k, v in m.items()},
@@ -264,10 +265,10 @@ def measures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "lost_s_on": mean(gf, lambda r: r["emergency_time_lost_s"] / max(r["emergency_trips"], 1)),
             "stops_off": sum(r["emergency_stops"] for r in off),
             "stops_on": sum(r["emergency_stops"] for r in gf),
-            "red_passages_off": sum(r["v2x"]["emergency_red_passages"] for r in off),
-            "red_passages_on": sum(r["v2x"]["emergency_red_passages"] for r in gf),
-            "amber_passages_on": sum(r["v2x"]["emergency_amber_passages"] for r in gf),
-            "passages_on": sum(r["v2x"]["emergency_passages"] for r in gf),
+            "red_passages_off": sum(r["safety"]["emergency_red_passages"] for r in off),
+            "red_passages_on": sum(r["safety"]["emergency_red_passages"] for r in gf),
+            "amber_passages_on": sum(r["safety"]["emergency_amber_passages"] for r in gf),
+            "passages_on": sum(r["safety"]["emergency_passages"] for r in gf),
             "others_loss_h_off": others_loss_h(off),
             "others_loss_h_on": others_loss_h(gf),
         }
@@ -300,10 +301,10 @@ def measures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 d["change_pct"] = pct(d["on"], d["off"])
         cw = by["crosswalk"]
         row["crosswalk"] = {
-            "slow_app_crossings": sum(r["v2x"]["slow_crossings_with_app"] for r in cw),
-            "slow_app_caught_off": sum(r["v2x"]["slow_caught_with_app"] for r in off),
-            "slow_app_caught_on": sum(r["v2x"]["slow_caught_with_app"] for r in cw),
-            "slow_no_app_caught_on": sum(r["v2x"]["slow_caught_without_app"] for r in cw),
+            "slow_app_crossings": sum(r["safety"]["slow_crossings_with_app"] for r in cw),
+            "slow_app_caught_off": sum(r["safety"]["slow_caught_with_app"] for r in off),
+            "slow_app_caught_on": sum(r["safety"]["slow_caught_with_app"] for r in cw),
+            "slow_no_app_caught_on": sum(r["safety"]["slow_caught_without_app"] for r in cw),
             "ped_delay_off": mean(off, lambda r: r["modes"]["pedestrian"]["mean_delay_s"]),
             "ped_delay_on": mean(cw, lambda r: r["modes"]["pedestrian"]["mean_delay_s"]),
             "car_delay_off": mean(off, lambda r: r["modes"]["car"]["mean_delay_s"]),
@@ -323,7 +324,7 @@ def measures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["all"] = {"veh_loss_h_off": mean(off, lambda r: r["vehicle_loss_hours"]),
                       "veh_loss_h_on": mean(al, lambda r: r["vehicle_loss_hours"]),
                       "emergency_lost_s_on": mean(al, lambda r: r["emergency_time_lost_s"] / max(r["emergency_trips"], 1)),
-                      "slow_app_caught_on": sum(r["v2x"]["slow_caught_with_app"] for r in al)}
+                      "slow_app_caught_on": sum(r["safety"]["slow_caught_with_app"] for r in al)}
         mine = [r for r in runs if r["scenario"] == scenario]
         row["paired"] = {
             arm: {"veh_loss": paired(mine, "off", arm, lambda r: r["vehicle_loss_hours"]),

@@ -239,6 +239,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         vtypes = {k: VTypeInfo(vclass=v[0], emission_class=v[1]) for k, v in bridge.vtypes().items()}
         per_intersection = bridge.intersection_stats()
         v2x_stats = bridge.v2x.stats.to_dict() if bridge.v2x is not None else None
+        safety = bridge.safety.stats.to_dict() if bridge.safety is not None else None
         if cosim is not None:
             cosim.close()
         if recorder is not None:
@@ -266,6 +267,8 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         "vtype_modes": {t: mode_of(info.vclass) for t, info in vtypes.items()},
         "sumo_warnings": sumo_log_lines(run_dir),
     }
+    if safety is not None:
+        record["safety"] = safety
     if v2x_stats is not None:
         from ivri.metrics.app_users import equipped_trip_kpis
         from ivri.sumo.v2x_options import DEFAULT_SHARES

@@ -80,7 +80,7 @@ def test_crossing_over_mqtt_matches_the_in_process_run(mqtt_broker: LocalBroker,
     assert not gw["rejected"] and not gw["refused"]
     # The ambulance was granted green by the gateway, which knew of it only from its CAMs.
     assert cosim["decisions"]["emergency"]["grant"] >= 1
-    assert cosim["v2x"]["emergency_passages"] >= 1 and cosim["v2x"]["emergency_red_passages"] == 0
+    assert cosim["safety"]["emergency_passages"] >= 1 and cosim["safety"]["emergency_red_passages"] == 0
     # The lights SUMO showed never had conflicting greens (the core's monitor ran in the gateway).
     assert c["conflicting_greens"] == 0 and c["tls_changes"] > 20
     # The run's record is a normal one, with sane KPIs next to the in-process run.

@@ -32,7 +32,7 @@ def slim_record(rec: dict[str, Any]) -> dict[str, Any]:
 
     by_mode = rec["by_mode"]
     bike = by_mode.get("bicycle", {})
-    v2x = rec.get("v2x") or {}
+    safety = rec.get("safety") or {}
     return {
         "scenario": rec["scenario"],
         "controller": rec["controller"],
@@ -50,7 +50,7 @@ def slim_record(rec: dict[str, Any]) -> dict[str, Any]:
         "stops": rec["stops"],
         "emergency_time_lost_s": rec["emergency_time_lost_s"],
         "emergency_trips": by_mode.get("emergency", {}).get("trips", 0),
-        "emergency_passages": int(v2x.get("emergency_passages", 0)),
+        "emergency_passages": int(safety.get("emergency_passages", 0)),
         "cyclist_loss_h": (bike.get("time_loss_s", 0.0) + bike.get("depart_delay_s", 0.0)) / 3600.0,
         "cyclist_trips": bike.get("trips", 0),
         "by_mode": {m: {k: v.get(k) for k in ("trips", "mean_delay_s", "mean_stops", "time_loss_s")}

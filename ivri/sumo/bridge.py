@@ -50,6 +50,7 @@ from ivri.sumo.sumocfg import (
 from ivri.sumo.v2x_options import V2XOptions, v2x_options
 
 if TYPE_CHECKING:
+    from ivri.sumo.safety import SafetyWatch
     from ivri.sumo.v2x import V2XEmulator
 
 __all__ = ["DETECTOR_FILENAME", "SumoBridge"]
@@ -142,6 +143,8 @@ class SumoBridge:
         self.stopline_loops = stopline_loops
         self.v2x_options = None if v2x is None else v2x_options(v2x)
         self.v2x: V2XEmulator | None = None
+        #: The safety KPIs' reader (:mod:`ivri.sumo.safety`), with ``control``, after :meth:`start`.
+        self.safety: SafetyWatch | None = None
         self.sumo_net: Any = None
         self._shown: np.ndarray | None = None
         #: float [I]: signal-group seconds of green while that group's exits were blocked.
@@ -315,16 +318,23 @@ class SumoBridge:
             raise NetworkError(f"SUMO does not know traffic light(s) {missing} of the network file")
         if self.compiled is None:
             return
-        emulate = self.v2x_options is not None and self.control
+        # Person types (slow crossers) are read whenever ivri controls: the safety KPIs need them.
         self.observer = Observer(conn, self.compiled, self.link_maps, self.detectors, dt_s=self.dt_s,
-                                 lanes_only=not self.control, person_details=emulate)
-        if self.v2x_options is not None and emulate:
-            # Imported here: the emulator reads TraCI's variable ids from traci.constants, and
-            # importing the bridge must not load SUMO's packages.
-            from ivri.sumo.v2x import V2XEmulator
+                                 lanes_only=not self.control, person_details=self.control)
+        if self.control:
+            # Imported here: these read TraCI's variable ids from traci.constants, and importing
+            # the bridge must not load SUMO's packages.
+            from ivri.sumo.safety import SafetyWatch
 
-            self.v2x = V2XEmulator(conn, self.compiled, self.link_maps, self.observer, self.sumo_net,
-                                   seed=self.seed or 0, **self.v2x_options.model_dump())
+            emulate = self.v2x_options is not None
+            self.safety = SafetyWatch(conn, self.compiled, self.link_maps, self.observer, self.sumo_net,
+                                      own_emergency=not emulate)
+            if self.v2x_options is not None:
+                from ivri.sumo.v2x import V2XEmulator
+
+                self.v2x = V2XEmulator(conn, self.compiled, self.link_maps, self.observer, self.sumo_net,
+                                       seed=self.seed or 0, crossings=self.safety.crossings,
+                                       **self.v2x_options.model_dump())
         if self.control:
             for lm in self.link_maps:
                 n = len(conn.trafficlight.getRedYellowGreenState(lm.tls_id))
@@ -376,6 +386,8 @@ class SumoBridge:
             self._green_blocked_s += ((self._shown == GREEN) & obs.exit_blocked).sum(axis=1) * self.dt_s
         if self.v2x is not None:
             obs.v2x = self.v2x.read(self.t_s, self._shown)
+        if self.safety is not None and self._shown is not None:
+            self.safety.read(self._shown, self.v2x)
         return obs
 
     def actuate(self, signals: SignalState | np.ndarray, changed: np.ndarray | None = None) -> int:

@@ -25,21 +25,21 @@ Who is equipped is a deterministic function of the seed and the SUMO id
 (:func:`equipped_mask`), so that treatment and baseline runs with the same seed have the
 same app users, and their trips can be picked out of the tripinfo afterwards.
 
-It also measures what the priority benchmark needs, for every run, with or without the
-applications: emergency vehicles passing a stop line at red or amber, and pedestrians
-still on a crossing when a conflicting stream gets green (slow ones, with and without the
-app). Identities stay in memory; only counts leave this module.
+The safety KPIs (emergency vehicles passing at red, persons caught on a crossing) are counted
+by :class:`ivri.sumo.safety.SafetyWatch` with or without emulation; the emulator hands it the
+emergency vehicles it reads anyway (:attr:`V2XEmulator.emergency_now`) and who carries the
+Crosswalk app (:attr:`V2XEmulator.person_app_now`). Identities stay in memory; only counts
+leave this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -57,17 +57,14 @@ from traci.constants import (
 
 from ivri.controllers.v2x import Role, V2XObservation
 from ivri.core.compile import CompiledNetwork
-from ivri.core.idx import AMBER, GREEN, RED
 from ivri.errors import ConfigError
 from ivri.sumo.network import TlsLinkMap
 from ivri.sumo.observe import (
     VAR_ANGLE,
     VAR_LANEPOSITION,
-    VAR_NEXT_EDGE,
-    VAR_ROAD_ID,
-    VAR_TYPE,
     Observer,
 )
+from ivri.sumo.safety import Crossings, StopLines
 from ivri.sumo.v2x_options import DEFAULT_SHARES
 
 __all__ = ["DEFAULT_SHARES", "V2XEmulator", "V2XStats", "equipped_mask"]
@@ -90,19 +87,8 @@ _ROLE_OF_VCLASS: dict[str, Role] = {
 _SHARE_OF_ROLE = {Role.EMERGENCY: "emergency", Role.BUS: "bus", Role.TRUCK: "truck",
                   Role.CYCLIST: "cyclist", Role.CAR: "car"}
 
-_ROAD, _NEXT, _TYPE = itemgetter(VAR_ROAD_ID), itemgetter(VAR_NEXT_EDGE), itemgetter(VAR_TYPE)
 _POS, _ANGLE = itemgetter(VAR_LANEPOSITION), itemgetter(VAR_ANGLE)
 _SPEED, _TIMELOSS, _NEXT_TLS_VALUE = itemgetter(VAR_SPEED), itemgetter(VAR_TIMELOSS), itemgetter(VAR_NEXT_TLS)
-
-#: An emergency vehicle whose next traffic light changes within this distance of a stop line
-#: has passed it (at 0.1 s steps and 20 m/s it moves 2 m per step).
-PASSED_WITHIN_M = 25.0
-
-# libsumo hands VAR_NEXT_TLS over as an object whose only view is a string:
-# "TraCINextTLSDataVectorWrapped[TraCINextTLSData(J1,4,141.367,G),...]". One regex over all
-# of them takes the first entry of each (empty groups when a vehicle has none ahead).
-_NEXT_TLS = re.compile(r"Wrapped\[(?:TraCINextTLSData\(([^,]*),(-?\d+),([^,]*),[^)]*\))?")
-
 
 def equipped_mask(ids: Iterable[str], share: float, seed: int, kind: str) -> np.ndarray:
     """bool per id: equipped with probability ``share``, the same for the same seed and id."""
@@ -122,14 +108,6 @@ class V2XStats:
     """What the emulator counted over a run (no identities)."""
 
     equipped: dict[str, int]
-    emergency_passages: int = 0
-    emergency_red_passages: int = 0
-    emergency_amber_passages: int = 0
-    pedestrians_caught: int = 0          # on a crossing when a conflicting stream got green
-    slow_caught_with_app: int = 0
-    slow_caught_without_app: int = 0
-    slow_crossings_with_app: int = 0     # slow crossers with the app seen on a crossing
-    slow_crossings_without_app: int = 0
     advice_commands: int = 0             # speed advice set or changed (GLOSA, apply_advice)
     advice_releases: int = 0             # advice ended: the vehicle drives on its own again
     advice_starts: int = 0               # a vehicle without advice got one
@@ -146,7 +124,7 @@ class V2XEmulator:
     for the crossings' geometry), ``shares`` (overrides of :data:`DEFAULT_SHARES`),
     ``range_m`` (vehicles farther from their next stop line are not reported) and ``seed``.
     ``positions=True`` also subscribes the equipped vehicles to position and angle, for
-    :meth:`kinematics` (the co-simulation's CAMs, :mod:`ivri.sumo.cosim`).
+    :meth:`kinematics` (the co-simulation's CAMs, :mod:`ivri.cosim`).
     ``cam_period_s`` is how often a vehicle sends a CAM: the applications see the vehicles as
     they were at their last CAM (0, the default: every step; ETSI's CAM rate is 1-10 Hz).
     """
@@ -164,6 +142,7 @@ class V2XEmulator:
         seed: int = 0,
         positions: bool = False,
         cam_period_s: float = 0.0,
+        crossings: Crossings | None = None,
     ) -> None:
         unknown = set(shares or {}) - set(DEFAULT_SHARES)
         if unknown:
@@ -181,36 +160,9 @@ class V2XEmulator:
         self.seed = int(seed)
         self._vars = [VAR_SPEED, VAR_TIMELOSS, VAR_NEXT_TLS] + ([VAR_POSITION, VAR_ANGLE] if positions else [])
         self._last: dict[str, Any] = {}
-        n_i, n_g = net.timing.valid.shape
-        self._n_g = n_g
-        self._tls_index = {lm.tls_id: i for i, lm in enumerate(link_maps)}
-        # link index -> group, all intersections in one array (offset per intersection).
-        self._link_offset = np.cumsum([0] + [lm.n_links for lm in link_maps]).astype(np.int64)
-        self._group_of_link = (np.concatenate([lm.group_of_link for lm in link_maps]).astype(np.int64)
-                               if link_maps else np.zeros(0, np.int64))
-        self._conflict = net.timing.conflict & net.timing.valid[:, None, :]
-        # Crossings: edge -> row of the arrays of its intersection, group, length and the
-        # heading of its lane (degrees, 0 = north, clockwise, as SUMO's VAR_ANGLE).
-        rows: list[tuple[str, int, int, float, float]] = []
-        for i, lm in enumerate(link_maps):
-            for g, edges in enumerate(lm.crossings):
-                for e in edges:
-                    lane = sumo_net.getEdge(e).getLanes()[0]
-                    (x0, y0), (x1, y1) = lane.getShape()[0], lane.getShape()[-1]
-                    rows.append((e, i, g, float(lane.getLength()),
-                                 math.degrees(math.atan2(x1 - x0, y1 - y0)) % 360.0))
-        self._crossing_index = {r[0]: j for j, r in enumerate(rows)}
-        rows = rows or [("", 0, 0, 0.0, 0.0)]  # the arrays are indexed with max(k, 0)
-        self._cross_i = np.array([r[1] for r in rows], dtype=np.int64)
-        self._cross_g = np.array([r[2] for r in rows], dtype=np.int64)
-        self._cross_len = np.array([r[3] for r in rows])
-        self._cross_heading = np.array([r[4] for r in rows])
-        self._kerb = {k: cols[0] for k, cols in observer.crossing_calls.items()}
-        # Filled lazily from the concrete types of persons seen: asking SUMO about every id
-        # of vehicletype.getIDList() at the start would touch vType *distributions*, and SUMO
-        # draws a type from a distribution it is asked about, which shifts the random number
-        # stream and changes the run (measured: crossing:peak 11.87 -> 12.26 veh-h).
-        self._slow_type: dict[str, bool] = {}
+        self._n_g = net.timing.valid.shape[1]
+        self.stop_lines = StopLines(link_maps)
+        self.crossings = crossings if crossings is not None else Crossings(conn, link_maps, observer, sumo_net)
         self._tokens: dict[str, int] = {}
         self._roles: dict[str, int] = {}
         self._vid_of_token: dict[int, str] = {}  # in memory only, for apply_advice
@@ -219,10 +171,12 @@ class V2XEmulator:
         self._next_token = 1
         self._person_app: dict[str, bool] = {}
         self._person_token: dict[str, int] = {}
-        self._ev_last: dict[int, tuple[int, int, float]] = {}
-        self._caught: set[tuple[str, str]] = set()
-        self._seen_slow: set[tuple[str, str]] = set()
-        self._prev_green = np.zeros((n_i, n_g), dtype=np.bool_)
+        #: Emergency vehicles near a controlled stop line in the last read, ``{token:
+        #: (intersection, group, distance_m)}``, and which persons near the crossings (in the
+        #: order of ``crossings.classify``) carry the Crosswalk app: for the safety KPIs
+        #: (:class:`ivri.sumo.safety.SafetyWatch`).
+        self.emergency_now: dict[int, tuple[int, int, float]] = {}
+        self.person_app_now = np.zeros(0, np.bool_)
         self.stats = V2XStats(equipped={k: 0 for k in DEFAULT_SHARES})
         self.obs = V2XObservation.empty()
         #: With ``track_equipped`` (the GUI sets it), every road user that becomes equipped is
@@ -255,39 +209,23 @@ class V2XEmulator:
             self._tokens.pop(vid, None)
             self._roles.pop(vid, None)
 
-    def _next_tls(self, values: list[Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        if not values:
-            return [], np.zeros(0, np.int64), np.zeros(0)
-        if isinstance(values[0], tuple):  # TraCI over a socket: tuples of (tls, link, dist, state)
-            first = [v[0] if v else ("", -1, math.inf, "") for v in values]
-            return ([f[0] for f in first], np.array([f[1] for f in first], np.int64),
-                    np.array([f[2] for f in first], np.float64))
-        found = _NEXT_TLS.findall("\n".join(map(methodcaller("getString"), values)))
-        tls = [f[0] for f in found]
-        link = np.array([int(f[1]) if f[1] else -1 for f in found], np.int64)
-        dist = np.array([float(f[2]) if f[2] else math.inf for f in found], np.float64)
-        return tls, link, dist
-
     def _vehicle_rows(self, t_s: float, state: np.ndarray) -> V2XObservation:
         res = self._last = self.conn.vehicle.getAllSubscriptionResults()
         ids = list(res)
         vals = list(res.values())
         n = len(ids)
         if n == 0:
-            self._ev_passages({}, state)
+            self.emergency_now = {}
             return V2XObservation.empty()
         speed = np.fromiter(map(_SPEED, vals), np.float64, n)
         timeloss = np.fromiter(map(_TIMELOSS, vals), np.float64, n)
-        tls, link, dist = self._next_tls(list(map(_NEXT_TLS_VALUE, vals)))
-        inter = np.fromiter(map(self._tls_index.get, tls, repeat(-1)), np.int64, n)
+        inter, group, dist, ours = self.stop_lines.locate(list(map(_NEXT_TLS_VALUE, vals)))
         role = np.fromiter(map(self._roles.get, ids, repeat(int(Role.CAR))), np.int8, n)
         token = np.fromiter(map(self._tokens.get, ids, repeat(0)), np.int64, n)
-        m = (inter >= 0) & (link >= 0) & (dist <= self.range_m)  # near a controlled stop line
-        flat = np.where(m, self._link_offset[np.maximum(inter, 0)] + np.maximum(link, 0), 0)
-        group = np.where(m, self._group_of_link[flat] if len(self._group_of_link) else -1, -1)
+        m = ours & (dist <= self.range_m)  # near a controlled stop line
         ev = m & (role == Role.EMERGENCY)
-        self._ev_passages(dict(zip(token[ev].tolist(), zip(inter[ev].tolist(), group[ev].tolist(),
-                                                          dist[ev].tolist(), strict=True), strict=True)), state)
+        self.emergency_now = dict(zip(token[ev].tolist(), zip(inter[ev].tolist(), group[ev].tolist(),
+                                                              dist[ev].tolist(), strict=True), strict=True))
         return V2XObservation(
             token=token[m], intersection=inter[m], group=group[m], distance_m=dist[m],
             speed_mps=speed[m], role=role[m], siren=role[m] == Role.EMERGENCY,
@@ -298,48 +236,23 @@ class V2XEmulator:
             lateness_s=np.where(role[m] == Role.BUS, timeloss[m], 0.0),
         )
 
-    def _ev_passages(self, now: dict[int, tuple[int, int, float]], state: np.ndarray) -> None:
-        """Count emergency vehicles that passed a stop line since the last tick, by aspect."""
-        for tok, (i, g, d) in self._ev_last.items():
-            cur = now.get(tok)
-            if (cur is None or cur[0] != i) and d <= PASSED_WITHIN_M and g >= 0:
-                self.stats.emergency_passages += 1
-                aspect = state[i, g]
-                if aspect == RED:
-                    self.stats.emergency_red_passages += 1
-                elif aspect == AMBER:
-                    self.stats.emergency_amber_passages += 1
-        self._ev_last = now
-
     # --- pedestrians -----------------------------------------------------------------------
 
-    def _person_rows(self, state: np.ndarray) -> V2XObservation:
-        """Slow crossers with the app (at the kerb or on the crossing), and the counts of
-        pedestrians on a crossing when a conflicting stream gets green. Array work over the
-        persons near the crossings; Python only for the rare events (a new person type, a
-        new app user, a pedestrian caught)."""
-        persons = self.observer.persons
-        green = state == GREEN
-        starts = green & ~self._prev_green
-        self._prev_green = green
-        n = len(persons)
+    def _person_rows(self) -> V2XObservation:
+        """Slow crossers with the app (at the kerb or on the crossing). Array work over the
+        persons near the crossings; Python only for the rare events (a new app user)."""
+        near = self.crossings.classify(self.observer.persons)
+        ids, vals, slow, k, kerb = near.ids, near.values, near.slow, near.k, near.kerb
+        n = len(ids)
         if n == 0:
+            self.person_app_now = np.zeros(0, np.bool_)
             return V2XObservation.empty()
-        ids = list(persons)
-        vals = list(persons.values())
-        roads = list(map(_ROAD, vals))
-        types = list(map(_TYPE, vals))
-        for t in set(types) - self._slow_type.keys():
-            self._is_slow(t)
-        slow = np.fromiter(map(self._slow_type.__getitem__, types), np.bool_, n)
-        k = np.fromiter(map(self._crossing_index.get, roads, repeat(-1)), np.int64, n)
-        kerb = np.fromiter(map(self._kerb.get, zip(roads, map(_NEXT, vals), strict=True), repeat(-1)),
-                           np.int64, n)
         on = k >= 0
-        ci, cg = self._cross_i[np.maximum(k, 0)], self._cross_g[np.maximum(k, 0)]
-        near = slow & (on | (kerb >= 0))
-        if near.any():
-            new = set(compress(ids, near)) - self._person_app.keys()
+        cross = self.crossings
+        ci, cg = cross.cross_i[np.maximum(k, 0)], cross.cross_g[np.maximum(k, 0)]
+        close = slow & (on | (kerb >= 0))
+        if close.any():
+            new = set(compress(ids, close)) - self._person_app.keys()
             if new:
                 new_ids = sorted(new)
                 eq = equipped_mask(new_ids, self.shares["slow_pedestrian"], self.seed, "slow_pedestrian")
@@ -347,35 +260,11 @@ class V2XEmulator:
                 self.stats.equipped["slow_pedestrian"] += int(eq.sum())
                 if self.track_equipped:
                     self.equipped_new.extend((p, int(Role.PEDESTRIAN), True) for p in compress(new_ids, eq))
-        app = near & np.fromiter(map(self._person_app.get, ids, repeat(False)), np.bool_, n)
-
-        # Counts (no identities leave): pedestrians on a crossing when a conflicting green starts.
-        if on.any() and starts.any():
-            caught = on & (self._conflict[ci, cg] & starts[ci]).any(axis=1)
-            for j in np.nonzero(caught)[0]:
-                key = (ids[j], roads[j])
-                if key in self._caught:
-                    continue
-                self._caught.add(key)
-                self.stats.pedestrians_caught += 1
-                if slow[j]:
-                    if app[j]:
-                        self.stats.slow_caught_with_app += 1
-                    else:
-                        self.stats.slow_caught_without_app += 1
-        for j in np.nonzero(on & slow)[0]:
-            key = (ids[j], roads[j])
-            if key not in self._seen_slow:
-                self._seen_slow.add(key)
-                if app[j]:
-                    self.stats.slow_crossings_with_app += 1
-                else:
-                    self.stats.slow_crossings_without_app += 1
+        app = close & np.fromiter(map(self._person_app.get, ids, repeat(False)), np.bool_, n)
+        self.person_app_now = app
         if len(self._person_app) > 20000:  # forget persons long gone (memory stays bounded)
             self._person_app = {p: self._person_app[p] for p in ids if p in self._person_app}
             self._person_token = {p: self._person_token[p] for p in ids if p in self._person_token}
-            self._caught = {c for c in self._caught if c[0] in persons}
-            self._seen_slow = {c for c in self._seen_slow if c[0] in persons}
 
         sel = app & (on | (kerb >= 0))
         m = int(sel.sum())
@@ -384,7 +273,7 @@ class V2XEmulator:
         pos = np.fromiter(map(_POS, vals), np.float64, n)[sel]
         angle = np.fromiter(map(_ANGLE, vals), np.float64, n)[sel]
         on_s, k_s, kerb_s = on[sel], k[sel], kerb[sel]
-        length, heading = self._cross_len[np.maximum(k_s, 0)], self._cross_heading[np.maximum(k_s, 0)]
+        length, heading = cross.length_m[np.maximum(k_s, 0)], cross.heading_deg[np.maximum(k_s, 0)]
         ahead = np.cos(np.radians(angle - heading)) >= 0.0
         return V2XObservation(
             token=np.fromiter(map(self._ptoken, compress(ids, sel)), np.int64, m),
@@ -395,13 +284,6 @@ class V2XEmulator:
             app=np.ones(m, np.bool_), slow=np.ones(m, np.bool_), on_crossing=on_s,
             lateness_s=np.zeros(m),
         )
-
-    def _is_slow(self, vtype: str) -> bool:
-        slow = self._slow_type.get(vtype)
-        if slow is None:
-            value = self.conn.vehicletype.getParameter(vtype, "ivri.slow") if vtype else ""
-            slow = self._slow_type[vtype] = value in ("1", "true", "True")
-        return slow
 
     def _ptoken(self, pid: str) -> int:
         tok = self._person_token.get(pid)
@@ -473,6 +355,6 @@ class V2XEmulator:
         if t_s - self._cam_at_s >= self.cam_period_s - 1e-9:
             self._vehicles, self._cam_at_s = vehicles, t_s
         vehicles = self._vehicles
-        people = self._person_rows(state)
+        people = self._person_rows()
         self.obs = V2XObservation.concat([vehicles, people]) if len(people) else vehicles
         return self.obs

@@ -130,7 +130,7 @@ class Controller(Parameters, ABC):
         return frozenset()
 
     def v2x_shares(self) -> dict[str, float]:
-        """Shares of equipped road users (by kind, see :data:`ivri.sumo.v2x.DEFAULT_SHARES`)
+        """Shares of equipped road users (by kind, see :data:`ivri.sumo.v2x_options.DEFAULT_SHARES`)
         this controller needs when a run does not say; empty: the defaults."""
         return {}
 

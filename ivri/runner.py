@@ -46,7 +46,7 @@ class RunSpec:
     #: Emulate connected road users (None: only when the controller has priority
     #: applications; True also for a baseline that the priority benchmark compares with).
     v2x: bool | None = None
-    #: Overrides of :data:`ivri.sumo.v2x.DEFAULT_SHARES` (share of road users equipped).
+    #: Overrides of :data:`ivri.sumo.v2x_options.DEFAULT_SHARES` (share of road users equipped).
     v2x_shares: dict[str, float] | None = None
     #: How often an equipped vehicle sends a CAM [s] (0: every SUMO step).
     v2x_cam_period_s: float = 0.0

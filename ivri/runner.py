@@ -232,7 +232,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
                 if advise:
                     bridge.apply_advice(engine.advice())
             if view is not None:
-                view.update(t_s, end_s, bridge.dt_s, controller)
+                view.update(t_s, end_s, bridge.dt_s, controller.tracked_requests() if controller is not None else None)
             if progress is not None and t_s >= next_report_s:
                 progress(t_s - begin_s, span_s)
                 next_report_s = t_s + 10.0

@@ -94,7 +94,7 @@ def test_gui_view_changes_reach_sumo_only_when_something_changed() -> None:
 
     def step(tracked: SimpleNamespace | None) -> list[tuple[str, str, tuple]]:
         calls.clear()
-        view.update(10.0, 600.0, 1.0, SimpleNamespace(tracked_=tracked))
+        view.update(10.0, 600.0, 1.0, tracked)
         return list(calls)
 
     emergency = int(PriorityClass.EMERGENCY)

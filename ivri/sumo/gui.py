@@ -117,13 +117,14 @@ class GuiView:
 
     # --- per tick ---------------------------------------------------------------------------
 
-    def update(self, t_s: float, end_s: float, dt_s: float, controller: Any = None) -> None:
+    def update(self, t_s: float, end_s: float, dt_s: float, tracked: Any = None) -> None:
         """Show this tick's changes: colours of newly equipped road users, highlights of
-        granted vehicles, labels; take the screenshot when its moment has come."""
+        granted vehicles (``tracked``: the controller's
+        :meth:`~ivri.controllers.base.Controller.tracked_requests`), labels; take the screenshot
+        when its moment has come."""
         if self.v2x is not None and self.v2x.equipped_new:
             self._colour(self.v2x.equipped_new)
             self.v2x.equipped_new = []
-        tracked = controller.tracked_requests() if controller is not None else None
         ev_at = self._decisions(tracked) if tracked is not None else -1
         due = ev_at >= 0 or t_s >= end_s - 2.0 * dt_s - 1e-9  # the last chance: drawn after the next step
         if self.screenshot_path is not None and self.screenshot_taken_at_s is None and due:

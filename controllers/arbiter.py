@@ -612,8 +612,8 @@ class PriorityArbiter(Controller):
         """
         from .glosa import SpeedAdvice
 
-        return SpeedAdvice.concat([a.advice(signals, spat) for a in self.applications
-                                   if callable(getattr(a, "advice", None))])
+        return SpeedAdvice.concat([advise(signals, spat) for a in self.applications
+                                   if callable(advise := getattr(a, "advice", None))])
 
     # --- per tick ---------------------------------------------------------------------------
 

@@ -191,7 +191,8 @@ class SignalCore:
         self._conflict_monitor = ConflictMonitor(self._timing)
         self._no_extend = np.zeros(self._shape, dtype=np.bool_)
         self._last_extend = self._no_extend
-        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape), np.empty(self._shape))
+        self._likely_s = np.empty(self._shape)
+        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape), self._likely_s)
         # The committed forecast (ivri.core.forecast) and the aspect each commitment is for.
         self.committed: Commitment = no_commitment(self._shape)
         self._aspect = self.signals.state.copy()
@@ -317,9 +318,9 @@ class SignalCore:
             ttc.min_s[red] = np.maximum(ttc.min_s[red], after[red])
             np.minimum(ttc.max_s, c.max_end_s - self.t_s, out=ttc.max_s)
             np.maximum(ttc.max_s, ttc.min_s, out=ttc.max_s)
-            np.clip(c.likely_s - self.t_s, ttc.min_s, ttc.max_s, out=ttc.likely_s)
+            np.clip(c.likely_s - self.t_s, ttc.min_s, ttc.max_s, out=self._likely_s)
         else:
-            ttc.likely_s[...] = np.nan
+            self._likely_s[...] = np.nan
         return ttc
 
     def green_mask(self) -> np.ndarray:

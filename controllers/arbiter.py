@@ -551,7 +551,7 @@ class PriorityArbiter(Controller):
         self.owed_ = net.full(False, np.bool_)
         self.emergency_active_ = np.zeros(n_i, dtype=np.bool_)
         self.status_ = np.zeros(0, dtype=np.int8)
-        self._t_s = 0.0
+        self.t_s_ = 0.0
         self.tracked_ = _Tracked()
         self.clock_ = TickClock()
 
@@ -629,7 +629,7 @@ class PriorityArbiter(Controller):
     def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
         """Base proposal, application requests, one arbitration kernel call; returns ``request_``."""
         dt_s = self.clock_.tick(obs.t_s)
-        self._t_s = obs.t_s
+        self.t_s_ = obs.t_s
         # Early calls from the last tick reach the base controller as demand (a long-distance
         # detector); the core keeps reading the real detectors.
         np.logical_or(obs.demand, self.precall_, out=self.base_demand_)
@@ -703,7 +703,7 @@ class PriorityArbiter(Controller):
                 reason = ("compensation green given" if compensation
                           else "the road user has passed or left; green released" if was
                           else "the request ended before it was served")
-                self._emit(self._t_s, int(tr.intersection[k]), int(tr.group[k]), int(tr.cls[k]),
+                self._emit(self.t_s_, int(tr.intersection[k]), int(tr.group[k]), int(tr.cls[k]),
                            "release" if was else "withdrawn", reason, None)
         order = np.argsort(req.key, kind="stable")
         tr.keys = req.key[order]
@@ -731,7 +731,7 @@ class PriorityArbiter(Controller):
             if self.decision_log is not None:
                 for i, g in zip(*np.nonzero(new_debt), strict=True):
                     ii = int(np.nonzero(ended)[0][i])
-                    self._emit(self._t_s, ii, int(g), int(PriorityClass.COMPENSATION), "recovery",
+                    self._emit(self.t_s_, ii, int(g), int(PriorityClass.COMPENSATION), "recovery",
                                "held back by a priority request: served first now", None)
         self.emergency_active_[:] = active
 

@@ -17,11 +17,20 @@ reads differently. Accepted: plain seconds (``"90"``, ``"3600.5"``), ``h:m:s``
 
 from __future__ import annotations
 
+import functools
 import math
-
-from sumolib.miscutils import parseTime
+from collections.abc import Callable
 
 __all__ = ["parse_time_s"]
+
+
+@functools.cache
+def _sumolib_parse_time() -> Callable[[str], float | None]:
+    # Imported on first use: sumolib pulls in much of the standard library (http, xml.dom,
+    # argparse), and importing the engine or the SUMO bridge loads no SUMO package.
+    from sumolib.miscutils import parseTime
+
+    return parseTime
 
 
 def parse_time_s(value: str, *, what: str = "time") -> float:
@@ -39,7 +48,7 @@ def parse_time_s(value: str, *, what: str = "time") -> float:
             raise ValueError(f"{what} {value!r} is not a SUMO time: a field is empty or signed")
         text = ":".join(fields)
     try:
-        seconds = parseTime(text)
+        seconds = _sumolib_parse_time()(text)
     except ValueError:
         raise ValueError(f"{what} {value!r} is not a SUMO time: {text!r} has a field that is not a number") from None
     if seconds is None or not math.isfinite(seconds):

@@ -125,3 +125,19 @@ def test_readme_run_needs_only_the_sumo_extra(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "kpis.json").is_file()
+
+
+def test_a_missing_extra_is_named() -> None:
+    """Without the national extra, the national estimate says what to install."""
+    done = run_blocked(
+        "from ivri.errors import ConfigError\n"
+        "from ivri.national.runs import cluster_client\n"
+        "try:\n"
+        "    with cluster_client():\n"
+        "        pass\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n",
+        extras=("national",),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pip install 'ivri[national]'" in done.stdout

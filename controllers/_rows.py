@@ -21,9 +21,9 @@ class Rows:
     DTYPES: ClassVar[dict[str, type]] = {}
 
     def __post_init__(self) -> None:
-        n = None
+        n: int | None = None
         for name, dtype in self.DTYPES.items():
-            a = np.ascontiguousarray(getattr(self, name), dtype=dtype).reshape(-1)
+            a: np.ndarray = np.ascontiguousarray(getattr(self, name), dtype=dtype).reshape(-1)
             if n is None:
                 n = len(a)
             elif len(a) != n:

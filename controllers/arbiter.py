@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -78,7 +78,15 @@ from .priority import (
     rule_arrays,
 )
 
-__all__ = ["PriorityArbiter", "Status", "arbitrate_kernel"]
+__all__ = [
+    "ArbiterOut",
+    "PriorityArbiter",
+    "ReqArrays",
+    "Status",
+    "TrafficArrays",
+    "WeighArrays",
+    "arbitrate_kernel",
+]
 
 
 class Status(IntEnum):
@@ -202,58 +210,105 @@ def _person_seconds(timing: Timing, sig: SignalState, queue_veh: np.ndarray, app
     return benefit, cost
 
 
+class TrafficArrays(NamedTuple):
+    """What the arbiter reads of the traffic and the base controller this tick (``[I, G]``)."""
+
+    demand: np.ndarray        # bool: calls on the group's detectors
+    gap_s: np.ndarray         # float64: seconds since a vehicle last passed its detectors
+    queue_veh: np.ndarray     # float64: vehicles queued at its stop line
+    approach_veh: np.ndarray  # float64: vehicles approaching it
+    base_request: np.ndarray  # bool: the base controller's proposal
+
+
+class ReqArrays(NamedTuple):
+    """This tick's request rows as the kernel reads them (length N; ``charged`` is updated)."""
+
+    intersection: np.ndarray  # int64
+    group: np.ndarray         # int64
+    cls: np.ndarray           # int8: a PriorityClass
+    eta_s: np.ndarray         # float64: seconds until the road user reaches the stop line
+    sticky: np.ndarray        # int8: a status the row keeps (refused for budget, timed out), else 0
+    charged: np.ndarray       # bool: weighed and charged to the budget (once per request)
+    order: np.ndarray         # int64: the rows by intersection, class (highest first) and ETA
+
+
+class WeighArrays(NamedTuple):
+    """What the net-benefit rule weighs with (see the module docstring)."""
+
+    persons: np.ndarray     # float64[I, G]: persons per road user of each group
+    lanes: np.ndarray       # float64[I, G]: lanes of each group
+    params: np.ndarray      # float64[3]: sat_headway_s, stop_penalty_s, saturation
+    cycle_open: np.ndarray  # bool[I]: no intervention yet this cycle and nobody owed
+
+
+class ArbiterOut(NamedTuple):
+    """What :func:`arbitrate_kernel` writes (every array overwritten each call)."""
+
+    request: np.ndarray     # bool[I, G]: the request mask for the core
+    extend: np.ndarray      # bool[I, G]: greens the core may hold past max green
+    precall: np.ndarray     # bool[I, G]: early calls for the base controller's next tick
+    gapout: np.ndarray      # bool[I, G]: conflicting greens the base controller sees as gapped out
+    held_back: np.ndarray   # bool[I, G]: groups with demand that a request keeps from green
+    status: np.ndarray      # int8[N]: a Status per request row
+    benefit: np.ndarray     # float64[N]: person-seconds a weighed row saves (0: not weighed)
+    cost: np.ndarray        # float64[N]: person-seconds it costs the conflicting streams
+    intervened: np.ndarray  # bool[I]: an intervention was granted here this tick
+
+
 @njit
 def arbitrate_kernel(
     timing: Timing,
     sig: SignalState,
     t_s: float,
     dt_s: float,
-    demand: np.ndarray,
-    gap_s: np.ndarray,
-    queue_veh: np.ndarray,
-    base_request: np.ndarray,
-    r_int: np.ndarray,
-    r_grp: np.ndarray,
-    r_cls: np.ndarray,
-    r_eta: np.ndarray,
-    r_sticky: np.ndarray,
-    r_charged: np.ndarray,
-    order: np.ndarray,
+    traffic: TrafficArrays,
+    req: ReqArrays,
     rules: RuleArrays,
+    weigh: WeighArrays,
     budget: np.ndarray,
-    out_request: np.ndarray,
-    out_extend: np.ndarray,
-    out_precall: np.ndarray,
-    out_gapout: np.ndarray,
-    status: np.ndarray,
-    held_back: np.ndarray,
-    approach_veh: np.ndarray,
-    persons: np.ndarray,
-    lanes: np.ndarray,
-    nb: np.ndarray,
-    cycle_open: np.ndarray,
-    r_benefit: np.ndarray,
-    r_cost: np.ndarray,
-    intervened: np.ndarray,
-) -> None:
+    out: ArbiterOut,
+) -> ArbiterOut:
     """Serve the requests of every intersection in rank order (see the module docstring).
 
     ``dt_s`` is the tick length (the core adds it to every timer before it compares).
-    ``order`` lists the rows sorted by intersection, class (highest first) and ETA. Rows with
-    ``r_sticky > 0`` keep that status (refused for budget, timed out). ``budget`` (float
-    ``[I, C]``) is charged once per request (``r_charged``, updated). Writes ``out_request``
-    and ``out_extend`` (bool ``[I, G]``), ``out_precall`` (early calls for the base
-    controller's next tick), ``out_gapout`` (conflicting greens the base controller sees as
-    gapped out next tick), ``status`` per row, and marks in ``held_back``
-    the groups with demand that a request keeps from green.
+    Rows are visited in ``req.order``; rows with ``req.sticky > 0`` keep that status.
+    ``budget`` (float ``[I, C]``) is charged once per request (``req.charged``, updated).
+    Fills and returns ``out`` (:class:`ArbiterOut`).
 
     Net benefit (classes with ``net_benefit``): a cut or a hold that costs others is weighed
-    once, when it would first act (``r_charged`` False): ``persons`` (float ``[I, G]``,
-    persons per road user of each group), ``lanes`` (float ``[I, G]``), ``nb`` =
-    (sat_headway_s, stop_penalty_s, saturation) and ``cycle_open`` (bool ``[I]``: no
-    intervention yet this cycle, nobody owed) decide; ``r_benefit`` / ``r_cost`` get the
-    person-seconds, ``intervened`` (bool ``[I]``) marks intersections where one was granted.
+    once, when it would first act (``req.charged`` False), with ``weigh``
+    (:class:`WeighArrays`); ``out.benefit`` / ``out.cost`` get the person-seconds,
+    ``out.intervened`` marks intersections where one was granted.
     """
+    demand = traffic.demand
+    gap_s = traffic.gap_s
+    queue_veh = traffic.queue_veh
+    approach_veh = traffic.approach_veh
+    base_request = traffic.base_request
+    r_int = req.intersection
+    r_grp = req.group
+    r_cls = req.cls
+    r_eta = req.eta_s
+    r_sticky = req.sticky
+    r_charged = req.charged
+    persons = weigh.persons
+    lanes = weigh.lanes
+    nb = weigh.params
+    cycle_open = weigh.cycle_open
+    out_request = out.request
+    out_extend = out.extend
+    out_precall = out.precall
+    out_gapout = out.gapout
+    held_back = out.held_back
+    status = out.status
+    r_benefit = out.benefit
+    r_cost = out.cost
+    intervened = out.intervened
+    held_back[:, :] = False
+    status[:] = 0
+    r_benefit[:] = 0.0
+    r_cost[:] = 0.0
+    intervened[:] = False
     out_request[:, :] = base_request
     out_extend[:, :] = False
     out_precall[:, :] = False
@@ -261,7 +316,7 @@ def arbitrate_kernel(
     n_g = sig.state.shape[1]
     n_i = sig.state.shape[0]
     taken = np.zeros((n_i, n_g), dtype=np.bool_)  # groups of accepted rows
-    for r in order:
+    for r in req.order:
         i = r_int[r]
         g = r_grp[r]
         c = r_cls[r]
@@ -387,6 +442,7 @@ def arbitrate_kernel(
                 out_request[i, k] = False
             elif act == Status.PREPARING and sig.state[i, k] == RED:
                 out_request[i, k] = False
+    return out
 
 
 class TrackedRequests:
@@ -512,7 +568,7 @@ class PriorityArbiter(Controller):
         self.owed_ = net.full(False, np.bool_)
         self.emergency_active_ = np.zeros(n_i, dtype=np.bool_)
         self.status_ = np.zeros(0, dtype=np.int8)
-        self._t_s = 0.0
+        self.t_s_ = 0.0
         self.tracked_ = TrackedRequests()
         self.clock_ = TickClock()
 
@@ -589,7 +645,7 @@ class PriorityArbiter(Controller):
     def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
         """Base proposal, application requests, one arbitration kernel call; returns ``request_``."""
         dt_s = self.clock_.tick(obs.t_s)
-        self._t_s = obs.t_s
+        self.t_s_ = obs.t_s
         # Early calls from the last tick reach the base controller as demand (a long-distance
         # detector); the core keeps reading the real detectors.
         np.logical_or(obs.demand, self.precall_, out=self.base_demand_)
@@ -604,20 +660,20 @@ class PriorityArbiter(Controller):
 
         prev_status, sticky, charged, since, granted, known = self._recall(req)
         order = np.lexsort((req.eta_s, -req.cls.astype(np.int64), req.intersection)).astype(np.int64)
-        status = np.zeros(len(req), dtype=np.int8)
-        self.held_back_[:] = False
+        n = len(req)
         cycle_open = ((obs.t_s - self.last_intervention_s_ >= self.cycle_s_)
                       & ~self.owed_.any(axis=1) & ~self.held_total_.any(axis=1))
-        benefit = np.zeros(len(req))
-        cost = np.zeros(len(req))
-        self.intervened_[:] = False
-        arbitrate_kernel(
-            self.timing_, signals, obs.t_s, dt_s, obs.demand, obs.gap_s, obs.queue_veh, base_request,
-            req.intersection, req.group, req.cls, req.eta_s, sticky, charged, order,
-            self.rules_, self.budget_, self.request_, self.extend_, self.precall_, self.gapout_,
-            status, self.held_back_, obs.approach_veh, self.persons_, self.lanes_, self.nb_,
-            cycle_open, benefit, cost, self.intervened_,
+        out = arbitrate_kernel(
+            self.timing_, signals, obs.t_s, dt_s,
+            TrafficArrays(obs.demand, obs.gap_s, obs.queue_veh, obs.approach_veh, base_request),
+            ReqArrays(req.intersection, req.group, req.cls, req.eta_s, sticky, charged, order),
+            self.rules_,
+            WeighArrays(self.persons_, self.lanes_, self.nb_, cycle_open),
+            self.budget_,
+            ArbiterOut(self.request_, self.extend_, self.precall_, self.gapout_, self.held_back_,
+                       np.zeros(n, dtype=np.int8), np.zeros(n), np.zeros(n), self.intervened_),
         )
+        status, benefit, cost = out.status, out.benefit, out.cost
         self.last_intervention_s_[self.intervened_] = obs.t_s
         # Time-outs: served longer than the class allows.
         acting = np.isin(status, ACTING)
@@ -663,7 +719,7 @@ class PriorityArbiter(Controller):
                 reason = ("compensation green given" if compensation
                           else "the road user has passed or left; green released" if was
                           else "the request ended before it was served")
-                self._emit(self._t_s, int(tr.intersection[k]), int(tr.group[k]), int(tr.cls[k]),
+                self._emit(self.t_s_, int(tr.intersection[k]), int(tr.group[k]), int(tr.cls[k]),
                            "release" if was else "withdrawn", reason, None)
         order = np.argsort(req.key, kind="stable")
         tr.keys = req.key[order]
@@ -691,7 +747,7 @@ class PriorityArbiter(Controller):
             if self.decision_log is not None:
                 for i, g in zip(*np.nonzero(new_debt), strict=True):
                     ii = int(np.nonzero(ended)[0][i])
-                    self._emit(self._t_s, ii, int(g), int(PriorityClass.COMPENSATION), "recovery",
+                    self._emit(self.t_s_, ii, int(g), int(PriorityClass.COMPENSATION), "recovery",
                                "held back by a priority request: served first now", None)
         self.emergency_active_[:] = active
 

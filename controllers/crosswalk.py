@@ -22,6 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
@@ -60,7 +61,7 @@ class Crosswalk(PriorityApplication):
         self.slow_speed_mps = slow_speed_mps
         self.margin_s = margin_s
 
-    def reset(self, net) -> None:
+    def reset(self, net: CompiledNetwork) -> None:
         super().reset(net)
         if not float(self.slow_speed_mps) > 0.0:
             raise ConfigError(f"crosswalk: slow_speed_mps must be positive, got {self.slow_speed_mps}")

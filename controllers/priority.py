@@ -61,6 +61,7 @@ __all__ = [
     "RuleArrays",
     "ingress_horizons",
     "request_keys",
+    "request_tokens",
     "rows_to_requests",
     "rule_arrays",
 ]
@@ -300,15 +301,30 @@ class PriorityRequests(Rows):
     DTYPES: ClassVar[dict[str, type]] = _REQ_DTYPES
 
 
+# A request key's bits, from the lowest: the application's code (8), the intersection (16),
+# the road user's token (39): non-negative in an int64.
+_APP_BITS = 8
+_INTERSECTION_BITS = 16
+_TOKEN_BITS = 39
+_TOKEN_SHIFT = _APP_BITS + _INTERSECTION_BITS
+
+
 def request_keys(tokens: np.ndarray, intersections: np.ndarray, app_code: int) -> np.ndarray:
     """Request keys: one per road user, intersection and application (non-negative).
 
     A road user in range of two intersections makes two requests; the same road user seen
     by two applications too.
     """
-    t = np.asarray(tokens, dtype=np.int64) & np.int64((1 << 39) - 1)
-    i = np.asarray(intersections, dtype=np.int64) & np.int64(0xFFFF)
-    return (((t << np.int64(16)) | i) << np.int64(8)) | np.int64(app_code & 0xFF)
+    t = np.asarray(tokens, dtype=np.int64) & np.int64((1 << _TOKEN_BITS) - 1)
+    i = np.asarray(intersections, dtype=np.int64) & np.int64((1 << _INTERSECTION_BITS) - 1)
+    return ((t << np.int64(_TOKEN_SHIFT)) | (i << np.int64(_APP_BITS))
+            | np.int64(app_code & ((1 << _APP_BITS) - 1)))
+
+
+def request_tokens(keys: np.ndarray) -> np.ndarray:
+    """The road users' tokens of request keys made by :func:`request_keys` (in memory only,
+    like the keys: to find the road user of a request again, never to log)."""
+    return np.asarray(keys, dtype=np.int64) >> np.int64(_TOKEN_SHIFT)
 
 
 def ingress_horizons(net: CompiledNetwork, kinds: tuple[str, ...], default_s: float) -> np.ndarray:

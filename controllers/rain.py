@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ivri.core.compile import CompiledNetwork
 from ivri.core.idx import GREEN, MODE_BICYCLE
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
@@ -77,7 +78,8 @@ class RainSeries:
                 f"rain series {path}: header {rows[0]} needs a time column "
                 f"({' / '.join(_TIME_COLUMNS)}) and an intensity column ({' / '.join(_RAIN_COLUMNS)})"
             )
-        ts, rs = [], []
+        ts: list[float] = []
+        rs: list[float] = []
         for n, row in enumerate(rows[1:], start=2):
             try:
                 t, r = parse_time_s(row[t_col]), float(row[r_col])
@@ -158,7 +160,7 @@ class RainMode(PriorityApplication):
         self.gap_s = gap_s
         self.per_intersection = per_intersection
 
-    def reset(self, net) -> None:
+    def reset(self, net: CompiledNetwork) -> None:
         super().reset(net)
         if self.rain is None:
             raise ConfigError("rain: no rain series given (--rain FILE.csv, or rain=RainSeries)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ivri.core.compile import CompiledNetwork
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
@@ -42,7 +43,7 @@ class Schwung(PriorityApplication):
         self.horizon_s = horizon_s
         self.min_speed_mps = min_speed_mps
 
-    def reset(self, net) -> None:
+    def reset(self, net: CompiledNetwork) -> None:
         super().reset(net)
         if not float(self.horizon_s) > 0.0:
             raise ConfigError(f"schwung: horizon_s must be positive, got {self.horizon_s}")

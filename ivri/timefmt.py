@@ -1,20 +1,36 @@
-"""SUMO's time format, parsed one way everywhere: configs, tripinfo outputs, input series.
+"""SUMO's time format, parsed one way everywhere: configs, SUMO's outputs, input series.
 
-SUMO (``string2time`` in ``src/utils/common/SUMOTime.cpp``, and ``sumolib.miscutils.parseTime``)
-reads a time as plain seconds (``"90"``, ``"3600.5"``), as ``h:m:s`` (``"1:00:00"``) or as
-``d:h:m:s`` (``"1:0:00:00"``); ``--human-readable-time`` outputs write the same forms with a
-leading ``-`` for negative times (``"-00:01:02.50"``). Two fields are *not* a SUMO time: SUMO
-rejects ``"01:30"``, because it could mean 1 min 30 s or 1 h 30 min; so does this parser.
+Every time the project reads goes through :func:`parse_time_s`, which hands the value to
+SUMO's own Python parser, ``sumolib.miscutils.parseTime``, after checking the two things it
+lets through that SUMO itself (``string2time`` in ``src/utils/common/SUMOTime.cpp``) rejects or
+reads differently. Accepted: plain seconds (``"90"``, ``"3600.5"``), ``h:m:s``
+(``"1:00:00"``) and ``d:h:m:s`` (``"1:0:00:00"``), with a leading ``-`` for negative times as
+``--human-readable-time`` outputs write them (``"-00:01:02.50"``). Not a SUMO time:
+
+* two fields, ``"01:30"`` (1 min 30 s or 1 h 30 min?): SUMO refuses to guess, and so does
+  ``parseTime``; five or more fields, which ``parseTime`` would read from the right;
+* a sign inside a field (``"1:-5:00"``); ``parseTime`` also reads ``"-1:00:00"`` as +1 h
+  (it negates the already negative hours), so the sign is taken off before it sees the value;
+* ``nan``, ``inf`` and SUMO's special words (``"triggered"``, ``"begin"``, ...), which are
+  not a number of seconds.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 __all__ = ["parse_time_s"]
 
-# Seconds per field of "d:h:m:s", from the right.
-_SCALES_S = (1.0, 60.0, 3600.0, 86400.0)
+
+@functools.cache
+def _sumolib_parse_time() -> Callable[[str], float | None]:
+    # Imported on first use: sumolib pulls in much of the standard library (http, xml.dom,
+    # argparse), and importing the engine or the SUMO bridge loads no SUMO package.
+    from sumolib.miscutils import parseTime
+
+    return parseTime
 
 
 def parse_time_s(value: str, *, what: str = "time") -> float:
@@ -23,20 +39,18 @@ def parse_time_s(value: str, *, what: str = "time") -> float:
     Raises :class:`ValueError` naming ``what`` and the value when it is not a finite SUMO time.
     """
     text = value.strip()
-    try:
-        seconds = float(text)  # the common case first: tripinfo files hold millions of these
-    except ValueError:
-        fields = text.lstrip("-").split(":")
+    negative = text.startswith("-")
+    if ":" in text:
+        fields = text[1:].split(":") if negative else text.split(":")
         if len(fields) not in (3, 4):
-            raise ValueError(
-                f"{what} {value!r} is not a SUMO time: give seconds, h:m:s or d:h:m:s"
-            ) from None
-        try:
-            seconds = sum(float(f) * s for f, s in zip(reversed(fields), _SCALES_S))
-        except ValueError:
-            raise ValueError(f"{what} {value!r} is not a SUMO time: {text!r} has a field that is not a number") from None
-        if text.startswith("-"):
-            seconds = -seconds
-    if not math.isfinite(seconds):
+            raise ValueError(f"{what} {value!r} is not a SUMO time: give seconds, h:m:s or d:h:m:s")
+        if any(not f.strip() or f.strip()[0] in "+-" for f in fields):
+            raise ValueError(f"{what} {value!r} is not a SUMO time: a field is empty or signed")
+        text = ":".join(fields)
+    try:
+        seconds = _sumolib_parse_time()(text)
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a SUMO time: {text!r} has a field that is not a number") from None
+    if seconds is None or not math.isfinite(seconds):
         raise ValueError(f"{what} {value!r} is not a finite number of seconds")
-    return seconds
+    return -seconds if negative and ":" in text else float(seconds)

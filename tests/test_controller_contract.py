@@ -2,7 +2,11 @@
 
 Each controller runs against the real core (:class:`ivri.core.engine.SignalCore`) on a few
 compiled intersections (a Dutch four-arm template and random ones, padded to one width) with
-seeded random observations whose queues follow the signals. Whatever a controller is, it must:
+seeded random observations whose queues follow the signals, and connected road users
+(emergency vehicles, buses, trucks, cyclists and pedestrians with the app, cars) that
+approach, wait and pass. The controllers are every base controller and, through the arbiter
+(:class:`~ivri.controllers.PriorityArbiter`), every priority application on a base
+controller, and all of them at once. Whatever a controller is, it must:
 
 * return bool ``[I, G]``, the same array object every tick, never requesting a padding column;
 * leave the observation and the core's state alone;
@@ -10,6 +14,11 @@ seeded random observations whose queues follow the signals. Whatever a controlle
 * get every group that calls without pause to green within a bound;
 * report its constructor parameters through ``get_params``;
 * behave the same when its kernels run as plain Python (``NUMBA_DISABLE_JIT=1``).
+
+A priority application on its own returns well-formed requests (columns of one length and
+their dtypes, rows inside the network, a known class, a finite arrival), leaves the
+observation and the core's state alone, and reports its parameters; on the traffic here
+each one's requests reach the arbiter and are acted on.
 
 Safety (no conflicting greens, minimum green, intergreen) is the core's job; the contract
 still records every run with the core's independent :class:`~ivri.core.safety.SafetyRecorder`.
@@ -32,13 +41,19 @@ from ivri.controllers import (
     SUMO_NATIVE,
     PriorityApplication,
     PriorityArbiter,
+    PriorityClass,
     PriorityRequests,
+    RainSeries,
+    Role,
+    V2XObservation,
     available_controllers,
     describe_controllers,
     make_controller,
     validate_run_choice,
 )
+from ivri.controllers.arbiter import ACTING, Status
 from ivri.controllers.base import NO_DETECTION_S, Controller, Observation
+from ivri.controllers.fixed_time import FixedTime
 
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
@@ -52,9 +67,38 @@ from ivri.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 N_TICKS = 600
-NAMES = sorted(CONTROLLERS)
+BASES = sorted(CONTROLLERS)
+#: Every priority application on the vehicle-actuated base, and all of them on fixed time.
+PRIORITY_SPECS = [f"actuated+{a}" for a in APPLICATIONS] + ["fixed-time+" + "+".join(APPLICATIONS)]
+NAMES = BASES + PRIORITY_SPECS
+#: (name, tick length): base controllers at two tick lengths; the priority specs, whose
+#: arbiter learns the tick length from the same clock as the base controllers, at one (to
+#: keep the suite fast).
+NAMES_DT = [(n, dt) for n in BASES for dt in (1.0, 0.5)] + [(n, 1.0) for n in PRIORITY_SPECS]
+#: Ticks of the runs that are repeated to compare them (determinism, reset).
+REPEAT_TICKS = {**dict.fromkeys(BASES, N_TICKS), **dict.fromkeys(PRIORITY_SPECS, 300)}
+#: The classes each application's requests come in.
+APP_CLASSES = {
+    "greenflow": {PriorityClass.EMERGENCY},
+    "schwung": {PriorityClass.CYCLIST},
+    "rain": {PriorityClass.RAIN},
+    "crosswalk": {PriorityClass.SLOW_CROSSER_WALK, PriorityClass.SLOW_CROSSER_CLEARING},
+    "bus": {PriorityClass.PUBLIC_TRANSPORT},
+    "truck": {PriorityClass.FREIGHT},
+    "glosa": set(),  # speed advice only: it never asks for green
+}
 #: Controllers that by design ignore the detectors (their runs do not depend on the seed).
 DETECTOR_BLIND = {"fixed-time"}
+#: Rain during part of the run (rain mode needs a series): dry, 3 mm/h from 60 s, dry from 400 s.
+RAIN = RainSeries(np.array([0.0, 60.0, 400.0]), np.array([0.0, 3.0, 0.0]))
+#: Parameters an application needs to run at all.
+APP_PARAMS: dict[str, dict[str, object]] = {"rain": {"rain": RAIN}}
+
+
+def build(name: str) -> Controller:
+    """The controller of a contract name: a base controller or a priority spec."""
+    apps = name.split("+")[1:]
+    return make_controller(name, **{a: APP_PARAMS[a] for a in apps if a in APP_PARAMS})
 
 
 # -- networks ----------------------------------------------------------------------------------
@@ -140,6 +184,7 @@ class ObservationSource:
         self.dt_s = dt_s
         self.obs = Observation.empty(net)
         self.queue = net.full(0.0)
+        self.traffic = RoadUsers(net, self.rng)
 
     def next(self, t_s: float, state: np.ndarray) -> Observation:
         rng, shape = self.rng, self.valid.shape
@@ -155,7 +200,80 @@ class ObservationSource:
         o.downstream_queue_veh[...] = np.where(self.valid, rng.integers(0, 3, shape), 0.0)
         gaps = rng.exponential(2.5, shape)
         o.gap_s[...] = np.where(self.valid & (rng.random(shape) < 0.9), gaps, NO_DETECTION_S)
+        o.v2x = self.traffic.next(self.dt_s, state)
         return o
+
+
+#: Roles of new connected road users and their odds (emergency vehicles rare: each one may
+#: hold the intersection as long as it needs).
+ROLES = np.array([Role.EMERGENCY, Role.BUS, Role.TRUCK, Role.CYCLIST, Role.PEDESTRIAN, Role.CAR])
+ROLE_ODDS = np.array([0.04, 0.16, 0.16, 0.3, 0.16, 0.18])
+SPEED_MPS = np.zeros(len(Role))  # by role
+SPEED_MPS[[Role.EMERGENCY, Role.BUS, Role.TRUCK, Role.CYCLIST, Role.PEDESTRIAN, Role.CAR]] = (
+    14.0, 9.0, 12.0, 5.0, 0.8, 12.0)
+CROSSING_M = 12.0
+
+
+class RoadUsers:
+    """A fixed number of connected road users per intersection, as V2X rows.
+
+    Each approaches one valid group of its intersection at its role's speed and passes the stop
+    line; a pedestrian waits at the kerb until its group is green, then crosses. Who has passed
+    is replaced by a new road user (new pseudonym, role, group, distance). Seeded: the same
+    seed and the same signals give the same rows.
+    """
+
+    def __init__(self, net: CompiledNetwork, rng: np.random.Generator, per_intersection: int = 4) -> None:
+        self.rng = rng
+        self.valid = net.timing.valid
+        n = net.n_intersections * per_intersection
+        self.intersection = np.repeat(np.arange(net.n_intersections), per_intersection)
+        self.next_token = 0
+        self.token = np.zeros(n, np.int64)
+        self.group = np.zeros(n, np.int64)
+        self.role = np.zeros(n, np.int8)
+        self.distance_m = np.zeros(n)
+        self.app = np.zeros(n, np.bool_)
+        self.lateness_s = np.zeros(n)
+        self.on_crossing = np.zeros(n, np.bool_)
+        self._spawn(np.ones(n, np.bool_), far=False)
+
+    def _spawn(self, new: np.ndarray, *, far: bool) -> None:
+        k = int(new.sum())
+        if k == 0:
+            return
+        rng = self.rng
+        self.token[new] = np.arange(self.next_token, self.next_token + k)
+        self.next_token += k
+        valid = self.valid[self.intersection[new]]
+        # A random valid group per road user: the argmax of random keys over the valid columns.
+        self.group[new] = np.argmax(np.where(valid, rng.random(valid.shape), -1.0), axis=1)
+        self.role[new] = rng.choice(ROLES, size=k, p=ROLE_ODDS)
+        self.distance_m[new] = rng.uniform(150.0, 500.0, k) if far else rng.uniform(20.0, 400.0, k)
+        self.app[new] = rng.random(k) < 0.8
+        self.lateness_s[new] = rng.uniform(0.0, 200.0, k)
+        self.on_crossing[new] = False
+        walker = new & (self.role == Role.PEDESTRIAN)
+        self.distance_m[walker] = 0.0  # at the kerb
+
+    def next(self, dt_s: float, state: np.ndarray) -> V2XObservation:
+        speed = SPEED_MPS[self.role]
+        walker = self.role == Role.PEDESTRIAN
+        green = state[self.intersection, self.group] == GREEN
+        start = walker & ~self.on_crossing & green
+        self.on_crossing[start] = True
+        self.distance_m[start] = CROSSING_M
+        moving = ~walker | self.on_crossing
+        self.distance_m[moving] -= speed[moving] * dt_s
+        self._spawn(moving & (self.distance_m < 0.0), far=True)
+        speed = SPEED_MPS[self.role]
+        walker = self.role == Role.PEDESTRIAN
+        return V2XObservation(
+            token=self.token.copy(), intersection=self.intersection.copy(), group=self.group.copy(),
+            distance_m=self.distance_m.copy(), speed_mps=np.where(walker & ~self.on_crossing, 0.0, speed),
+            role=self.role.copy(), siren=self.role == Role.EMERGENCY, app=self.app.copy(),
+            slow=walker, on_crossing=self.on_crossing.copy(), lateness_s=self.lateness_s.copy(),
+        )
 
 
 def run(
@@ -168,8 +286,11 @@ def run(
     continuous: np.ndarray | None = None,
     reset: bool = True,
     check: bool = True,
+    decisions: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Drive ``ctl`` through the engine as the runner does; return the requests and states per tick."""
+    """Drive ``ctl`` through the engine as the runner does; return the requests and states per tick.
+
+    With ``decisions``, an arbiter's request rows are appended per tick (class, status)."""
     engine = Engine(net, StepChecks(ctl, net) if check else ctl, dt_s, reset=reset)
     core = engine.core
     rec = SafetyRecorder(net.timing)
@@ -183,6 +304,8 @@ def run(
         obs = src.next(core.t_s + dt_s, core.signals.state)
         engine.tick(obs)
         requests[n] = engine.request
+        if decisions is not None and isinstance(ctl, PriorityArbiter):
+            decisions.append((ctl.tracked_.cls.copy(), ctl.tracked_.status.copy()))
         states[n] = core.signals.state
         rec.record(core.t_s, core.signals.state)
     return requests, states
@@ -202,7 +325,8 @@ class StepChecks(Controller):
         self.inner.reset(net)
 
     def step(self, obs: Observation, signals: SignalState) -> np.ndarray:
-        fields = (obs.demand, obs.gap_s, obs.queue_veh, obs.approach_veh, obs.downstream_queue_veh)
+        fields = (obs.demand, obs.gap_s, obs.queue_veh, obs.approach_veh, obs.downstream_queue_veh,
+                  *_columns(obs.v2x))
         before_obs = [a.copy() for a in fields]
         before_sig = [a.copy() for a in signals]
         req = self.inner.step(obs, signals)
@@ -222,6 +346,10 @@ class StepChecks(Controller):
 
     def extend_green(self) -> np.ndarray | None:
         return self.inner.extend_green()
+
+
+def _columns(rows: V2XObservation | PriorityRequests) -> list[np.ndarray]:
+    return [getattr(rows, name) for name in rows.DTYPES]
 
 
 def digest(*arrays: np.ndarray) -> str:
@@ -254,6 +382,14 @@ def wait_bound_s(net: CompiledNetwork, dt_s: float) -> np.ndarray:
     return per_stage.sum(axis=1) + net.n_stages * (max_ig + 2 * dt_s)
 
 
+def starvation_bound_s(net: CompiledNetwork, dt_s: float) -> np.ndarray:
+    """Per intersection: the core's anti-starvation guarantee (``max_wait_s``, then the
+    intergreen). Priority holds may keep a green past max green, never past this."""
+    t = net.timing
+    max_wait = np.where(t.valid, t.max_wait_s, 0.0).max(axis=1)
+    return max_wait + t.intergreen_s.max(axis=(1, 2)) + 2 * dt_s
+
+
 # -- the contract ------------------------------------------------------------------------------
 
 
@@ -267,72 +403,144 @@ def test_the_contract_network_has_padding(net: CompiledNetwork) -> None:
     assert (net.n_stages >= 2).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dt_s", [1.0, 0.5])
+def test_every_application_is_in_the_contract() -> None:
+    assert set(APP_CLASSES) == set(APPLICATIONS)
+    assert all(f"actuated+{a}" in NAMES for a in APPLICATIONS)
+
+
+@pytest.mark.parametrize(("name", "dt_s"), NAMES_DT)
 def test_outputs_well_formed_and_safe(name: str, dt_s: float, net: CompiledNetwork) -> None:
-    ctl = make_controller(name)
-    _, states = run(ctl, net, dt_s=dt_s)
+    ctl = build(name)
+    decisions: list[tuple[np.ndarray, np.ndarray]] = []
+    _, states = run(ctl, net, dt_s=dt_s, decisions=decisions)
     assert (states[:, ~net.timing.valid] == RED).all()
     # The run did something: every intersection showed green, and changed aspects.
     assert (states == GREEN).any(axis=(0, 2)).all()
     assert (np.diff(states, axis=0) != 0).any(axis=(0, 2)).all()
+    # ... and every application's requests reached the arbiter, which decided on them (served,
+    # refused or kept waiting: more than "planned"), and served some in the run with them all.
+    apps = name.split("+")[1:]
+    classes = np.concatenate([c for c, _ in decisions]) if decisions else np.zeros(0, np.int8)
+    statuses = np.concatenate([s for _, s in decisions]) if decisions else np.zeros(0, np.int8)
+    for app in apps:
+        mine = np.isin(classes, [int(c) for c in APP_CLASSES[app]])
+        assert {PriorityClass(int(c)) for c in classes[mine]} == APP_CLASSES[app], app
+        assert not APP_CLASSES[app] or (statuses[mine] > Status.PLANNED).any(), app
+    if len(apps) > 1:
+        assert np.isin(statuses, ACTING).any()
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic(name: str, net: CompiledNetwork) -> None:
-    a = run(make_controller(name), net, seed=3)
-    b = run(make_controller(name), net, seed=3)
+    n = REPEAT_TICKS[name]
+    a = run(build(name), net, seed=3, n_ticks=n)
+    b = run(build(name), net, seed=3, n_ticks=n)
     assert digest(*a) == digest(*b)
-    c = run(make_controller(name), net, seed=4)
+    c = run(build(name), net, seed=4, n_ticks=n)
     if name not in DETECTOR_BLIND:
         assert digest(*a) != digest(*c), "different observations should change something"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reset_is_idempotent_and_forgets(name: str, net: CompiledNetwork) -> None:
-    fresh = digest(*run(make_controller(name), net, seed=5))
-    ctl = make_controller(name)
+    n = REPEAT_TICKS[name]
+    fresh = digest(*run(build(name), net, seed=5, n_ticks=n))
+    ctl = build(name)
     ctl.reset(net)
     ctl.reset(net)
-    twice = digest(*run(ctl, net, seed=5, reset=False))
+    twice = digest(*run(ctl, net, seed=5, reset=False, n_ticks=n))
     ctl.reset(net)  # after a whole run: nothing of it may leak into the next
-    again = digest(*run(ctl, net, seed=5, reset=False))
+    again = digest(*run(ctl, net, seed=5, reset=False, n_ticks=n))
     assert fresh == twice == again
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dt_s", [1.0, 0.5])
+@pytest.mark.parametrize(("name", "dt_s"), NAMES_DT)
 def test_continuous_demand_gets_green_within_bound(name: str, dt_s: float, net: CompiledNetwork) -> None:
     calls = net.timing.valid.copy()
-    _, states = run(make_controller(name), net, continuous=calls, dt_s=dt_s, check=False)
+    _, states = run(build(name), net, continuous=calls, dt_s=dt_s, check=False)
     waited = longest_wait_s(states, calls, dt_s)
     bound = wait_bound_s(net, dt_s)
+    if "+" in name:  # priority holds run past max green: the core's anti-starvation bounds them
+        bound = np.maximum(bound, starvation_bound_s(net, dt_s))
     assert (waited <= bound[:, None]).all(), (waited, bound)
     # Every group was served more than once (not a single lucky green).
     starts = ((states[1:] == GREEN) & (states[:-1] != GREEN)).sum(axis=0)
     assert (starts[calls] >= 2).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*BASES, PRIORITY_SPECS[-1]])
 def test_some_groups_calling_without_pause_are_served(name: str, net: CompiledNetwork) -> None:
     """Half the groups call all the time, the others at random: the callers still get green."""
     rng = np.random.default_rng(11)
     calls = net.timing.valid & (rng.random(net.timing.valid.shape) < 0.5)
-    _, states = run(make_controller(name), net, continuous=calls, check=False)
+    _, states = run(build(name), net, continuous=calls, check=False)
     assert (longest_wait_s(states, calls, 1.0) <= wait_bound_s(net, 1.0)[:, None]).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_get_params_returns_the_constructor_parameters(name: str, net: CompiledNetwork) -> None:
-    cls = CONTROLLERS[name]
+@pytest.mark.parametrize("app", list(APPLICATIONS))
+def test_application_requests_are_well_formed(app: str, net: CompiledNetwork) -> None:
+    """An application on its own: rows inside the network with their dtypes and a known class,
+    finite arrivals, nothing written into the observation or the core's state, and the same
+    requests after a reset."""
+    n_i, n_g = net.timing.valid.shape
+
+    def requests_per_tick() -> list[PriorityRequests]:
+        application = APPLICATIONS[app](**APP_PARAMS.get(app, {}))
+        application.reset(net)
+        base = FixedTime()
+        base.reset(net)
+        core = SignalCore(net, 1.0)
+        src = ObservationSource(net, 13, net.full(False, np.bool_), 1.0)
+        out = []
+        for _ in range(300):
+            obs = src.next(core.t_s + 1.0, core.signals.state)
+            before = [a.copy() for a in (obs.demand, obs.gap_s, obs.queue_veh, *_columns(obs.v2x))]
+            before_sig = [a.copy() for a in core.signals]
+            req = application.requests(obs, core.signals)
+            after = [obs.demand, obs.gap_s, obs.queue_veh, *_columns(obs.v2x)]
+            assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True)), "wrote obs"
+            assert all(np.array_equal(a, b) for a, b in zip(before_sig, core.signals, strict=True))
+            assert isinstance(req, PriorityRequests)
+            for column, dtype in PriorityRequests.DTYPES.items():
+                assert getattr(req, column).dtype == dtype and len(getattr(req, column)) == len(req)
+            assert ((req.intersection >= 0) & (req.intersection < n_i)).all()
+            assert ((req.group >= -1) & (req.group < n_g)).all()
+            assert set(req.cls.tolist()) <= {int(c) for c in APP_CLASSES[app]}
+            assert (np.isfinite(req.eta_s) & (req.eta_s >= 0.0)).all()
+            assert len(np.unique(req.key)) == len(req), "one row per request key"
+            out.append(req)
+            core.advance(base.step(obs, core.signals), obs.demand)
+        return out
+
+    first = requests_per_tick()
+    if APP_CLASSES[app]:
+        assert sum(len(r) for r in first) > 0, "the traffic of the contract never made it ask"
+    again = requests_per_tick()
+    assert [digest(*_columns(r)) for r in first] == [digest(*_columns(r)) for r in again]
+
+
+#: Everything that takes keyword parameters: base controllers and priority applications.
+PARAMETERISED = {**CONTROLLERS, **APPLICATIONS}
+#: Attributes a controller gets after ``__init__`` from a hook, not from its parameters.
+HOOK_ATTRIBUTES = {"decision_log"}  # PriorityArbiter.attach_log
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERISED))
+def test_get_params_returns_the_constructor_parameters(name: str, net: CompiledNetwork,
+                                                        tmp_path: Path) -> None:
+    cls = PARAMETERISED[name]
     sig = inspect.signature(cls.__init__)
     params = {p: v for p, v in sig.parameters.items() if p != "self"}
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values()), "keyword-only"
     assert all(p.default is not inspect.Parameter.empty for p in params.values()), "defaults"
-    ctl = cls()
-    assert ctl.get_params() == {p: v.default for p, v in params.items()}
+    rain_csv = tmp_path / "rain.csv"
+    rain_csv.write_text("time,intensity\n0,0\n60,3\n400,0\n")
+    given: dict[str, object] = {"rain": str(rain_csv)} if name == "rain" else {}
+    ctl = cls(**given)
+    expected = {p: v.default for p, v in params.items()} | given
+    assert ctl.get_params() == expected
     ctl.reset(net)
-    assert ctl.get_params() == {p: v.default for p, v in params.items()}, "reset changed a parameter"
+    assert ctl.get_params() == expected, "reset changed a parameter"
     clone = cls(**ctl.get_params())
     assert clone.get_params() == ctl.get_params()
     assert repr(clone).startswith(f"{cls.__name__}(")
@@ -340,16 +548,19 @@ def test_get_params_returns_the_constructor_parameters(name: str, net: CompiledN
 
 @pytest.mark.parametrize("name", NAMES)
 def test_state_only_in_trailing_underscore_attributes(name: str, net: CompiledNetwork) -> None:
-    ctl = make_controller(name)
-    before = set(vars(ctl))
-    assert before == set(ctl.get_params()), "__init__ stores exactly its parameters"
+    ctl = build(name)
+    parts = [ctl, *([ctl.base, *ctl.applications] if isinstance(ctl, PriorityArbiter) else [])]
+    before = [set(vars(p)) for p in parts]
+    for part, attrs in zip(parts, before, strict=True):
+        assert attrs - HOOK_ATTRIBUTES == set(part.get_params()), f"{part.name}: __init__ stores exactly its parameters"
     ctl.reset(net)
-    assert all(a.endswith("_") for a in set(vars(ctl)) - before)
+    for part, attrs in zip(parts, before, strict=True):
+        assert all(a.endswith("_") for a in set(vars(part)) - attrs), part.name
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_wrong_observation_shape_is_a_clear_error(name: str, net: CompiledNetwork) -> None:
-    ctl = make_controller(name)
+    ctl = build(name)
     ctl.reset(net)
     other = compile_network([four_arm("A")])
     core = SignalCore(net, 1.0)
@@ -415,13 +626,14 @@ def test_an_application_is_one_registry_line(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def run_digests(n_ticks: int = 200) -> dict[str, str]:
-    """Digests of a short run per controller (imported by the no-JIT subprocess too)."""
+    """Digests of a short run per base controller and of the arbiter with every application
+    (its kernel serves every class there), imported by the no-JIT subprocess too."""
     net = contract_network()
     calls = net.timing.valid & (np.arange(net.n_groups_max)[None, :] % 2 == 0)
     return {
-        name: digest(*run(make_controller(name), net, seed=9, n_ticks=n_ticks, dt_s=0.5,
+        name: digest(*run(build(name), net, seed=9, n_ticks=n_ticks, dt_s=0.5,
                           continuous=calls, check=False))
-        for name in NAMES
+        for name in [*BASES, PRIORITY_SPECS[-1]]
     }
 
 

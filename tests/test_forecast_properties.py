@@ -46,6 +46,10 @@ class Watch:
         self.hi = c.max_end_s.copy()
         ttc = self.core.time_to_change_s()
         self.spat_min = self.core.t_s + ttc.min_s
+        # SPaT is in whole ticks, with and without commitments (TimeToChange).
+        for a in (ttc.min_s, ttc.max_s):
+            ticks = a[self.core.net.timing.valid & np.isfinite(a)] / self.core.dt_s
+            assert np.allclose(ticks, np.round(ticks), rtol=0.0, atol=TOL), "SPaT off the tick grid"
         self.state = self.core.signals.state.copy()
 
     def after(self) -> None:

@@ -33,6 +33,7 @@ from ivri.controllers import (
     make_controller,
 )
 from ivri.controllers.base import Controller, Observation
+from ivri.controllers.priority import request_keys, request_tokens
 
 from ivri.config import ConflictConfig, IntersectionConfig, SignalGroupConfig
 from ivri.core.compile import CompiledNetwork, compile_network
@@ -822,3 +823,13 @@ def test_make_controller_errors() -> None:
     ctl = make_controller("actuated+greenflow", arbiter={"rules": {"emergency": {"margn_s": 5.0}}})
     with pytest.raises(ConfigError, match="arbiter rules for 'emergency'"):
         ctl.reset(two_groups())
+
+
+def test_request_keys_carry_the_token_back() -> None:
+    """The sumo-gui highlights the road user of a request: its token comes back out of the key,
+    whatever the intersection and the application (greenflow rewrites the lowest bits)."""
+    tokens = np.array([0, 1, 12345, (1 << 39) - 1], dtype=np.int64)
+    keys = request_keys(tokens, np.array([0, 3, 65535, 7]), app_code=255)
+    assert (keys >= 0).all()
+    assert (request_tokens(keys) == tokens).all()
+    assert (request_tokens((keys & ~np.int64(0xFF)) | np.int64(64 + 5)) == tokens).all()

@@ -37,7 +37,7 @@ from ivri.core.safety import ConflictMonitor, conflicting_pairs
 from ivri.core.state import SignalState, initial_state
 from ivri.errors import ConfigError, SafetyViolation
 
-__all__ = ["SignalCore", "TimeToChange", "time_to_change_kernel"]
+__all__ = ["SignalCore", "TimeToChange", "committed_change_kernel", "time_to_change_kernel"]
 
 # Float noise allowed when a remaining time is turned into a whole number of ticks.
 _TICK_TOL = 1.0e-6
@@ -149,6 +149,61 @@ def time_to_change_kernel(
                 max_s[i, g] = inf
 
 
+@njit
+def committed_change_kernel(
+    timing: Timing,
+    sets: ConflictSets,
+    sig: SignalState,
+    committed: Commitment,
+    t_s: float,
+    dt_s: float,
+    min_s: np.ndarray,
+    max_s: np.ndarray,
+    likely_s: np.ndarray,
+) -> None:
+    """Narrow ``min_s`` / ``max_s`` of :func:`time_to_change_kernel` to the committed window and
+    fill ``likely_s`` (see :class:`TimeToChange`), in whole ticks like the rest.
+
+    A group does not change before its committed earliest end, and a committed green ends by its
+    committed latest end. A red group starts no sooner than a conflicting green committed to run
+    on has ended and, after that, the intergreen (and the green's amber) has passed: the rule of
+    :func:`time_to_change_kernel` for a conflicting green, with the committed end in place of
+    its minimum green. ``likely_s`` is the controller's guess clipped into the window.
+    """
+    n_i, n_g = sig.state.shape
+    for i in range(n_i):
+        for g in range(n_g):
+            if not timing.valid[i, g]:
+                likely_s[i, g] = math.nan
+                continue
+            lo = min_s[i, g]
+            hi = max_s[i, g]
+            min_end = committed.min_end_s[i, g]
+            if min_end > -math.inf:
+                lo = max(lo, _ticks_until(min_end - t_s, dt_s) * dt_s)
+            if sig.state[i, g] == RED:
+                cm = sets.conflict_mask[i, g]
+                for k in range(n_g):
+                    if (cm & (_ONE << np.uint64(k))) == _ZERO or sig.state[i, k] != GREEN:
+                        continue
+                    k_end = committed.min_end_s[i, k]
+                    if k_end == -math.inf:
+                        continue
+                    n_k = _ticks_until(k_end - t_s, dt_s) + max(
+                        _ticks_at_least(timing.intergreen_s[i, k, g], dt_s),
+                        _ticks_at_least(timing.amber_s[i, k], dt_s),
+                    )
+                    lo = max(lo, n_k * dt_s)
+            max_end = committed.max_end_s[i, g]
+            if max_end < math.inf:
+                hi = min(hi, _ticks_until(max_end - t_s, dt_s) * dt_s)
+            hi = max(hi, lo)
+            min_s[i, g] = lo
+            max_s[i, g] = hi
+            likely = committed.likely_s[i, g] - t_s
+            likely_s[i, g] = likely if math.isnan(likely) else min(max(likely, lo), hi)
+
+
 class SignalCore:
     """The signal-timing core of a run: state arrays, one kernel call per tick, a conflict monitor.
 
@@ -191,7 +246,8 @@ class SignalCore:
         self._conflict_monitor = ConflictMonitor(self._timing)
         self._no_extend = np.zeros(self._shape, dtype=np.bool_)
         self._last_extend = self._no_extend
-        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape), np.empty(self._shape))
+        self._likely_s = np.empty(self._shape)
+        self._ttc = TimeToChange(np.empty(self._shape), np.empty(self._shape), self._likely_s)
         # The committed forecast (ivri.core.forecast) and the aspect each commitment is for.
         self.committed: Commitment = no_commitment(self._shape)
         self._aspect = self.signals.state.copy()
@@ -307,19 +363,12 @@ class SignalCore:
         )
         ttc = self._ttc
         if self._has_commitment:
-            c = self.committed
-            np.maximum(ttc.min_s, c.min_end_s - self.t_s, out=ttc.min_s)
-            # A red group cannot start before a conflicting green committed to run on has ended
-            # and its intergreen has passed.
-            held = np.where((self.signals.state == GREEN) & np.isfinite(c.min_end_s), c.min_end_s - self.t_s, -np.inf)
-            after = np.where(self._timing.conflict, held[:, :, None] + self._timing.intergreen_s, -np.inf).max(axis=1)
-            red = self.signals.state == RED
-            ttc.min_s[red] = np.maximum(ttc.min_s[red], after[red])
-            np.minimum(ttc.max_s, c.max_end_s - self.t_s, out=ttc.max_s)
-            np.maximum(ttc.max_s, ttc.min_s, out=ttc.max_s)
-            np.clip(c.likely_s - self.t_s, ttc.min_s, ttc.max_s, out=ttc.likely_s)
+            committed_change_kernel(
+                self._timing, self._sets, self.signals, self.committed, self.t_s, self.dt_s,
+                ttc.min_s, ttc.max_s, self._likely_s,
+            )
         else:
-            ttc.likely_s[...] = np.nan
+            self._likely_s[...] = np.nan
         return ttc
 
     def green_mask(self) -> np.ndarray:

@@ -8,14 +8,17 @@ that way, and a traceback then points into readable Python.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba
 
 __all__ = ["JIT_ENABLED", "njit", "njit_parallel", "prange"]
 
 #: False when ``NUMBA_DISABLE_JIT`` is set: the kernels then run as plain Python.
-JIT_ENABLED: bool = not numba.config.DISABLE_JIT
+JIT_ENABLED: bool = not getattr(numba.config, "DISABLE_JIT", False)  # set from the environment at import
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 # cache=True: compiled code is stored next to the module, so a run pays the JIT once per
 # machine, not once per process. nogil=True: a kernel can run beside other Python threads
@@ -23,9 +26,18 @@ JIT_ENABLED: bool = not numba.config.DISABLE_JIT
 # with an explicit tolerance, and reassociation would make them differ from the naive reference.
 # boundscheck stays off (numba's default) for speed; the tests run with NUMBA_DISABLE_JIT once,
 # where numpy checks every index.
-njit = functools.partial(numba.njit, cache=True, nogil=True, fastmath=False)
+#
+# Both decorators return the compiled dispatcher typed as the function it compiles, so that the
+# type checker checks every call of a kernel against the kernel's own signature.
 
-#: The same options plus ``parallel=True``, for kernels that split intersections over cores.
-njit_parallel = functools.partial(numba.njit, cache=True, nogil=True, fastmath=False, parallel=True)
+
+def njit(function: _Function) -> _Function:
+    """Compile ``function`` with the options above."""
+    return cast(_Function, numba.njit(cache=True, nogil=True, fastmath=False)(function))
+
+
+def njit_parallel(function: _Function) -> _Function:
+    """The same options plus ``parallel=True``, for kernels that split intersections over cores."""
+    return cast(_Function, numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)(function))
 
 prange = numba.prange

@@ -42,6 +42,7 @@ import numpy as np
 
 from ivri.controllers.base import NO_DETECTION_S
 from ivri.controllers.v2x import Role, V2XObservation
+from ivri.geo import distance_m
 from ivri.its import Cam
 
 __all__ = [
@@ -80,16 +81,8 @@ _NOMINAL_SPEED = {  # m/s, for rows known only from an SREM's ETA
 }
 _CAM_PRIORITY_ROLES = np.array([int(Role.EMERGENCY), int(Role.BUS), int(Role.TRUCK)])
 _GNSS_NOISE_M = 20.0
-_M_PER_DEG = 111195.08
 _STATION_ROLE = {1: Role.PEDESTRIAN, 2: Role.CYCLIST, 6: Role.BUS, 7: Role.TRUCK, 8: Role.TRUCK,
                  11: Role.BUS}
-
-
-def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Equirectangular distance in metres (plenty for the few hundred metres of a site)."""
-    dy = (lat2 - lat1) * _M_PER_DEG
-    dx = (lon2 - lon1) * _M_PER_DEG * math.cos(math.radians(lat1))
-    return math.hypot(dx, dy)
 
 
 def minute_of_year(unix_s: float) -> tuple[int, int]:
@@ -275,7 +268,7 @@ class StationTable:
             if tokens < 1.0:
                 return "cam_over_rate"
             self.cam_tokens[s] = tokens - 1.0
-            moved = _metres(self.lat[s], self.lon[s], lat, lon)
+            moved = distance_m((self.lat[s], self.lon[s]), (lat, lon))
             if moved > _GNSS_NOISE_M and moved > max_jump_mps * max(dt, 0.0):
                 return "implausible_jump"
         else:

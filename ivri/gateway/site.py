@@ -42,10 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ivri.config import NetworkConfig, load_model_file
 from ivri.errors import ConfigError
+from ivri.geo import EARTH_RADIUS_M, distance_m, offset_m
 
 __all__ = ["ApproachConfig", "GatewaySites", "SiteConfig", "SiteTable", "load_gateway_sites"]
 
-EARTH_RADIUS_M = 6371008.8
 AT_STOP_LINE_M = 3.0  # closer than this, the bearing to the stop line is meaningless
 REGION_MARGIN_M = 200.0  # CAMs from farther than the approach ranges plus this are refused
 
@@ -206,11 +206,11 @@ class SiteTable:
         for s in self.sites:
             if s.config.approaches:
                 self.region_m[s.index] = REGION_MARGIN_M + max(
-                    _metres(s.ref_point, a.stop_line) + a.range_m for a in s.config.approaches)
+                    distance_m(s.ref_point, a.stop_line) + a.range_m for a in s.config.approaches)
 
     def in_region(self, i: int, lat_deg: float, lon_deg: float) -> bool:
         """Whether a position lies within the region of intersection ``i``."""
-        return _metres(self.sites[i].ref_point, (lat_deg, lon_deg)) <= self.region_m[i]
+        return distance_m(self.sites[i].ref_point, (lat_deg, lon_deg)) <= self.region_m[i]
 
     @property
     def n_approaches(self) -> int:
@@ -256,20 +256,12 @@ class SiteTable:
         return group, dist
 
 
-def _metres(a: LatLon, b: LatLon) -> float:
-    """Equirectangular distance in metres between two (lat, lon) points."""
-    x = math.radians(b[1] - a[1]) * math.cos(math.radians(a[0])) * EARTH_RADIUS_M
-    y = math.radians(b[0] - a[0]) * EARTH_RADIUS_M
-    return math.hypot(x, y)
-
-
 def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Absolute difference of two angles in radians, in [0, pi]."""
     return np.abs((a - b + np.pi) % (2.0 * np.pi) - np.pi)
 
 
 def offset_cm(ref: LatLon, point: LatLon) -> tuple[int, int]:
-    """``point`` as (east, north) centimetres from ``ref`` (equirectangular)."""
-    x = math.radians(point[1] - ref[1]) * math.cos(math.radians(ref[0])) * EARTH_RADIUS_M
-    y = math.radians(point[0] - ref[0]) * EARTH_RADIUS_M
+    """``point`` as (east, north) centimetres from ``ref`` (:func:`ivri.geo.offset_m`)."""
+    x, y = offset_m(ref, point)
     return round(x * 100), round(y * 100)

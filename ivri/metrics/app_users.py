@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ivri.timefmt import parse_time_s
+
 __all__ = ["equipped_trip_kpis"]
 
 
@@ -31,9 +33,9 @@ def equipped_trip_kpis(tripinfo: Path, vtypes: Iterable[str], share: float, seed
     stops: list[int] = []
     for _, el in ET.iterparse(str(tripinfo), events=("end",)):
         if el.tag == "tripinfo":
-            if el.get("vType") in wanted and float(el.get("arrival", "-1")) >= 0.0:
+            if el.get("vType") in wanted and parse_time_s(el.get("arrival", "-1")) >= 0.0:
                 ids.append(el.get("id", ""))
-                loss.append(float(el.get("timeLoss", "0")))
+                loss.append(parse_time_s(el.get("timeLoss", "0")))
                 stops.append(int(float(el.get("waitingCount", "0"))))
             el.clear()
     eq = equipped_mask(ids, share, seed, kind)

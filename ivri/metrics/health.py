@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ivri.errors import SimulationError
+from ivri.timefmt import parse_time_s
 
 __all__ = [
     "BACKLOG_GROWTH_VEHICLES",
@@ -131,7 +132,8 @@ def read_backlog(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Times [s] and insertion backlog (``waiting``) of a SUMO ``--summary-output`` file."""
     root = _xml_root(path, "SUMO summary")
     steps = root.findall("step")
-    times = np.array([float(s.get("time", "nan")) for s in steps], dtype=np.float64)
+    times = np.array([parse_time_s(s.get("time", ""), what="summary step time") for s in steps],
+                     dtype=np.float64)
     waiting = np.array([int(float(s.get("waiting", "0"))) for s in steps], dtype=np.int64)
     return times, waiting
 

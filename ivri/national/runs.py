@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ivri.errors import ConfigError
 from ivri.national.cache import RunCache, job_key, scenario_digest, software_fingerprint
 from ivri.national.sweep import Job
 
@@ -98,7 +99,11 @@ class RunStats:
 def cluster_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
     """A Dask client: on ``scheduler`` when given, else on a fresh LocalCluster of
     ``workers`` single-threaded processes (libsumo allows one simulation per process)."""
-    from dask.distributed import Client, LocalCluster
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ConfigError(f"the national estimate runs on dask, which is not installed ({exc}); "
+                          "pip install 'ivri[national]'") from None
 
     if scheduler:
         with Client(scheduler) as client:

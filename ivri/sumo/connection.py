@@ -90,7 +90,7 @@ def sumo_binary(gui: bool = False) -> str:
     if found:
         return found
     raise SimulationError(
-        f"cannot find the {name} executable: install eclipse-sumo (pip install eclipse-sumo) "
+        f"cannot find the {name} executable: install SUMO (pip install 'ivri[sumo]') "
         "or set SUMO_HOME"
     )
 
@@ -187,7 +187,7 @@ def _start_libsumo(args: list[str]) -> SumoConnection:
     try:
         import libsumo
     except ImportError as exc:
-        raise SimulationError(f"libsumo is not installed ({exc}); pip install libsumo, or use the traci backend") from None
+        raise SimulationError(f"libsumo is not installed ({exc}); pip install 'ivri[sumo]', or use the traci backend") from None
     if libsumo_running():
         raise SimulationError(
             "a libsumo simulation is already running in this process (libsumo allows one at a "
@@ -217,7 +217,7 @@ def _start_traci(args: list[str], *, gui: bool, label: str | None) -> SumoConnec
         import traci
         from sumolib.miscutils import getFreeSocketPort
     except ImportError as exc:
-        raise SimulationError(f"traci is not installed ({exc}); pip install traci") from None
+        raise SimulationError(f"traci is not installed ({exc}); pip install 'ivri[sumo]'") from None
     label = label or f"ivri-{os.getpid()}-{next(_labels)}"
     port = getFreeSocketPort()
     cmd = [sumo_binary(gui), *args, "--remote-port", str(port)]

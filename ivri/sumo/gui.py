@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ivri.controllers.priority import PriorityClass
+from ivri.controllers.priority import PriorityClass, request_tokens
 from ivri.controllers.v2x import Role
 
 __all__ = ["GUI_SETTINGS_FILENAME", "ROLE_COLOURS", "GuiView", "gui_options"]
@@ -50,8 +50,6 @@ HIGHLIGHT = (255, 0, 255, 255)
 VIEW_MARGIN_M = 45.0
 _TEXT_PARAM = "ivri"
 _LABEL_PREFIX = "ivri_label_"
-# Request keys carry the road user's token above 24 bits (controllers.priority.request_keys).
-_TOKEN_SHIFT = 24
 
 _SETTINGS = """<viewsettings>
     <scheme name="ivri">
@@ -152,7 +150,7 @@ class GuiView:
         from ivri.controllers.arbiter import ACTING
 
         acting = np.isin(tracked.status, np.asarray(ACTING, dtype=np.int8)) & (tracked.keys >= 0)
-        tokens = set((tracked.keys[acting] >> _TOKEN_SHIFT).tolist())
+        tokens = set(request_tokens(tracked.keys[acting]).tolist())
         for tok in tokens - self._highlighted.keys():
             vid = self.v2x.vehicle_id(tok) if self.v2x is not None else None
             if vid is not None:
@@ -170,7 +168,7 @@ class GuiView:
         if not ev.any():
             return -1
         obs = self.v2x.obs
-        near = np.isin(obs.token, tracked.keys[ev] >> _TOKEN_SHIFT) & (obs.distance_m <= self.screenshot_within_m)
+        near = np.isin(obs.token, request_tokens(tracked.keys[ev])) & (obs.distance_m <= self.screenshot_within_m)
         return int(obs.intersection[near][0]) if near.any() else -1
 
     def _update_labels(self, tracked: Any, acting: np.ndarray) -> None:

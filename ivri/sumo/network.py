@@ -89,7 +89,7 @@ Timing defaults
     20 s, or the largest ``maxDur`` of the phases in which the group is green when the
     program is actuated and that is longer than the minimum green. Minimum red 1 s; maximum
     wait 120 s (pedestrians 90 s), at least 1.25 times the longest cycle of the stage plan
-    but never more than 180 s (:data:`MAX_WAIT_CEILING_S`).
+    but never more than 180 s (:mod:`ivri.wait_floor`).
 
 Stages
     The distinct sets of green groups of the program's main phases (phases with some green
@@ -113,6 +113,7 @@ import numpy as np
 
 from ivri.config import ConflictConfig, IntersectionConfig, NetworkConfig, SignalGroupConfig
 from ivri.errors import ConfigError, NetworkError
+from ivri.wait_floor import with_wait_floor
 
 __all__ = [
     "APPROACH_SPEED_MPS",
@@ -143,10 +144,6 @@ MIN_GREEN_S = {"motor": 6.0, "bus": 4.0, "tram": 4.0, "bicycle": 5.0, "pedestria
 MAX_GREEN_S = {"motor": 40.0, "bus": 40.0, "tram": 40.0, "bicycle": 25.0, "pedestrian": 20.0}
 MIN_RED_S = 1.0
 MAX_WAIT_S = {"motor": 120.0, "bus": 120.0, "tram": 120.0, "bicycle": 120.0, "pedestrian": 90.0}
-#: max_wait_s is at least this many times the longest cycle of the stage plan.
-WAIT_CYCLE_FACTOR = 1.25
-#: ... but never more than this [s].
-MAX_WAIT_CEILING_S = 180.0
 #: A phase with green and no yellow this short [s] (and no longer maxDur) is a transition.
 TRANSITION_MAX_S = 4.0
 
@@ -897,18 +894,6 @@ def _link_map(facts: _TlsFacts, groups: list[tuple[str, str, list[int]]], fixed:
     )
 
 
-def _longest_cycle_s(groups: list[SignalGroupConfig], conflicts: list[ConflictConfig],
-                     stages: tuple[tuple[str, ...], ...]) -> float:
-    """The longest cycle the stage plan can run: every stage at max green plus its clearance."""
-    max_green = {g.id: g.max_green_s for g in groups}
-    clear_into: dict[str, float] = {g.id: 0.0 for g in groups}
-    for c in conflicts:
-        a, b = c.between
-        clear_into[b] = max(clear_into[b], c.intergreen_s[0])
-        clear_into[a] = max(clear_into[a], c.intergreen_s[1])
-    return sum(max(max_green[g] for g in st) + max(clear_into[g] for g in st) for st in stages if st)
-
-
 def _derive_one(facts: _TlsFacts) -> tuple[IntersectionConfig, TlsLinkMap] | None:
     groups, fixed = _form_groups(facts)
     if not groups:
@@ -962,15 +947,8 @@ def _derive_one(facts: _TlsFacts) -> tuple[IntersectionConfig, TlsLinkMap] | Non
                 ig.append(worst)
             conflicts.append(ConflictConfig(between=(ga.id, gb.id), intergreen_s=(ig[0], ig[1])))
     stages = tuple(_stages(facts, groups, conflict))
-    # Anti-starvation is the core's safety net, not a control strategy: a group that waits as
-    # long as the longest regular cycle must not count as starving, or the core pre-empts the
-    # stage plan at every peak and the preemptions cascade (measured: a Dutch four-arm
-    # crossing at peak went from 17 to 218 vehicle-loss hours with a 90 s limit).
-    # The floor has a fixed ceiling: on networks with long maximum greens it reached 362 s, and
-    # movements stood red 300-580 s with cars waiting (measured on real city networks).
-    wait_floor_s = min(WAIT_CYCLE_FACTOR * _longest_cycle_s(configs, conflicts, stages), MAX_WAIT_CEILING_S)
-    configs = [c.model_copy(update={"max_wait_s": float(np.ceil(max(c.max_wait_s, wait_floor_s)))})
-               for c in configs]
+    # The core's anti-starvation must not pre-empt a regular cycle (see ivri.wait_floor).
+    configs = with_wait_floor(configs, conflicts, stages)
     x = IntersectionConfig(
         id=facts.tls_id,
         tls_id=facts.tls_id,

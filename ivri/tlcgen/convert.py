@@ -20,7 +20,8 @@ from ivri.config import (
     format_validation_error,
 )
 from ivri.errors import ConfigError
-from ivri.sumo.network import MAX_GREEN_S, WAIT_CYCLE_FACTOR, _longest_cycle_s
+from ivri.sumo.network import MAX_GREEN_S
+from ivri.wait_floor import with_wait_floor
 
 from .mapping import TlcMap, group_id
 from .reader import FICTITIOUS, TlcController, TlcSignalGroup
@@ -294,10 +295,8 @@ def convert(ctl: TlcController, mapping: TlcMap | None = None, green_set: str | 
     for what, n in sorted(ctl.unsupported.items()):
         warnings.append(f"{what}: {n} entr{'y' if n == 1 else 'ies'} not represented")
     if stages:
-        # The core's anti-starvation must not pre-empt a regular cycle (see ivri.sumo.network).
-        floor = WAIT_CYCLE_FACTOR * _longest_cycle_s(groups, conflicts, stages)
-        groups = [g.model_copy(update={"max_wait_s": float(min(900.0, max(g.max_wait_s, -(-floor // 1))))})
-                  for g in groups]
+        # The core's anti-starvation must not pre-empt a regular cycle (see ivri.wait_floor).
+        groups = with_wait_floor(groups, conflicts, stages)
     ident = (mapping.intersection_id or mapping.tls_id) if mapping is not None else ctl.name
     try:
         imported.config = IntersectionConfig(

@@ -98,6 +98,21 @@ def _weight(
 
 
 @njit
+def _stage_pressure(
+    stages: np.ndarray, sig: SignalState, queue: np.ndarray, approach: np.ndarray,
+    downstream: np.ndarray, blocked: np.ndarray, gap_s: np.ndarray, params: PressureParams,
+    s: int, i: int,
+) -> float:
+    """The pressure of stage ``s``: its groups' weights less their downstream queues; a group
+    whose exit is blocked adds nothing (its green moves nobody, whatever the queue)."""
+    p = 0.0
+    for g in range(sig.state.shape[1]):
+        if stages[i, s, g] and not blocked[i, g]:
+            p += _weight(sig, queue, approach, gap_s, params, i, g) - downstream[i, g]
+    return p
+
+
+@njit
 def _discharging(
     timing: Timing, stages: np.ndarray, sig: SignalState, gap_s: np.ndarray,
     blocked: np.ndarray, params: PressureParams, s: int, i: int,
@@ -170,6 +185,9 @@ def _decide(
     # Does the running stage still move traffic? Then a switch costs the vehicles it would
     # have passed during the intergreen, and the winner has to make up for them.
     flowing = cur >= 0 and _discharging(timing, stages, sig, gap_s, blocked, params, cur, i)
+    # It cannot pass more than it has: a trickle is cheap to cut.
+    p_cur = _stage_pressure(stages, sig, queue, approach, downstream, blocked, gap_s, params,
+                            cur, i) if flowing else 0.0
     best = cur
     b_elig = False
     b_over = False
@@ -207,7 +225,8 @@ def _decide(
         pressure[i, s] = p
         is_cur = s == cur
         if flowing and not is_cur:
-            p -= params.lost_veh_per_s * _transition_s(timing, stages, sig, cur, s, i)
+            p -= min(params.lost_veh_per_s * _transition_s(timing, stages, sig, cur, s, i),
+                     max(p_cur, 0.0))
         over = d >= patience_s[i] - EPS_S
         if s == 0 or (eligible and not b_elig) or (
             eligible == b_elig and _better(over, p, a, d, is_cur, b_over, bp, ba, bd, b_cur)

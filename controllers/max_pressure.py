@@ -408,7 +408,7 @@ class MaxPressure(Controller):
     name: ClassVar[str] = "max-pressure"
 
     def __init__(
-        self, *, period_s: float = 20.0, gap_s: float = 3.0, lost_veh_per_s: float = 1.0,
+        self, *, period_s: float = 10.0, gap_s: float = 3.0, lost_veh_per_s: float = 4.0,
     ) -> None:
         self.period_s = period_s
         self.gap_s = gap_s

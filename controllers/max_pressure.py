@@ -1,38 +1,53 @@
 """Max-pressure control (Varaiya 2013): serve the stage whose queues push hardest.
 
-Every decision, per intersection, each stage ``s`` gets the pressure of its groups::
+Each stage ``s`` has the pressure of its groups::
 
-    pressure_s = sum over groups g in s of (queue_veh[g] - downstream_queue_veh[g])
+    pressure_s = sum over groups g in s of (weight[g] - downstream_queue_veh[g])
 
-and the stage with the largest pressure is requested until the next decision. Varaiya weighs
-each movement with its saturation flow; ivri has no saturation flows per group, so every
-group weighs 1 (a lane-count weight is folded into ``queue_veh`` already, which sums over the
-group's lanes). A group whose downstream lanes are full has low or negative pressure, so the
-controller does not send traffic into a blocked exit: the property that makes max-pressure
-stable in networks. A queue on short exit lanes is small even when they are full, so a group
-whose exits are blocked (``exit_blocked``: a vehicle stands just past the junction on at
-least half of the lanes its straight links feed) adds no pressure and is not requested: its
-green would move (next to) nobody.
+where a group's weight is what it has to move: its halting queue (``queue_veh``), and, while
+its green discharges (a vehicle passed its loops within ``gap_s``), every vehicle on its
+approach (``approach_veh``): a queue that moves halts no more, yet it is still there to pass,
+and counting only halting vehicles would cut every green in the middle of its discharge.
+Varaiya weighs each movement with its saturation flow; ivri has no saturation flows per
+group, so every group weighs 1 (a lane-count weight is folded into the counts, which sum over
+the group's lanes). A group whose downstream lanes are full has low or negative pressure, so
+the controller does not send traffic into a blocked exit: the property that makes
+max-pressure stable in networks. A queue on short exit lanes is small even when they are
+full, so a group whose exits are blocked (``exit_blocked``: a vehicle stands just past the
+junction on at least half of the lanes its straight links feed) adds no pressure and is not
+requested: its green would move (next to) nobody.
+
+Switching costs an intergreen. While the running stage discharges, another stage wins only
+when its pressure exceeds the running stage's by what the switch loses: ``lost_veh_per_s``
+times the intergreen from the running stage's green groups into the new stage's, but never
+more than the running stage's own pressure (it cannot pass more vehicles than it has, so a
+trickle is cheap to cut). A running stage that no longer discharges (nothing passed its loops
+for ``gap_s``) pays nothing: its green moves nobody, and the first stage with more pressure,
+or an equal one with someone calling, takes over at once (the gap-out of max-pressure).
 
 Ties, in order: more road users in the detection zones (``approach_veh``: traffic about to
 arrive, so at low flow, when no one queues yet, the controller turns to where traffic
 comes), then the longest-waiting calling group (``demand``: a push button with no queue
-count; stages take turns), then the running stage (no switch, no lost intergreen, for nothing), then the lowest stage index. So
-when all stages are zero everywhere, the running stage stays.
+count; stages take turns), then the running stage (no switch, no lost intergreen, for
+nothing), then the lowest stage index. So when all stages are zero everywhere, the running
+stage stays.
 
-Which groups of the chosen stage are requested: those that call (``demand``), and motor
-groups that are green already (so a green is not cut by a short lull in detection and then
-restarted). Groups nobody calls for are not realised, and pedestrian and bicycle groups are
-released once their callers have gone (after their minimum green, which the core
-guarantees): a crossing's clearance (10-16 s over a wide road) then runs while the stage is
-still green instead of lengthening every stage change.
+Which groups of the chosen stage are requested: motor groups that call or are green already
+(so a green is not cut by a short lull in detection and then restarted). A pedestrian or
+bicycle group is requested while it calls, but while a group outside the stage waits it
+starts only once per stage, and stays green only while its own traffic flows or its
+clearance into the waiting groups is no longer than that of the stage's green motor groups.
+A crossing's clearance (10-16 s over a wide road) is often twice a car's: a crossing green
+restarted late in the stage, or kept to its end, holds the next stage back by the
+difference. Measured on the bundled crossing (seed 42), these rules and the switching
+penalty took max-pressure from 33.6 to 11.4 vehicle-loss hours: the time from the end of one
+stage's motor green to the start of the next had been 15-16 s, against 6-7 s under actuated.
 
-Decision times. A decision is taken once the requested groups of the running stage are all
-green, have been green together for ``period_s`` and for their minimum greens, and
-``period_s`` has passed since the last decision; a stage that keeps winning is held in steps
-of ``period_s``. One
-exception: when the core is about to end a green of the running stage at max green (a
-conflicting group calls), the controller decides on that tick, not up to a period later.
+Decision times. The controller decides once the requested groups of the running stage have
+all been green together for ``period_s`` and for their minimum greens, and from then on every
+tick (the switching penalty, not a fixed period, keeps the stage from flapping). Two
+exceptions decide at once: when the core is about to end a green of the running stage at max
+green (a conflicting group calls), and when a waiting caller is overdue.
 
 Max green. The core ends a green at its ``max_green_s`` when a conflicting group calls; a
 controller that keeps requesting it would see it stutter (end, and start again after its
@@ -386,23 +401,33 @@ def max_pressure_kernel(
 
 
 class MaxPressure(Controller):
-    """Max-pressure (Varaiya): every ``period_s`` the stage with the largest queue pressure.
+    """Max-pressure (Varaiya): the stage with the largest pressure, switched when the gain pays the intergreen.
 
     Parameters (keyword only, stored unchanged):
 
-    ``period_s`` (default 20.0 s)
-        Decision period: a chosen stage is green together for at least this long (and at
-        least its groups' minimum greens) before the next decision, and decisions are at least
-        this far apart. Each switch costs an intergreen, and Dutch clearance times (4-6 s for
-        cars, 10-16 s for a crossing) are longer than the all-red-free programs that the
-        literature's 5 s periods were tuned on. Measured on the bundled peak scenarios
-        (vehicle-loss hours, seed 42, crossing / tjunction / corridor / grid): 5 s 83 / 207 /
-        83 / 172, 10 s 27 / 96 / 74 / 103, 15 s 29 / 74 / 78 / 96, 20 s 31 / 45 / 95 / 95.
+    ``period_s`` (default 10.0 s)
+        How long a chosen stage's groups are green together (and at least their minimum
+        greens) before the controller reconsiders; from then on it decides every tick. It
+        covers the start-up of the queue, before the loops see it move. Measured with the
+        other defaults (vehicle-loss hours, seed 42, tjunction / corridor / ingolstadt7):
+        5 s 25.4 / 50.6 / 32.1, 10 s 23.7 / 44.2 / 37.0, 15 s - / - / 49.7; 20 s (with a 1 veh/s
+        penalty) 24.6 / 59.6 / -.
+    ``gap_s`` (default 3.0 s)
+        A green group discharges while a vehicle passed its loops this recently: the gap of
+        vehicle-actuated control (a queue leaving at saturation flow passes a loop every
+        1.5-2.5 s). 2.0 s: ingolstadt7 37.1 against 34.9 veh-h (seeds 42, 43).
+    ``lost_veh_per_s`` (default 4.0)
+        The switching penalty: vehicles per second of intergreen that a discharging stage
+        would have passed (at most its own pressure). About the saturation flow of the
+        stage's lanes together (0.5 veh/s a lane). Measured before the cap at the stage's own
+        pressure (seed 42, tjunction / corridor, period 10 s): 1 veh/s 33.1 / 45.2, 2 veh/s
+        23.5 / 43.9, 4 veh/s 20.9 / 42.4; the cap then took ingolstadt7 from 54.7 to 37.0.
 
     Attributes after :meth:`reset`: ``state_`` (:class:`PressureState`: ``stage`` int
-    ``[I]``, ``decided_s`` float ``[I]``, ``pressure`` float ``[I, S]`` at the last decision),
-    ``hold_s_`` (float ``[I, S]``), ``along_`` (bool ``[I, G]``: pedestrian and bicycle groups),
-    ``request_`` (returned by :meth:`step`, reused).
+    ``[I]``, ``decided_s`` float ``[I]``, ``pressure`` float ``[I, S]`` at the last decision,
+    ``served`` bool ``[I, G]``), ``hold_s_`` (float ``[I, S]``), ``along_`` (bool ``[I, G]``:
+    pedestrian and bicycle groups), ``params_`` (:class:`PressureParams`), ``request_``
+    (returned by :meth:`step`, reused).
     """
 
     name: ClassVar[str] = "max-pressure"

@@ -505,9 +505,94 @@ def test_max_pressure_negative_pressure_still_picks_the_largest() -> None:
     assert ctl.state_.pressure.tolist() == [[-3.0, -1.0]]
 
 
-def test_max_pressure_bad_period() -> None:
+def discharge_scenario(n_approach: float, flows_until: float, e_queue: float) -> Scenario:
+    """n1 queues 5 at t = 1 (n first); from t = 2 its queue moves (``n_approach`` vehicles,
+    gap 1 s) until ``flows_until``, then nothing passes; e1 queues ``e_queue`` from t = 2."""
+    def scenario(t: float, obs: Observation) -> None:
+        first = t < 2
+        obs.queue_veh[0, :] = 0.0
+        obs.approach_veh[0, :] = 0.0
+        obs.gap_s[0, :] = NO_DETECTION_S
+        obs.queue_veh[0, 0] = 5.0 if first else 0.0
+        obs.approach_veh[0, 0] = 5.0 if first else n_approach
+        obs.gap_s[0, 0] = 1.0 if 2 <= t < flows_until else 50.0
+        obs.queue_veh[0, 2] = 0.0 if first else e_queue
+        obs.demand[0, :] = (obs.queue_veh[0] > 0) | (obs.approach_veh[0] > 0)
+
+    return scenario
+
+
+def test_max_pressure_does_not_cut_a_discharging_green_for_less_than_the_intergreen() -> None:
+    # n discharges 6 moving vehicles; e queues 8. 8 > 6, but a switch costs 4 s of intergreen
+    # (4 veh/s: 16 vehicles, at most the 6 n still has), and 8 - 6 < 6: n stays green while
+    # it discharges and e gets green as soon as nothing passes n's loops any more (t = 16).
+    # Without the penalty, e wins at the first decision (t = 6).
+    sc = discharge_scenario(6.0, 16.0, 8.0)
+    run = Run(cross(), MaxPressure(period_s=5.0), sc, 25)
+    assert run.greens("n1") == [(1, 16)]
+    assert run.green_starts("e1") == [20]
+    run = Run(cross(), MaxPressure(period_s=5.0, lost_veh_per_s=0.0), sc, 25)
+    assert run.greens("n1") == [(1, 6)]
+    assert run.green_starts("e1") == [10]
+
+
+def test_max_pressure_cuts_a_trickle() -> None:
+    # n still passes its loops, but only 1 vehicle is left: the switch costs at most that
+    # one, and e's 4 win at the first decision.
+    run = Run(cross(), MaxPressure(period_s=5.0), discharge_scenario(1.0, 99.0, 4.0), 15)
+    assert run.greens("n1") == [(1, 6)]
+    assert run.green_starts("e1") == [10]
+
+
+def crossing_beside(a_flows: bool) -> tuple[CompiledNetwork, Scenario]:
+    """Stage (a, p): motor a with a crossing p (clearance 12 s into b), stage (b): a queues
+    10 and discharges (when ``a_flows``); b queues 3 (calling) from t = 2; persons wait at
+    p at t < 9 and again at 12 <= t < 16."""
+    net = intersection(
+        [group("a"), group("p", mode="pedestrian", amber_s=0.0, min_green_s=6.0), group("b")],
+        [conflict("a", "b", 4, 4), conflict("p", "b", 12, 4)],
+        stages=[("a", "p"), ("b",)],
+    )
+
+    def scenario(t: float, obs: Observation) -> None:
+        walk = t < 9 or 12 <= t < 16
+        obs.queue_veh[0, :] = (10.0, 1.0 if walk else 0.0, 3.0 if t >= 2 else 0.0)
+        obs.approach_veh[0, :] = obs.queue_veh[0]
+        obs.gap_s[0, :] = (1.0 if a_flows else NO_DETECTION_S, NO_DETECTION_S, NO_DETECTION_S)
+        obs.demand[0, :] = obs.queue_veh[0] > 0
+
+    return net, scenario
+
+
+def test_max_pressure_starts_a_crossing_once_per_stage_and_ends_it_before_its_clearance_costs() -> None:
+    # a keeps its stage (it discharges 10, b has 3). p gets its minimum green (1-6) and is
+    # released although persons still wait (its 12 s clearance into the waiting b is longer
+    # than a's 4 s: kept green it would hold b back when the stage ends); the persons who
+    # come at t = 12 wait for the next turn of the stage rather than restart p.
+    net, sc = crossing_beside(True)
+    run = Run(net, MaxPressure(period_s=5.0), sc, 20)
+    assert run.greens("p") == [(1, 7)]
+    assert run.greens("a") == [(1, 21)]
+
+
+def test_max_pressure_restarts_a_crossing_when_nobody_else_waits() -> None:
+    # As above, but b never calls: p stays green while persons wait, and serves them again.
+    net, sc = crossing_beside(True)
+
+    def no_b(t: float, obs: Observation) -> None:
+        sc(t, obs)
+        obs.queue_veh[0, 2] = obs.approach_veh[0, 2] = 0.0
+        obs.demand[0, 2] = False
+
+    run = Run(net, MaxPressure(period_s=5.0), no_b, 20)
+    assert run.greens("p")[0] == (1, 9)
+    assert run.green_starts("p") == [1, 12]
+
+
+@pytest.mark.parametrize("kwargs", [{"period_s": 0.0}, {"gap_s": 0.0}, {"lost_veh_per_s": -1.0}])
+def test_max_pressure_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
-        MaxPressure(period_s=0.0).reset(cross())
+        MaxPressure(**kwargs).reset(cross())
 
 
 def test_actuated_group_that_gapped_out_keeps_green_while_its_stage_runs() -> None:

@@ -71,7 +71,7 @@ def seeds_needed(effect: float, sd_diff: float, alpha: float = ALPHA, power: flo
     if effect == 0.0:
         raise ConfigError("an effect of zero cannot be resolved by any number of seeds")
     z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
-    n = max(2, int(math.floor((z * sd_diff / effect) ** 2)))
+    n = max(2, math.floor((z * sd_diff / effect) ** 2))
     while n > 2 and mde(sd_diff, n - 1, alpha, power) <= effect:
         n -= 1
     while mde(sd_diff, n, alpha, power) > effect:

@@ -171,7 +171,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     if isinstance(x, float) and math.isinf(x):
-        return "∞"
+        return "∞" if x > 0 else "-∞"
     ax = abs(x)
     if ax >= 1e6:
         return f"{x / 1e6:,.2f} M"
@@ -347,7 +347,7 @@ def _html(res: dict[str, Any], tables: dict[str, tuple[list[str], list[list[str]
 
     sections = {
         "summary": ("The result next to the G40 estimate",
-                    (f"<p>Headline: <b>{escape(head)}</b> ({escape(_LINE_TEXT.get(head, head))}) against today's "
+                    (f"<p>Headline: <b>{escape(head)}</b>, {escape(_LINE_TEXT.get(head, head))}, against today's "
                     f"light with KAR pre-emption. Central values at central parameters; 90 % intervals from the "
                     f"Monte Carlo; the minimum detectable effect from the spread over seeds.</p>{table('summary')}")),
         "verdict": ("Which parts of the G40 figures the simulation supports",

@@ -88,9 +88,9 @@ def intervals_svg(title: str, rows: Sequence[tuple[str, float, float, float]], u
         body.append(f'<circle cx="{_x(c, lo, hi):.1f}" cy="{y:.1f}" r="4.5" fill="#111"/>')
     if reference is not None:
         xr = _x(reference[1], lo, hi)
-        body.append(f'<line x1="{xr:.1f}" y1="{_TOP - 10}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
+        body.append(f'<line x1="{xr:.1f}" y1="{_TOP - 6}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
                     'stroke="#c0392b" stroke-dasharray="5,4" stroke-width="2"/>')
-        body.append(f'<text x="{xr + 4:.1f}" y="{_TOP - 12}" font-size="11" fill="#c0392b">'
+        body.append(f'<text x="{xr + 4:.1f}" y="{height - _BOTTOM - 4}" font-size="11" fill="#c0392b">'
                     f'{escape(reference[0])}</text>')
     return _svg(height, title, body)
 
@@ -115,9 +115,10 @@ def tornado_svg(title: str, rows: Sequence[tuple[str, float, float]], central: f
     body.append(f'<line x1="{xc:.1f}" y1="{_TOP - 6}" x2="{xc:.1f}" y2="{height - _BOTTOM}" stroke="#000"/>')
     if reference is not None:
         xr = _x(reference[1], lo, hi)
-        body.append(f'<line x1="{xr:.1f}" y1="{_TOP - 10}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
+        body.append(f'<line x1="{xr:.1f}" y1="{_TOP - 6}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
                     'stroke="#c0392b" stroke-dasharray="5,4" stroke-width="2"/>')
-        body.append(f'<text x="{xr + 4:.1f}" y="{_TOP - 12}" font-size="11" fill="#c0392b">{escape(reference[0])}</text>')
+        body.append(f'<text x="{xr + 4:.1f}" y="{height - _BOTTOM - 4}" font-size="11" fill="#c0392b">'
+                    f'{escape(reference[0])}</text>')
     body.append(f'<text x="{_W - _RIGHT}" y="18" font-size="11" text-anchor="end">'
                 '<tspan fill="#3b78c2">■ parameter low</tspan> <tspan fill="#e08a2c">■ parameter high</tspan></text>')
     return _svg(height, title, body)

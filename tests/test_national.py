@@ -240,3 +240,20 @@ def test_run_jobs_computes_misses_only(tmp_path: Path) -> None:
         run_jobs([_job(seed=9)], cache, None, fn=_fake_run)
 
 
+
+
+def test_profiles_set_the_hours_of_each_day_type() -> None:
+    from ivri.national.profiles import hours_by_day_type, parse_profiles
+
+    flat = [0.1] * 6 + [0.5] * 2 + [1.0] * 2 + [0.5] * 10 + [0.1] * 4
+    prof = parse_profiles({"source": "test", "weekday": {"days_per_year": 200, "weights": flat},
+                           "weekend": {"days_per_year": 100, "weights": [0.3] * 12 + [0.0] * 12}})
+    hours = hours_by_day_type(prof)
+    assert hours == {"weekday_peak": 400, "weekday_offpeak": 2400, "weekend": 1200, "night": 2000 + 1200}
+    data = _bundled()
+    p = parse_parameters(data)
+    assert sum(p.value(f"day_hours.{d}") for d in p.day_types) == pytest.approx(365 * 24)
+    assert "[profiles]" in p["day_hours.night"].source
+    with pytest.raises(ConfigError, match=r"\[profiles\].*weights.*24 hourly weights"):
+        parse_parameters({**data, "profiles": {**data["profiles"], "weekend": {"days_per_year": 100,
+                                                                               "weights": [1.0] * 23}}})

@@ -138,3 +138,13 @@ def test_window_counts_trips_that_want_to_depart_after_the_warm_up(tmp_path: Pat
     nothing = window_metrics(read_tripinfo(_tripinfo(tmp_path)), modes, fuels, 0.0, 1000.0, 10.0)
     assert nothing["motor_trips"] == 4 and not math.isnan(nothing["co2_kg"])
     assert np.isclose(nothing["stops"], 4)
+
+
+def test_a_network_without_emergency_vehicles_keeps_its_lo_effect() -> None:
+    params, table = _table()
+    for key in list(table.ev_rate):
+        table.ev_rate[key] = np.zeros(len(SEEDS))  # no passages at either level
+    p = params.values()
+    weighted = sum(p[f"day_hours.{d}"] * p[f"day_scale.{d}"] for d in table.sweep.day_variant)
+    got = per_intersection_year(table, p, "crossing", "g40")["veh_h"]
+    assert np.isfinite(got) and got == pytest.approx(1.0 * weighted)

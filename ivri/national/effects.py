@@ -131,7 +131,9 @@ def compute_effects(sweep: Sweep, results: dict[Job, dict[str, Any]]) -> EffectT
                     eff["ev_s_per_trip"] = np.where(trips > 0, lb["ev_lost_s"] / np.maximum(trips, 1)
                                                     - lt["ev_lost_s"] / np.maximum(lt["ev_trips"], 1), 0.0)
                 effects[(t, v, w, lv, name)] = eff
-    if any(k[2] == "hi" and not np.all(a > 0) for k, a in ev_rate.items()):
-        notes.append("some 'hi' level baseline runs had no emergency passage: their emergency effect counts as zero")
+    for (t, v, lv), a in sorted(ev_rate.items()):
+        if lv == "hi" and not np.all(a > 0):
+            notes.append(f"{t}:{v}: some 'hi' level baseline runs had no emergency passage (the demand has "
+                         "no or few emergency vehicles): no emergency effect is interpolated for it")
     return EffectTable(sweep=sweep, effects=effects, ev_rate=ev_rate, levels=levels, notes=notes,
                        n_intersections=n_int)

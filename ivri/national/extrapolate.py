@@ -105,8 +105,13 @@ def _effect(table: EffectTable, p: Params, itype: str, variant: str, weather: st
         hi = table.get(itype, variant, weather, "hi", feature)
         x_lo = _pick(table.ev_rate[(itype, variant, "lo")], idx)
         x_hi = _pick(table.ev_rate[(itype, variant, "hi")], idx)
-        span = np.maximum(np.asarray(x_hi) - np.asarray(x_lo), 1e-12)
-        frac = (_real_ev_rate(table, p) - x_lo) / span
+        span = np.asarray(x_hi) - np.asarray(x_lo)
+        # A network without emergency vehicles (some real-world demand) has no emergency part
+        # to interpolate: its 'lo' effect stands.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(span > 1e-9, (_real_ev_rate(table, p) - x_lo) / np.where(span > 1e-9, span, 1.0), 0.0)
+        if np.ndim(frac) == 0:
+            frac = float(frac)
         for m in METRICS:
             out[m] = out[m] + (_pick(hi[m], idx) - out[m]) * frac
         out["ev_s_per_trip"] = _pick(hi["ev_s_per_trip"], idx)

@@ -76,23 +76,42 @@ def rerun_hit_rate(jobs: list[Job], cache_dir: Path) -> dict[str, Any]:
 def wall_per_simulated_second() -> dict[str, float]:
     """One 300-s peak run of today's light per bundled type: wall seconds per simulated second."""
     from ivri.national.runs import execute
-    from ivri.national.sweep import BUNDLED_TYPES
 
     params = load_parameters()
     out = {}
-    for t in BUNDLED_TYPES:
-        sweep = build_sweep(params, scenarios=[t], features=["g40"], seeds=[42], warmup_s=60.0, span_s=240.0)
-        job = next(j for c, j in sweep.cells.items() if c.arm == "g40" and c.level == "hi" and c.variant == "peak")
+    for t in build_sweep(params, features=["g40"], seeds=[42]).jobs:
+        if _rate_key(t) in out:
+            continue
+        sweep = build_sweep(params, scenarios=[_rate_key(t)], features=["g40"], seeds=[42], warmup_s=60.0,
+                            span_s=240.0)
+        job = next(j for c, j in sweep.cells.items() if c.arm == "g40" and c.level == "hi"
+                   and c.variant in ("peak", "real"))
         rec = execute(job)
-        out[t] = rec["wall_time_s"] / rec["simulated_s"]
+        out[_rate_key(t)] = rec["wall_time_s"] / rec["simulated_s"]
     return out
+
+
+def _rate_key(job: Job) -> str:
+    """Bundled type name, or the whole ``realworld:NAME``."""
+    return job.scenario if job.scenario.startswith("realworld:") else job.scenario.partition(":")[0]
+
+
+def _simulated_s(job: Job) -> float:
+    """Seconds a job simulates (real-world runs stop at their scenario's end)."""
+    if job.scenario.startswith("realworld:"):
+        from ivri.runner import resolve_scenario
+        from ivri.sumo.sumocfg import read_sumocfg
+
+        cfg = read_sumocfg(resolve_scenario(job.scenario)[1])
+        return min(job.end_s or 3600.0, (cfg.end_s or cfg.begin_s + 3600.0) - cfg.begin_s)
+    return job.end_s or 3600.0
 
 
 def full_run_estimate(rate: dict[str, float], efficiency: float, workers: int = 2) -> dict[str, Any]:
     """Task count and wall time of ``ivri national`` with its defaults, from measured rates."""
     sweep = build_sweep(load_parameters())
     jobs = sweep.jobs
-    cpu_s = sum(rate[j.scenario.partition(":")[0]] * (j.end_s or 3600.0)
+    cpu_s = sum(rate[_rate_key(j)] * _simulated_s(j)
                 # the off-peak variant carries 40 % of the peak demand: cheaper to simulate
                 * (0.6 if j.scenario.endswith(":offpeak") else 1.0) for j in jobs)
     wall = cpu_s / (workers * max(min(efficiency, 1.0), 0.1))

@@ -186,6 +186,23 @@ def _arm_controller(arm: str, params: ParameterSet, available: set[str]) -> tupl
     return "+".join(["actuated", *apps]), {k: v for k, v in cp.items() if k in apps}
 
 
+def _fetched_realworld(notes: list[str]) -> list[str]:
+    """The real-world types of the test set that are fetched (a note names the others)."""
+    from ivri.sumo_networks.realworld import realworld_sumocfg
+
+    out, missing = [], []
+    for name in REALWORLD_TYPES:
+        try:
+            realworld_sumocfg(name)
+            out.append(f"realworld:{name}")
+        except ConfigError:
+            missing.append(name)
+    if missing:
+        notes.append(f"real-world type(s) {', '.join(missing)} are not fetched and are left out: run "
+                     f"`ivri fetch-realworld {' '.join(missing)}` to include them")
+    return out
+
+
 def _canonical(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":")) if params else ""
 
@@ -205,9 +222,9 @@ def build_sweep(
     """The runs of an estimate.
 
     ``quick``: crossing and T-junction, the ``:short`` variant for every day type, 60 s of
-    warm-up and 240 s counted, one seed, the package ``g40``. Otherwise the bundled
-    types (or ``scenarios``: bundled names and ``realworld:NAME``) in the variants of the
-    parameter file's ``[day_types]``, plus each ``.sumocfg`` of ``networks``; 20 seeds;
+    warm-up and 240 s counted, one seed, the package ``g40``. Otherwise the bundled types in
+    the variants of the parameter file's ``[day_types]`` and the fetched real-world networks
+    of the test set (or ``scenarios``: bundled names and ``realworld:NAME``), plus each ``.sumocfg`` of ``networks``; 20 seeds;
     ``warmup_s`` (default 900 s) and ``span_s`` (default 7200 s) counted after it. ``end_s``
     (for tests and smoke runs) caps ``warmup + span``.
     """
@@ -229,7 +246,7 @@ def build_sweep(
         notes.append(f"--quick: every day type is represented by the :short variant, {warm:.0f} s of warm-up "
                      f"and {total - warm:.0f} s counted: a smoke test, not an estimate")
     else:
-        types = list(BUNDLED_TYPES if scenarios is None else scenarios)
+        types = list(BUNDLED_TYPES) + _fetched_realworld(notes) if scenarios is None else list(scenarios)
         wanted = list(valid if features is None else features)
         seeds = seeds or list(DEFAULT_SEEDS)
         warm = 900.0 if warmup_s is None else warmup_s

@@ -189,7 +189,9 @@ def _verdict(res: dict[str, Any]) -> list[str]:
     out = []
     for k, what in (("veh_h", "vehicle-loss hours"), ("fuel_l", "litres of fuel")):
         d = c[k]
-        m = f"; the seeds resolve effects of {_fmt(d['mde'])} or more (minimum detectable effect)"
+        m = (f"; the seeds resolve effects of {_fmt(d['mde'])} or more (minimum detectable effect)"
+             if math.isfinite(d["mde"]) else "; one seed gives no measure of the noise (no minimum "
+             "detectable effect): the interval holds the parameters' uncertainty only")
         if d["p5"] <= 0.0 <= d["p95"]:
             out.append(f"{what}: not established. The 90 % interval of {head} ({_fmt(d['p5'])} to "
                        f"{_fmt(d['p95'])}) includes zero (central {_fmt(d['central'])}, "

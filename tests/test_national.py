@@ -115,6 +115,12 @@ def test_baseline_is_todays_light_with_kar_pre_emption() -> None:
     assert web.controller == "fixed-time" and ("hi", "webster") not in cells
     assert set(web.controller_params()) == {"stage_green_s", "offset_s"}
     assert cells[("lo", "actuated")].controller == "actuated"
+    # a second equipped share (the other end of the range) instead of scaling through zero; the
+    # baseline runs at it too where it has the application itself (bus priority)
+    assert sweep.share_levels["bus"] == params["equipped.bus"].low
+    assert dict(cells[("share", "bus")].shares)["bus"] == params["equipped.bus"].low
+    assert dict(cells[("share", "kar")].shares)["bus"] == params["equipped.bus"].low
+    assert ("share", "g40") not in cells and ("share", "greenflow") not in cells
 
 
 def test_full_sweep_defaults_to_twenty_seeds_and_a_counted_span() -> None:

@@ -28,6 +28,8 @@ def _veh_h(arm: str, level: str, seed: int) -> float:
     base = {"webster": 15.0, "actuated": 10.0, "kar": 10.0, "g40": 9.0, "schwung": 9.5}[arm]
     if level == "hi" and arm in ("kar", "g40"):
         base += {"kar": 2.0, "g40": 1.0}[arm]  # emergency vehicles cost the baseline more
+    if level == "share" and arm == "schwung":
+        base -= 0.5  # at the second cyclist share (0.3) schwung saves 1.0 instead of 0.5
     return base + COMMON[seed] + (OWN[seed] if arm == "g40" else 0.0)
 
 
@@ -93,9 +95,12 @@ def test_national_figures_by_hand() -> None:
     conv = national(table, p, CONVERSION_LINE)
     assert conv["veh_h"] == pytest.approx(p["national.intersections"] * p["baseline.fixed_time_share"] * 5.0 * weighted)
     assert conv["ev_h"] == 0.0
-    # schwung's own effect scales with the cyclist share (0.5 per int-hour at the simulated share)
-    s = per_intersection_year(table, {**p, "equipped.cyclist": 2 * p["equipped.cyclist"]}, "crossing", "schwung")
-    assert s["veh_h"] == pytest.approx(2 * 0.5 * weighted)
+    # schwung ran at two cyclist shares, 0.1 (saving 0.5) and 0.3 (saving 1.0): at 0.2 the
+    # effect is interpolated between them (0.75), not scaled through zero (which would say 1.0)
+    assert table.sweep.share_levels["schwung"] == pytest.approx(0.3)
+    s = per_intersection_year(table, {**p, "equipped.cyclist": 0.2}, "crossing", "schwung")
+    assert s["veh_h"] == pytest.approx(0.75 * weighted)
+    assert per_intersection_year(table, p, "crossing", "schwung")["veh_h"] == pytest.approx(0.5 * weighted)
 
 
 def _tripinfo(tmp_path: Path) -> Path:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ivri.national.power import paired_effect
-from ivri.national.sweep import BASELINE, CONVERSION, Cell, Job, Sweep
+from ivri.national.sweep import BASELINE, CONVERSION, SHARE_LEVEL, Cell, Job, Sweep
 
 __all__ = ["CONVERSION_LINE", "METRICS", "EffectTable", "compute_effects"]
 
@@ -56,6 +56,8 @@ class EffectTable:
     notes: list[str] = field(default_factory=list)
     #: itype -> signalised intersections of its network
     n_intersections: dict[str, int] = field(default_factory=dict)
+    #: (level, feature) -> ((baseline arm, its level), (treatment arm, its level))
+    pairs: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def n_seeds(self) -> int:
@@ -73,9 +75,9 @@ class EffectTable:
         for (t, v, w, lv, f), m in sorted(self.effects.items()):
             if w != weather or metric not in m:
                 continue
-            base_arm, treat_arm = (CONVERSION if f == CONVERSION_LINE else (BASELINE, f))
-            b = self.levels[(t, v, w, lv, base_arm)][metric]
-            tr = self.levels[(t, v, w, lv, treat_arm)][metric]
+            (b_arm, b_lv), (t_arm, t_lv) = self.pairs[(lv, f)]
+            b = self.levels[(t, v, w, b_lv, b_arm)][metric]
+            tr = self.levels[(t, v, w, t_lv, t_arm)][metric]
             e = paired_effect(b, tr)
             rows.append({"type": t, "variant": v, "level": lv, "feature": f, "metric": metric,
                          "baseline_level": float(b.mean()), **e.to_dict()})
@@ -102,6 +104,13 @@ def compute_effects(sweep: Sweep, results: dict[Job, dict[str, Any]]) -> EffectT
     ev_rate: dict[tuple[str, str, str], np.ndarray] = {}
     keys = sorted({(c.itype, c.variant) for c in sweep.cells})
     n_int = {c.itype: int(results[j]["n_intersections"]) for c, j in sweep.cells.items()}
+    pairs: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, str]]] = {
+        ("lo", CONVERSION_LINE): ((CONVERSION[0], "lo"), (CONVERSION[1], "lo"))}
+    for f in sweep.features:
+        for lv in sweep.levels_of(f):
+            # At the second share the baseline is unchanged, unless it has the application too (bus).
+            b_lv = "lo" if lv == SHARE_LEVEL and f != "bus" else lv
+            pairs[(lv, f)] = ((BASELINE, b_lv), (f, lv))
     for t, v in keys:
         for w in ("dry", "rain"):
             for arm in sweep.arms:
@@ -121,10 +130,8 @@ def compute_effects(sweep: Sweep, results: dict[Job, dict[str, Any]]) -> EffectT
                     ev_rate[(t, v, lv)] = np.array([r["emergency_passages"] / (r["simulated_s"] / 3600.0
                                                                                 * r["n_intersections"])
                                                     for r in rates])
-            lines = [(CONVERSION_LINE, *CONVERSION, "lo")]
-            lines += [(f, BASELINE, f, lv) for f in sweep.features for lv in sweep.levels_of(f)]
-            for name, b_arm, t_arm, lv in lines:
-                lb, lt = levels[(t, v, w, lv, b_arm)], levels[(t, v, w, lv, t_arm)]
+            for (lv, name), ((b_arm, b_lv), (t_arm, t_lv)) in pairs.items():
+                lb, lt = levels[(t, v, w, b_lv, b_arm)], levels[(t, v, w, t_lv, t_arm)]
                 eff = {m: lb[m] - lt[m] for m in METRICS}
                 trips = lb["ev_trips"]
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -136,4 +143,4 @@ def compute_effects(sweep: Sweep, results: dict[Job, dict[str, Any]]) -> EffectT
             notes.append(f"{t}:{v}: some 'hi' level baseline runs had no emergency passage (the demand has "
                          "no or few emergency vehicles): no emergency effect is interpolated for it")
     return EffectTable(sweep=sweep, effects=effects, ev_rate=ev_rate, levels=levels, notes=notes,
-                       n_intersections=n_int)
+                       n_intersections=n_int, pairs=pairs)

@@ -21,12 +21,14 @@ equipped share over the simulated one) is interpolated::
 
     e(x) = e_lo + (e_hi - e_lo) * (x - x_lo) / (x_hi - x_lo)
 
-Equipped shares of the other applications: the runs use the central shares; the Monte Carlo
-scales an application's own effect by ``sampled share / simulated share`` (bus priority also by
-the share of lights on a bus line); a package is corrected term by term with the single
-features' effects where they were simulated::
+Equipped shares of the other applications: a single feature runs at the central share ``s1``
+and at a second share ``s2`` (the other end of the parameter's range); at a sampled share ``s``
+its effect is interpolated between the two, ``e_f(s) = e_1 + (e_2 - e_1) (s - s1) / (s2 - s1)``
+(bus priority also times the share of lights on a bus line). Where no second share was run,
+the effect scales linearly through zero, ``k_f = s / s1``. A package is corrected term by term
+with its single features' effects where they were simulated::
 
-    e_pkg' = e_pkg + sum over its features f:  (k_f - 1) * e_f
+    e_pkg' = e_pkg + sum over its features f:  e_f(s) - e_f(s1)
 
 Fuel in litres = (petrol kg / petrol density + diesel kg / diesel density) x fleet factor
 + depart-delay hours x the idle rate (vehicles waiting to enter burn fuel that SUMO does not
@@ -48,7 +50,7 @@ import numpy as np
 
 from ivri.national.effects import CONVERSION_LINE, METRICS, EffectTable
 from ivri.national.parameters import ParameterSet
-from ivri.national.sweep import EQUIPPED_KIND, PACKAGES
+from ivri.national.sweep import EQUIPPED_KIND, PACKAGES, SHARE_LEVEL
 
 __all__ = [
     "OUTPUTS",
@@ -119,10 +121,23 @@ def _effect(table: EffectTable, p: Params, itype: str, variant: str, weather: st
     for f in parts:
         if f == "greenflow" or f not in EQUIPPED_KIND or not table.has(itype, variant, weather, "lo", f):
             continue
-        k = _share_ratio(table, p, f)
         single = table.get(itype, variant, weather, "lo", f)
-        for m in METRICS:
-            out[m] = out[m] + (k - 1.0) * _pick(single[m], idx)
+        line = p["calibration.bus_line_share"] if f == "bus" else 1.0
+        s2 = table.sweep.share_levels.get(f)
+        if s2 is not None and table.has(itype, variant, weather, SHARE_LEVEL, f):
+            # Two measured shares: interpolate between them (not through zero).
+            kind = EQUIPPED_KIND[f]
+            s1 = table.sweep.shares[kind]
+            second = table.get(itype, variant, weather, SHARE_LEVEL, f)
+            frac = (p[f"equipped.{kind}"] - s1) / (s2 - s1)
+            for m in METRICS:
+                e1 = _pick(single[m], idx)
+                adjusted = (e1 + (_pick(second[m], idx) - e1) * frac) * line
+                out[m] = out[m] + adjusted - e1
+        else:
+            k = _share_ratio(table, p, f)
+            for m in METRICS:
+                out[m] = out[m] + (k - 1.0) * _pick(single[m], idx)
     return out
 
 

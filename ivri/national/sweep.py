@@ -32,6 +32,12 @@ a Dutch light sees (about 0.1 an hour). Arms that contain emergency priority run
 and the extrapolation interpolates between them to the real rate; the other features run at
 ``lo`` only.
 
+Equipped shares (two levels instead of linear scaling): every single feature whose effect
+depends on a share of equipped road users (``EQUIPPED_KIND``, emergency vehicles aside) also
+runs at a second share, the other end of the parameter's range (level ``share``), against the
+baseline at ``lo`` (at ``share`` for bus priority, which the baseline has too); the
+extrapolation interpolates between the two measured shares.
+
 Every run emulates V2X with the equipped shares of the parameter file, the baselines too, so
 that the same road users are measured; every run has a warm-up that is not counted.
 """
@@ -57,6 +63,7 @@ __all__ = [
     "PACKAGES",
     "QUICK_END_S",
     "REALWORLD_TYPES",
+    "SHARE_LEVEL",
     "Cell",
     "Job",
     "Sweep",
@@ -93,6 +100,8 @@ QUICK_WARMUP_S = 60.0
 WEATHERS = ("dry", "rain")
 #: Emergency levels: "lo" (calibration.emergency_low_per_h) and "hi" (as the scenario has it).
 LEVELS = ("lo", "hi")
+#: The level at which an application with an equipped share runs at a second share.
+SHARE_LEVEL = "share"
 #: Arms whose controller contains emergency priority: they run at both levels.
 EV_ARMS = frozenset({BASELINE, "greenflow", *(p for p, f in PACKAGES.items() if "greenflow" in f)})
 DEFAULT_SEEDS = tuple(range(42, 62))  # 20 seeds
@@ -158,6 +167,8 @@ class Sweep:
     emergency_low_per_h: float = 0.0
     #: variant of real-world types (they have one demand: it stands for every day type)
     fixed_variant: dict[str, str] = field(default_factory=dict)
+    #: feature -> the second equipped share it is simulated at (level "share")
+    share_levels: dict[str, float] = field(default_factory=dict)
 
     @property
     def jobs(self) -> list[Job]:
@@ -169,7 +180,12 @@ class Sweep:
         return (*CONVERSION, BASELINE, *self.features)
 
     def levels_of(self, arm: str) -> tuple[str, ...]:
-        return LEVELS if arm in EV_ARMS else ("lo",)
+        """The levels an arm runs at (the baseline also at "share" when bus priority has one:
+        the baseline's own bus priority sees the bus share)."""
+        base = LEVELS if arm in EV_ARMS else ("lo",)
+        if arm in self.share_levels or (arm == BASELINE and "bus" in self.share_levels):
+            base = (*base, SHARE_LEVEL)
+        return base
 
 
 def _arm_controller(arm: str, params: ParameterSet, available: set[str]) -> tuple[str, dict[str, Any]]:
@@ -316,6 +332,15 @@ def build_sweep(
         spec, cp = _arm_controller(arm, params, available)
         specs[arm] = spec
         arm_params[arm] = _canonical(cp)
+    share_levels: dict[str, float] = {}
+    for f in feats:
+        kind = EQUIPPED_KIND.get(f)
+        if f in PACKAGES or kind is None or kind == "emergency":
+            continue
+        par = params[f"equipped.{kind}"]
+        other = par.high if par.high > par.value else par.low
+        if other != par.value:
+            share_levels[f] = other
     webster: dict[str, Any] = {}
     cells: dict[Cell, Job] = {}
     for (t, v), scenario in scen_of.items():
@@ -330,14 +355,21 @@ def build_sweep(
             for arm in (*CONVERSION, BASELINE, *feats):
                 spec = specs[arm]
                 has_rain = "rain" in spec.split("+")
-                for level in (LEVELS if arm in EV_ARMS else ("lo",)):
-                    ev = ev_lo if level == "lo" else None
+                levels = LEVELS if arm in EV_ARMS else ("lo",)
+                if arm in share_levels or (arm == BASELINE and "bus" in share_levels):
+                    levels = (*levels, SHARE_LEVEL)
+                for level in levels:
+                    ev = None if level == "hi" else ev_lo
+                    items = share_items
+                    if level == SHARE_LEVEL:
+                        kind = EQUIPPED_KIND["bus" if arm == BASELINE else arm]
+                        items = tuple(sorted({**shares, kind: share_levels["bus" if arm == BASELINE else arm]}.items()))
                     for weather in WEATHERS:
                         mm = None if not has_rain else (rain if weather == "rain" else 0.0)
                         cells[Cell(t, v, weather, level, arm, seed)] = Job(
-                            scenario, spec, seed, total, share_items, mm, warm, ev, per_arm[arm])
+                            scenario, spec, seed, total, items, mm, warm, ev, per_arm[arm])
     variants = tuple(dict.fromkeys(v for _, v in scen_of))
     return Sweep(types=tuple(type_names), variants=variants, day_variant=day_variant, features=feats,
                  seeds=tuple(seeds), end_s=total, shares=shares, cells=cells, notes=notes,
                  warmup_s=warm, specs=specs, webster=webster, emergency_low_per_h=ev_lo,
-                 fixed_variant=fixed_variant)
+                 fixed_variant=fixed_variant, share_levels=share_levels)

@@ -106,6 +106,9 @@ def run_national(
                   f"{c['veh_h']['mde']:,.0f}) vs G40 467,000; fuel {c['fuel_l']['central']:,.0f} L "
                   f"(90 %: {c['fuel_l']['p5']:,.0f} to {c['fuel_l']['p95']:,.0f}; minimum detectable "
                   f"{c['fuel_l']['mde']:,.0f}) vs G40 17,000,000")
+    need = c["veh_h"].get("seeds_for_quarter_g40")
+    if need is not None:
+        console.print(f"seeds that resolve a quarter of G40 nationally: {need} ({len(res['seeds'])} run)")
     conv = res["national"]["conversion"]["veh_h"]
     console.print(f"fixed-time (Webster) -> actuated conversion, its own line: {conv['central']:,.0f} "
                   f"vehicle-loss hours (90 %: {conv['p5']:,.0f} to {conv['p95']:,.0f})")

@@ -118,7 +118,12 @@ def build_result(table: EffectTable, params: ParameterSet, results: dict[Job, di
         comparison[k] = {"g40": ref, "central": s["central"], "p5": s["p5"], "p95": s["p95"],
                          "ratio_central": s["central"] / ref, "ratio_p5": s["p5"] / ref,
                          "ratio_p95": s["p95"] / ref, "g40_inside_90": s["p5"] <= ref <= s["p95"],
-                         "mde": mde(float(by_seed.std(ddof=1)), n) if n > 1 else math.inf}
+                         "mde": mde(float(by_seed.std(ddof=1)), n) if n > 1 else math.inf,
+                         "sd_over_seeds": float(by_seed.std(ddof=1)) if n > 1 else math.nan}
+    sd_nat = comparison["veh_h"]["sd_over_seeds"]
+    quarter = 0.25 * g40["veh_h"]
+    comparison["veh_h"]["seeds_for_quarter_g40"] = (
+        seeds_needed(quarter, sd_nat) if math.isfinite(sd_nat) and sd_nat > 0 else None)
     runs = [{"job": {"scenario": j.scenario, "controller": j.controller, "seed": j.seed, "end_s": j.end_s,
                      "warmup_s": j.warmup_s, "emergency_per_h": j.emergency_per_h, "rain_mm_h": j.rain_mm_h},
              "key": stats.keys.get(j.label),
@@ -217,9 +222,14 @@ def _verdict(res: dict[str, Any]) -> list[str]:
     need = [r["seeds_needed"] for r in q if r["seeds_needed"] is not None]
     if need:
         out.append(f"Power: a quarter of G40's effect is {_fmt(res['g40_per_intersection_hour'] / 4)} h per "
-                   f"intersection-hour; with the seed-to-seed spread measured here, resolving it takes "
-                   f"{min(need)} to {max(need)} paired seeds per type and day variant "
-                   f"({len(res['seeds'])} were run).")
+                   f"intersection-hour; with the seed-to-seed spread of {head}'s paired difference "
+                   f"measured here (without emergency vehicles), resolving it takes {min(need)} to "
+                   f"{max(need)} paired seeds per type and day variant ({len(res['seeds'])} were run).")
+    nat_need = c["veh_h"].get("seeds_for_quarter_g40")
+    if nat_need is not None:
+        out.append(f"The national figure, emergency part included, varies by {_fmt(c['veh_h']['sd_over_seeds'])} "
+                   f"h a year from seed to seed: resolving a quarter of G40 (116,750 h) nationally takes "
+                   f"{nat_need} seeds.")
     if res["quick"]:
         out.append("This is a --quick run: 4-minute windows of the short variant stand for every day "
                    "type. Do not quote these numbers.")

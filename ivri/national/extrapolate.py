@@ -241,7 +241,11 @@ def tornado(table: EffectTable, params: ParameterSet, feature: str,
     central = params.values()
     base = national(table, central, feature)
     rows = []
+    unused = {f"type_share.{t}" for t in (k.partition(".")[2] for k in central if k.startswith("type_share."))
+              if t not in table.sweep.types}
     for name in params.uncertain():
+        if name in unused:  # the share of a type that was not simulated moves nothing
+            continue
         lo = national(table, {**central, name: params[name].low}, feature)
         hi = national(table, {**central, name: params[name].high}, feature)
         rows.append({"name": name, "low_value": params[name].low, "high_value": params[name].high,

@@ -13,7 +13,7 @@ from html import escape
 __all__ = ["bars_svg", "intervals_svg", "tornado_svg"]
 
 _W = 760
-_LEFT = 190
+_LEFT = 270
 _RIGHT = 30
 _ROW = 26
 _TOP = 34

@@ -116,6 +116,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         tripinfo_path,
     )
     from ivri.metrics.decisions import DECISIONS_FILENAME, DecisionLog
+    from ivri.metrics.fuel import fuel_type_of
     from ivri.metrics.timeline import TIMELINE_FILENAME, TimelineRecorder
     from ivri.metrics.vtypes import mode_of
     from ivri.sumo.bridge import SumoBridge
@@ -265,6 +266,7 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
         "sumocfg_notes": bridge.notes,
         "by_intersection": per_intersection,
         "vtype_modes": {t: mode_of(info.vclass) for t, info in vtypes.items()},
+        "vtype_fuels": {t: fuel_type_of(info.emission_class) for t, info in vtypes.items()},
         "sumo_warnings": sumo_log_lines(run_dir),
     }
     if safety is not None:

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from ivri.errors import ConfigError
 from ivri.national.cache import RunCache, job_key, scenario_digest, software_fingerprint
-from ivri.national.effects import METRICS, EffectTable
-from ivri.national.extrapolate import (
-    monte_carlo,
-    national,
-    per_intersection_year,
-    summarise,
-    tornado,
-)
 from ivri.national.parameters import load_parameters, parse_parameters
 from ivri.national.runs import run_jobs
-from ivri.national.sweep import ALL, BASELINES, Job, Sweep, build_sweep
+from ivri.national.sweep import Job, build_sweep
 
 
 def _bundled() -> dict[str, Any]:
@@ -93,29 +83,72 @@ def test_bad_parameter_file_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_quick_sweep_is_small_and_shares_runs_across_weather() -> None:
     sweep = build_sweep(load_parameters(), quick=True)
     assert sweep.types == ("crossing", "tjunction")
-    assert sweep.seeds == (42,) and sweep.end_s == 300.0
-    # per type: fixed-time, actuated, greenflow (dry = rain), all dry, all rain
-    assert len(sweep.jobs) == 10
-    cells = {(c.itype, c.weather, c.arm): j for c, j in sweep.cells.items() if c.itype == "crossing"}
-    assert cells[("crossing", "dry", "actuated")] == cells[("crossing", "rain", "actuated")]
-    assert cells[("crossing", "dry", ALL)].rain_mm_h == 0.0
-    assert cells[("crossing", "rain", ALL)].rain_mm_h == 2.0
-    assert dict(cells[("crossing", "dry", "greenflow")].shares)["cyclist"] == 0.1
+    assert sweep.seeds == (42,) and sweep.end_s == 300.0 and sweep.warmup_s == 60.0
+    # per type: webster, actuated, kar (lo, hi), g40 (lo, hi); no rain application: dry = rain
+    assert len(sweep.jobs) == 12
+    cells = {(c.itype, c.weather, c.level, c.arm): j for c, j in sweep.cells.items() if c.itype == "crossing"}
+    assert cells[("crossing", "dry", "lo", "kar")] == cells[("crossing", "rain", "lo", "kar")]
+    assert cells[("crossing", "dry", "lo", "kar")].emergency_per_h == 0.0
+    assert cells[("crossing", "dry", "hi", "kar")].emergency_per_h is None
+    assert dict(cells[("crossing", "dry", "lo", "g40")].shares)["cyclist"] == 0.1
+    assert all(j.warmup_s == 60.0 for j in sweep.jobs)
 
 
-def test_sweep_skips_glosa_with_a_note_when_it_is_not_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_baseline_is_todays_light_with_kar_pre_emption() -> None:
+    params = load_parameters()
+    sweep = build_sweep(params, scenarios=["crossing"], seeds=[1], features=["g40", "full", "greenflow", "bus"])
+    cells = {(c.level, c.arm): j for c, j in sweep.cells.items() if c.weather == "dry" and c.variant == "peak"}
+    kar = cells[("lo", "kar")]
+    assert kar.controller == "actuated+greenflow+bus"
+    kp = kar.controller_params()
+    assert kp["greenflow"]["range_m"] == params.value("baseline.kar_checkin_m")
+    assert kp["bus"]["horizon_s"] == pytest.approx(300 / 13.9)
+    # the iVRI emergency request comes from ~1 km; the G40 package adds speed advice, not cyclists
+    g40 = cells[("lo", "g40")]
+    assert g40.controller == "actuated+greenflow+bus+glosa"
+    assert g40.controller_params()["greenflow"]["range_m"] == 1000
+    assert g40.controller_params()["bus"] == kp["bus"]
+    assert cells[("lo", "bus")].controller_params()["bus"]["horizon_s"] == 60
+    assert "schwung" in cells[("lo", "full")].controller and "truck" in cells[("lo", "full")].controller
+    # the conversion line: Webster-timed fixed time against plain actuation, no EV levels
+    web = cells[("lo", "webster")]
+    assert web.controller == "fixed-time" and ("hi", "webster") not in cells
+    assert set(web.controller_params()) == {"stage_green_s", "offset_s"}
+    assert cells[("lo", "actuated")].controller == "actuated"
+    # a second equipped share (the other end of the range) instead of scaling through zero; the
+    # baseline runs at it too where it has the application itself (bus priority)
+    assert sweep.share_levels["bus"] == params["equipped.bus"].low
+    assert dict(cells[("share", "bus")].shares)["bus"] == params["equipped.bus"].low
+    assert dict(cells[("share", "kar")].shares)["bus"] == params["equipped.bus"].low
+    assert ("share", "g40") not in cells and ("share", "greenflow") not in cells
+
+
+def test_full_sweep_defaults_to_twenty_seeds_and_a_counted_span() -> None:
+    sweep = build_sweep(load_parameters(), scenarios=["crossing"], features=["g40"])
+    assert len(sweep.seeds) == 20 and len(set(sweep.seeds)) == 20
+    assert sweep.warmup_s == 900.0 and sweep.end_s == 900.0 + 7200.0
+    short = build_sweep(load_parameters(), scenarios=["crossing"], features=["g40"], seeds=[1],
+                        warmup_s=120.0, span_s=480.0)
+    assert (short.warmup_s, short.end_s) == (120.0, 600.0)
+    with pytest.raises(ConfigError, match="counted span"):
+        build_sweep(load_parameters(), scenarios=["crossing"], seeds=[1], warmup_s=600.0, end_s=300.0)
+
+
+def test_sweep_leaves_out_unregistered_applications_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     import ivri.controllers as ctl
 
     apps = {k: v for k, v in ctl.APPLICATIONS.items() if k != "glosa"}
     monkeypatch.setattr(ctl, "APPLICATIONS", apps)
     sweep = build_sweep(load_parameters(), scenarios=["crossing"], seeds=[1])
-    assert "glosa" not in sweep.features and "glosa" not in sweep.all_spec
+    assert "glosa" not in sweep.features and "g40" not in sweep.features
     assert any("glosa" in n for n in sweep.notes)
 
 
 def test_sweep_rejects_unknown_type_and_network_without_share(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown intersection type 'roundabout'"):
         build_sweep(load_parameters(), scenarios=["roundabout"])
+    with pytest.raises(ConfigError, match="unknown real-world type"):
+        build_sweep(load_parameters(), scenarios=["realworld:atlantis"])
     from ivri.sumo_networks import get_scenario
 
     cfg = get_scenario("crossing:short").sumocfg
@@ -147,6 +180,9 @@ def test_job_key_changes_with_everything_that_defines_a_run() -> None:
         job_key(_job(end_s=120.0), fp, "scen"),
         job_key(_job(shares=(("cyclist", 0.2),)), fp, "scen"),
         job_key(_job(controller="actuated+rain", rain_mm_h=2.0), fp, "scen"),
+        job_key(_job(warmup_s=30.0), fp, "scen"),
+        job_key(_job(emergency_per_h=0.0), fp, "scen"),
+        job_key(_job(params='{"green_s":30}'), fp, "scen"),
         job_key(_job(), {**fp, "sumo": "1.29.0"}, "scen"),
         job_key(_job(), {**fp, "ivri": "0.2.0"}, "scen"),
         job_key(_job(), {**fp, "source": "def"}, "scen"),
@@ -210,159 +246,20 @@ def test_run_jobs_computes_misses_only(tmp_path: Path) -> None:
         run_jobs([_job(seed=9)], cache, None, fn=_fake_run)
 
 
-# --- extrapolation arithmetic --------------------------------------------------------------------
 
 
-def _known_params(**over: float) -> Any:
-    vals = {
-        "national.intersections": 1000, "national.rollout_share": 0.5,
-        "type_share.crossing": 0.6, "type_share.tjunction": 0.2,
-        "day_hours.peak": 100, "day_hours.night": 200, "day_scale.peak": 1.0, "day_scale.night": 0.5,
-        "weather.rain_hour_share": 0.1, "weather.rain_mm_h": 2.0,
-        "equipped.emergency": 1.0, "equipped.bus": 1.0, "equipped.truck": 1.0, "equipped.cyclist": 0.1,
-        "equipped.slow_pedestrian": 0.5, "equipped.car": 0.1,
-        "emergency.passages_per_intersection_year": 876.0,
-        "baseline.fixed_time_share": 0.25,
-        "fuel.density_petrol_g_per_l": 742.0, "fuel.density_diesel_g_per_l": 832.0,
-        "reference.g40_vehicle_loss_hours": 467000, "reference.g40_fuel_litres": 17e6,
-    }
-    vals.update(over)
-    tree: dict[str, Any] = {}
-    for name, v in vals.items():
-        node = tree
-        *path, leaf = name.split(".")
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = _param(v, v * 0.5, v * 2.0) if name == "national.intersections" else _param(v)
-    return parse_parameters({"day_types": {"peak": "peak", "night": "offpeak"}, "parameters": tree})
+def test_profiles_set_the_hours_of_each_day_type() -> None:
+    from ivri.national.profiles import hours_by_day_type, parse_profiles
 
-
-def _zero() -> dict[str, np.ndarray]:
-    return {m: np.zeros(1) for m in (*METRICS, "ev_s_per_passage")}
-
-
-def _known_table(params: Any) -> EffectTable:
-    """Effects per intersection-hour chosen so the result can be computed by hand."""
-    sweep = Sweep(types=("crossing", "tjunction"), variants=("peak", "offpeak"),
-                  day_variant={"peak": "peak", "night": "offpeak"},
-                  features=("rain", "schwung", "greenflow", ALL), seeds=(42,), end_s=None,
-                  shares={"cyclist": 0.1, "emergency": 1.0}, cells={})
-    effects: dict[tuple[str, str, str, str, str], dict[str, np.ndarray]] = {}
-    for t in sweep.types:
-        for v in sweep.variants:
-            for w in ("dry", "rain"):
-                for b in BASELINES:
-                    for f in sweep.features:
-                        effects[(t, v, w, b, f)] = _zero()
-    # rain at the crossing, peak: 4 / 2 h per int-hour vs fixed-time / actuated when dry, 8 / 6 in rain
-    for (w, b), x in {("dry", "fixed-time"): 4.0, ("dry", "actuated"): 2.0,
-                      ("rain", "fixed-time"): 8.0, ("rain", "actuated"): 6.0}.items():
-        effects[("crossing", "peak", w, b, "rain")]["veh_h"] = np.array([x])
-    for w in ("dry", "rain"):
-        for b in BASELINES:
-            effects[("crossing", "offpeak", w, b, "rain")]["veh_h"] = np.array([1.0])
-            effects[("crossing", "peak", w, b, "rain")]["petrol_kg"] = np.array([0.742])
-            effects[("crossing", "offpeak", w, b, "rain")]["petrol_kg"] = np.array([0.742])
-            for v in sweep.variants:
-                effects[("tjunction", v, w, b, "rain")]["veh_h"] = np.array([2.0])
-                effects[("crossing", v, w, b, "schwung")]["cyclist_h"] = np.array([1.0])
-                effects[("crossing", v, w, b, ALL)]["cyclist_h"] = np.array([3.0])
-                effects[("crossing", v, w, b, "greenflow")]["veh_h"] = np.array([-0.5])
-                effects[("crossing", v, w, b, "greenflow")]["ev_s_per_passage"] = np.array([10.0])
-    ev_rate = {(t, v): np.array([1.0]) for t in sweep.types for v in sweep.variants}
-    return EffectTable(sweep=sweep, effects=effects, ev_rate=ev_rate)
-
-
-def test_extrapolation_on_known_inputs() -> None:
-    params = _known_params()
-    table = _known_table(params)
-    p = params.values()
-    # crossing: peak 100 h x [0.9 (0.25*4 + 0.75*2) + 0.1 (0.25*8 + 0.75*6)] = 290; night 200 x 0.5 x 1 = 100
-    assert per_intersection_year(table, p, "crossing", "rain")["veh_h"] == pytest.approx(390.0)
-    assert per_intersection_year(table, p, "tjunction", "rain")["veh_h"] == pytest.approx(400.0)
-    # petrol: 0.742 kg per int-hour = 1 L at 742 g/L; 100 + 100 weighted hours
-    assert per_intersection_year(table, p, "crossing", "rain")["fuel_l"] == pytest.approx(200.0)
-    res = national(table, p, "rain")
-    # 1000 x 0.5 x (0.75 x 390 + 0.25 x 400); type shares 0.6 / 0.2 renormalised to 0.75 / 0.25
-    assert res["veh_h"] == pytest.approx(196_250.0)
-    assert res["fuel_l"] == pytest.approx(500 * 0.75 * 200.0)
-    # a denser fuel gives fewer litres
-    assert national(table, {**p, "fuel.density_petrol_g_per_l": 1484.0}, "rain")["fuel_l"] == pytest.approx(37_500.0)
-
-
-def test_equipped_share_scales_effects_and_all_is_corrected_term_by_term() -> None:
-    params = _known_params()
-    table = _known_table(params)
-    p = params.values()
-    base = per_intersection_year(table, p, "crossing", "schwung")["cyclist_h"]
-    assert base == pytest.approx(200.0)  # (100 x 1 + 200 x 0.5) x 1
-    doubled = per_intersection_year(table, {**p, "equipped.cyclist": 0.2}, "crossing", "schwung")["cyclist_h"]
-    assert doubled == pytest.approx(400.0)
-    # all: 3 per int-hour + (k - 1) x schwung's 1 -> 4 at k = 2
-    assert per_intersection_year(table, p, "crossing", ALL)["cyclist_h"] == pytest.approx(600.0)
-    assert per_intersection_year(table, {**p, "equipped.cyclist": 0.2}, "crossing", ALL)["cyclist_h"] == \
-        pytest.approx(800.0)
-
-
-def test_greenflow_is_rescaled_to_real_emergency_passages() -> None:
-    params = _known_params()
-    table = _known_table(params)
-    p = params.values()
-    e = per_intersection_year(table, p, "crossing", "greenflow")
-    # real rate 876 / 300 h = 2.92 per int-hour vs 1.0 simulated: -0.5 x 2.92 x 200 weighted hours
-    assert e["veh_h"] == pytest.approx(-0.5 * 876 / 300 * 200)
-    # 876 passages x 10 s x hour-weighted scale (100/300 x 1 + 200/300 x 0.5) / 3600
-    assert e["ev_h"] == pytest.approx(876 * 10 * (1 / 3 + 1 / 3) / 3600)
-
-
-def test_monte_carlo_is_the_same_arithmetic_per_draw() -> None:
-    params = _known_params()
-    table = _known_table(params)
-    draws, info = monte_carlo(table, params, n=500, rng_seed=1)
-    assert info["varied"] == ["national.intersections"]
-    d = draws["rain"]["veh_h"]
-    assert d.shape == (500,)
-    # only the number of intersections varies and the result is linear in it
-    rng = np.random.default_rng(1)
-    n_int = params["national.intersections"].sample(rng, 500)
-    assert np.allclose(d, n_int * 196.25)
-    s = summarise(national(table, params.values(), "rain"), draws["rain"])
-    assert s["veh_h"]["p5"] < s["veh_h"]["central"] < s["veh_h"]["p95"]
-    rows = tornado(table, params, "rain")
-    assert rows[0]["name"] == "national.intersections"
-    assert rows[0]["veh_h_low"] == pytest.approx(98_125.0) and rows[0]["veh_h_high"] == pytest.approx(392_500.0)
-
-
-def test_seed_resampling_picks_paired_seeds() -> None:
-    params = _known_params()
-    table = _known_table(params)
-    table = copy.copy(table)
-    table.sweep = copy.copy(table.sweep)
-    table.sweep.seeds = (1, 2)
-    for m in table.effects.values():
-        for k in list(m):
-            m[k] = np.repeat(m[k], 2)
-    table.effects[("tjunction", "peak", "dry", "actuated", "rain")]["veh_h"] = np.array([0.0, 4.0])
-    table.ev_rate = {k: np.repeat(v, 2) for k, v in table.ev_rate.items()}
-    p = params.values()
-    mean = per_intersection_year(table, p, "tjunction", "rain")["veh_h"]
-    first = per_intersection_year(table, p, "tjunction", "rain", {"tjunction": 0})["veh_h"]
-    second = per_intersection_year(table, p, "tjunction", "rain", {"tjunction": 1})["veh_h"]
-    assert first < mean < second and mean == pytest.approx((first + second) / 2)
-    rows = tornado(table, params, "rain")
-    assert any(r["name"] == "simulation seed" for r in rows)
-
-
-def test_share_scaling_leaves_the_gain_of_actuation_over_fixed_time_alone() -> None:
-    params = _known_params(**{"baseline.fixed_time_share": 1.0})
-    table = _known_table(params)
-    for v in table.sweep.variants:
-        for w in ("dry", "rain"):
-            # vs fixed time: 10 (9 from actuation itself + 1 from the app); vs actuated: 1
-            table.effects[("crossing", v, w, "fixed-time", "schwung")]["veh_h"] = np.array([10.0])
-            table.effects[("crossing", v, w, "actuated", "schwung")]["veh_h"] = np.array([1.0])
-    p = params.values()
-    assert per_intersection_year(table, p, "crossing", "schwung")["veh_h"] == pytest.approx(200 * 10.0)
-    # twice the share doubles only the app's own part: 9 + 2 x 1 = 11
-    doubled = per_intersection_year(table, {**p, "equipped.cyclist": 0.2}, "crossing", "schwung")
-    assert doubled["veh_h"] == pytest.approx(200 * 11.0)
+    flat = [0.1] * 6 + [0.5] * 2 + [1.0] * 2 + [0.5] * 10 + [0.1] * 4
+    prof = parse_profiles({"source": "test", "weekday": {"days_per_year": 200, "weights": flat},
+                           "weekend": {"days_per_year": 100, "weights": [0.3] * 12 + [0.0] * 12}})
+    hours = hours_by_day_type(prof)
+    assert hours == {"weekday_peak": 400, "weekday_offpeak": 2400, "weekend": 1200, "night": 2000 + 1200}
+    data = _bundled()
+    p = parse_parameters(data)
+    assert sum(p.value(f"day_hours.{d}") for d in p.day_types) == pytest.approx(365 * 24)
+    assert "[profiles]" in p["day_hours.night"].source
+    with pytest.raises(ConfigError, match=r"\[profiles\].*weights.*24 hourly weights"):
+        parse_parameters({**data, "profiles": {**data["profiles"], "weekend": {"days_per_year": 100,
+                                                                               "weights": [1.0] * 23}}})

@@ -60,6 +60,8 @@ class VehicleTrips:
     vtype_index: IntArray
     departed: BoolArray
     arrived: BoolArray
+    #: SUMO's ``depart`` (when the vehicle entered; -1 for one still waiting to enter)
+    depart_s: FloatArray
     depart_delay_s: FloatArray
     duration_s: FloatArray
     route_length_m: FloatArray
@@ -137,6 +139,7 @@ def read_tripinfo(path: Path) -> TripInfo:
     # Typed arrays, not lists: 8 bytes a value instead of ~32 for a boxed Python float.
     v_vtype = array("q")
     v_departed = array("b")
+    v_depart = array("d")
     v_arrived = array("b")
     v_depart_delay = array("d")
     v_duration = array("d")
@@ -179,7 +182,9 @@ def read_tripinfo(path: Path) -> TripInfo:
                 a = elem.attrib
                 vtype = a.get("vType", "")
                 v_vtype.append(vtype_lookup.setdefault(vtype, len(vtype_lookup)))
-                v_departed.append(parse_time_s(a.get("depart", "-1")) >= 0.0)
+                depart_s = parse_time_s(a.get("depart", "-1"))
+                v_departed.append(depart_s >= 0.0)
+                v_depart.append(depart_s)
                 # A vehicle removed early (collision, teleport, TraCI) has an arrival time but
                 # a non-empty `vaporized`; it did not complete its trip.
                 v_arrived.append(
@@ -251,6 +256,7 @@ def read_tripinfo(path: Path) -> TripInfo:
         vtype_index=i64(v_vtype),
         departed=boolean(v_departed),
         arrived=boolean(v_arrived),
+        depart_s=f64(v_depart),
         depart_delay_s=f64(v_depart_delay),
         duration_s=f64(v_duration),
         route_length_m=f64(v_length),

@@ -36,7 +36,7 @@ __all__ = ["RunCache", "default_cache_dir", "job_key", "scenario_digest", "softw
 #: Engine sources whose change invalidates the cache (relative to the ivri package).
 _ENGINE_PARTS = ("core", "sumo", "metrics", "runner.py", "config.py", "errors.py")
 #: Bumped when the record that :func:`ivri.national.runs.execute` returns changes shape.
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 def default_cache_dir() -> Path:

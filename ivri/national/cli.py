@@ -22,7 +22,10 @@ _err = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escape: messages name sections such as [profiles], which rich would read as markup
+    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -48,6 +51,8 @@ def run_national(
     features: list[str] | None = None,
     seeds: list[int] | None = None,
     end_s: float | None = None,
+    warmup_s: float | None = None,
+    span_s: float | None = None,
     draws: int = 4000,
     console: Console | None = None,
 ) -> dict[str, Any]:
@@ -64,11 +69,12 @@ def run_national(
         raise ConfigError("--workers must be at least 1")
     params = load_parameters(params_file)
     sweep = build_sweep(params, quick=quick, scenarios=scenarios, networks=networks,
-                        features=features, seeds=seeds, end_s=end_s)
+                        features=features, seeds=seeds, end_s=end_s, warmup_s=warmup_s, span_s=span_s)
     jobs = sweep.jobs
     cache = RunCache(cache_dir or default_cache_dir())
     console.print(f"national estimate: {len(sweep.types)} type(s) x {len(sweep.variants)} variant(s) x "
-                  f"{len(sweep.arms)} arm(s) x {len(sweep.seeds)} seed(s) = {len(jobs)} runs; "
+                  f"{len(sweep.arms)} arm(s) x {len(sweep.seeds)} seed(s) = {len(jobs)} runs of "
+                  f"{sweep.warmup_s:.0f} s warm-up + {sweep.end_s - sweep.warmup_s:.0f} s counted; "
                   f"cache {cache.folder}")
     for note in sweep.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -96,9 +102,16 @@ def run_national(
     paths = write_report(res, out)
     c = res["g40_comparison"]
     console.print(f"{res['headline_feature']}: vehicle-loss hours {c['veh_h']['central']:,.0f} "
-                  f"(90 %: {c['veh_h']['p5']:,.0f} to {c['veh_h']['p95']:,.0f}) vs G40 467,000; "
-                  f"fuel {c['fuel_l']['central']:,.0f} L (90 %: {c['fuel_l']['p5']:,.0f} to "
-                  f"{c['fuel_l']['p95']:,.0f}) vs G40 17,000,000")
+                  f"(90 %: {c['veh_h']['p5']:,.0f} to {c['veh_h']['p95']:,.0f}; minimum detectable "
+                  f"{c['veh_h']['mde']:,.0f}) vs G40 467,000; fuel {c['fuel_l']['central']:,.0f} L "
+                  f"(90 %: {c['fuel_l']['p5']:,.0f} to {c['fuel_l']['p95']:,.0f}; minimum detectable "
+                  f"{c['fuel_l']['mde']:,.0f}) vs G40 17,000,000")
+    need = c["veh_h"].get("seeds_for_quarter_g40")
+    if need is not None:
+        console.print(f"seeds that resolve a quarter of G40 nationally: {need} ({len(res['seeds'])} run)")
+    conv = res["national"]["conversion"]["veh_h"]
+    console.print(f"fixed-time (Webster) -> actuated conversion, its own line: {conv['central']:,.0f} "
+                  f"vehicle-loss hours (90 %: {conv['p5']:,.0f} to {conv['p95']:,.0f})")
     console.print(f"{stats.hits} cached, {stats.misses} simulated; wrote " + ", ".join(str(p) for p in paths))
     return res
 
@@ -106,7 +119,7 @@ def run_national(
 def national(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for report.md, national.json and plots")],
     quick: Annotated[bool, typer.Option("--quick", help="a reduced set for CI: crossing and T-junction, "
-                     "short variant stopped at 300 s, one seed, greenflow and all")] = False,
+                     "short variant, 60 s warm-up + 240 s counted, one seed, the G40 package")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="address of an existing Dask "
                          "scheduler (default: a LocalCluster)")] = None,
     workers: Annotated[int, typer.Option("--workers", help="LocalCluster worker processes")] = 2,
@@ -114,15 +127,21 @@ def national(
                       "bundled ivri/national/parameters.toml")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="run cache folder (default: "
                      "~/.cache/ivri/national)")] = None,
-    scenarios: Annotated[str | None, typer.Option("--scenarios", help="comma-separated bundled types, "
-                         "e.g. crossing,grid (default: all four)")] = None,
+    scenarios: Annotated[str | None, typer.Option("--scenarios", help="comma-separated types: bundled "
+                         "(crossing,tjunction,corridor,grid: the default) and real-world ones "
+                         "(realworld:cologne3, ...; fetch them with ivri fetch-realworld)")] = None,
     network: Annotated[list[Path] | None, typer.Option("--network", help="a .sumocfg of your own as one "
                        "more intersection type (needs type_share.<name> in --params); repeatable")] = None,
-    features: Annotated[str | None, typer.Option("--features", help="comma-separated features, e.g. "
-                        "greenflow,schwung,all (default: every registered application and all)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated SUMO seeds "
-                     "(default 42,43,44; --quick: 42)")] = None,
-    end: Annotated[float | None, typer.Option("--end", help="stop every run at this time [s]")] = None,
+    features: Annotated[str | None, typer.Option("--features", help="comma-separated features and "
+                        "packages, e.g. g40,g40_cyclists,full,greenflow (default: every feature and package)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated SUMO seeds, or a count N "
+                     "for seeds 42..42+N-1 (default 20 seeds; --quick: 42)")] = None,
+    warmup: Annotated[float | None, typer.Option("--warmup", help="seconds simulated but not counted at "
+                      "the start of every run (default 900; --quick: 60)")] = None,
+    span: Annotated[float | None, typer.Option("--span", help="seconds counted after the warm-up "
+                    "(default 7200)")] = None,
+    end: Annotated[float | None, typer.Option("--end", help="cap warm-up + span at this many seconds "
+                                                            "(smoke runs)")] = None,
     draws: Annotated[int, typer.Option("--draws", help="Monte Carlo draws")] = 4000,
 ) -> None:
     """Simulate representative intersections and extrapolate to the Netherlands: vehicle-loss
@@ -134,11 +153,14 @@ def national(
             try:
                 seed_list = [int(s) for s in _csv(seeds) or []]
             except ValueError:
-                raise ConfigError(f"--seeds {seeds!r}: use integers, e.g. 42,43,44") from None
+                raise ConfigError(f"--seeds {seeds!r}: use integers, e.g. 42,43,44, or a count") from None
+            if len(seed_list) == 1 and "," not in seeds and 1 < seed_list[0] <= 1000:
+                seed_list = list(range(42, 42 + seed_list[0]))
         if draws < 100:
             raise ConfigError("--draws must be at least 100")
         run_national(out, quick=quick, scheduler=scheduler, workers=workers, params_file=params,
                      cache_dir=cache, scenarios=_csv(scenarios), networks=network,
-                     features=_csv(features), seeds=seed_list, end_s=end, draws=draws)
+                     features=_csv(features), seeds=seed_list, end_s=end, warmup_s=warmup, span_s=span,
+                     draws=draws)
     except IvriError as exc:
         _fail(str(exc))

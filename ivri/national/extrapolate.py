@@ -1,27 +1,39 @@
 """From per-intersection effects to a national figure per year, with Monte Carlo and tornado.
 
-For a feature ``f`` and an intersection type ``t`` (per signalised intersection, per year)::
+For a feature or package ``f`` and an intersection type ``t`` (per signalised intersection,
+per year)::
 
     E_t = sum over day types d:   hours_d * scale_d
           * sum over weather w:   (1 - r) for dry, r for rain            r = rain-hour share
-          * sum over baseline b:  phi for fixed time, 1 - phi for actuated
-          * e_f(t, variant_d, w, b)                      (effect per intersection-hour)
+          * e_f(t, variant_d, w)                          (effect per intersection-hour)
 
-    national_f = N * rollout * sum over t: share_t / sum(shares) * E_t
+    national_f      = N * rollout * sum over t: share_t / sum(shares) * E_t
+    national_conv   = N * phi     * sum over t: share_t / sum(shares) * E_t(conversion)
 
-Equipped shares: the runs use the parameter file's central shares; the Monte Carlo scales an
-application's effect by ``sampled share / simulated share`` (linear in the share, an
-assumption). GreenFlow's effect on general traffic is also scaled by the ratio of real
-emergency passages per intersection-hour (``emergency.passages_per_intersection_year`` /
-hours of the year) to the simulated ones (the bundled demand has 3 emergency vehicles an
-hour: far more than reality). ``all`` is corrected the same way, term by term::
+``phi`` is the share of today's lights that run fixed time; the conversion line is the effect
+of replacing a demand-timed fixed-time plan (Webster) by vehicle actuation, and is no part of
+any iVRI package.
 
-    e_all' = e_all + sum over single features f: (k_f - 1) * e_f
+Emergency rate (two levels instead of linear scaling). An arm with emergency priority is
+simulated at the rate ``lo`` (no emergency vehicles by default) and ``hi`` (the scenario's,
+about 3 an hour); its effect at the real rate ``x`` (passages per intersection-hour, times the
+equipped share over the simulated one) is interpolated::
 
-Emergency time saved per intersection per year = passages per year * equipped share /
-simulated share * (hour-weighted mean over day types of the saving per passage * scale_d).
+    e(x) = e_lo + (e_hi - e_lo) * (x - x_lo) / (x_hi - x_lo)
 
-Fuel in litres = petrol kg / petrol density + diesel kg / diesel density (parameter file).
+Equipped shares of the other applications: a single feature runs at the central share ``s1``
+and at a second share ``s2`` (the other end of the parameter's range); at a sampled share ``s``
+its effect is interpolated between the two, ``e_f(s) = e_1 + (e_2 - e_1) (s - s1) / (s2 - s1)``
+(bus priority also times the share of lights on a bus line). Where no second share was run,
+the effect scales linearly through zero, ``k_f = s / s1``. A package is corrected term by term
+with its single features' effects where they were simulated::
+
+    e_pkg' = e_pkg + sum over its features f:  e_f(s) - e_f(s1)
+
+Fuel in litres = (petrol kg / petrol density + diesel kg / diesel density) x fleet factor
++ depart-delay hours x the idle rate (vehicles waiting to enter burn fuel that SUMO does not
+count). Emergency-vehicle hours = passages per year x equipped ratio x the saving per
+emergency trip at ``hi`` / the network's number of intersections.
 
 Every function takes the parameters as a mapping of name -> float or numpy array (one value
 per Monte Carlo draw), and the seed choice per type as None (mean over seeds) or an integer
@@ -36,22 +48,24 @@ from typing import Any
 
 import numpy as np
 
-from ivri.national.effects import METRICS, EffectTable
+from ivri.national.effects import CONVERSION_LINE, METRICS, EffectTable
 from ivri.national.parameters import ParameterSet
-from ivri.national.sweep import ALL, BASELINES, EQUIPPED_KIND, TREATMENT_BASE
+from ivri.national.sweep import EQUIPPED_KIND, PACKAGES, SHARE_LEVEL
 
 __all__ = [
     "OUTPUTS",
     "headline_feature",
+    "lines",
     "monte_carlo",
     "national",
     "per_intersection_year",
     "summarise",
     "tornado",
+    "type_weights",
 ]
 
-#: Outputs per year: vehicle-loss hours, litres of fuel, kg CO2, cyclist hours, emergency hours.
-OUTPUTS = ("veh_h", "fuel_l", "co2_kg", "cyclist_h", "ev_h")
+#: Outputs per year.
+OUTPUTS = ("veh_h", "limit_h", "stops", "fuel_l", "co2_kg", "cyclist_h", "ev_h")
 
 Value = float | np.ndarray
 Params = Mapping[str, Value]
@@ -62,72 +76,101 @@ def _pick(arr: np.ndarray, idx: np.ndarray | int | None) -> Value:
     return float(arr.mean()) if idx is None else arr[idx]
 
 
-def _scale(table: EffectTable, p: Params, itype: str, variant: str, feature: str,
-           idx: np.ndarray | int | None) -> Value:
-    """The factor k_f of a single feature's effect on general traffic."""
+def _hours_total(table: EffectTable, p: Params) -> Value:
+    return sum(p[f"day_hours.{d}"] for d in table.sweep.day_variant)
+
+
+def _share_ratio(table: EffectTable, p: Params, feature: str) -> Value:
     kind = EQUIPPED_KIND.get(feature)
     if kind is None:
         return 1.0
-    sim_share = table.sweep.shares.get(kind, 0.0)
-    share_ratio = p[f"equipped.{kind}"] / sim_share if sim_share > 0 else 1.0
-    if feature != "greenflow":
-        return share_ratio
-    hours = sum(p[f"day_hours.{d}"] for d in table.sweep.day_variant)
-    real_rate = p["emergency.passages_per_intersection_year"] / hours
-    sim_rate = _pick(table.ev_rate[(itype, variant)], idx)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(np.asarray(sim_rate) > 0, real_rate / np.maximum(sim_rate, 1e-12), 0.0)
-    return share_ratio * (ratio if np.ndim(ratio) else float(ratio))
+    sim = table.sweep.shares.get(kind, 0.0)
+    k = p[f"equipped.{kind}"] / sim if sim > 0 else 1.0
+    if feature == "bus":
+        k = k * p["calibration.bus_line_share"]
+    return k
 
 
-def _effect(table: EffectTable, p: Params, itype: str, variant: str, weather: str, baseline: str,
-            feature: str, idx: np.ndarray | int | None) -> dict[str, Value]:
-    # Only an application's increment over its own base (vehicle-actuated) scales with its
-    # share; the gain of actuation over a fixed-time baseline does not:
-    #   e'(b) = e(b) + (k_f - 1) * e(actuated)   (for "all": summed over the single features)
-    e = table.get(itype, variant, weather, baseline, feature)
-    out: dict[str, Value] = {m: _pick(e[m], idx) for m in (*METRICS, "ev_s_per_passage")}
-    parts = [f for f in table.sweep.features if f != ALL and f in EQUIPPED_KIND] if feature == ALL \
-        else ([feature] if feature in EQUIPPED_KIND else [])
-    for f in parts:
-        k = _scale(table, p, itype, variant, f, idx)
-        increment = table.get(itype, variant, weather, TREATMENT_BASE, f)
+def _real_ev_rate(table: EffectTable, p: Params) -> Value:
+    """Equipped emergency passages per intersection-hour in reality."""
+    return p["emergency.passages_per_intersection_year"] / _hours_total(table, p) * _share_ratio(table, p, "greenflow")
+
+
+def _effect(table: EffectTable, p: Params, itype: str, variant: str, weather: str, feature: str,
+            idx: np.ndarray | int | None) -> dict[str, Value]:
+    lo = table.get(itype, variant, weather, "lo", feature)
+    out: dict[str, Value] = {m: _pick(lo[m], idx) for m in METRICS}
+    out["ev_s_per_trip"] = 0.0
+    if feature == CONVERSION_LINE:
+        return out
+    if table.has(itype, variant, weather, "hi", feature):
+        hi = table.get(itype, variant, weather, "hi", feature)
+        x_lo = _pick(table.ev_rate[(itype, variant, "lo")], idx)
+        x_hi = _pick(table.ev_rate[(itype, variant, "hi")], idx)
+        span = np.asarray(x_hi) - np.asarray(x_lo)
+        # A network without emergency vehicles (some real-world demand) has no emergency part
+        # to interpolate: its 'lo' effect stands.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(span > 1e-9, (_real_ev_rate(table, p) - x_lo) / np.where(span > 1e-9, span, 1.0), 0.0)
+        if np.ndim(frac) == 0:
+            frac = float(frac)
         for m in METRICS:
-            out[m] = out[m] + (k - 1.0) * _pick(increment[m], idx)
+            out[m] = out[m] + (_pick(hi[m], idx) - out[m]) * frac
+        out["ev_s_per_trip"] = _pick(hi["ev_s_per_trip"], idx)
+    parts = PACKAGES.get(feature, (feature,))
+    for f in parts:
+        if f == "greenflow" or f not in EQUIPPED_KIND or not table.has(itype, variant, weather, "lo", f):
+            continue
+        single = table.get(itype, variant, weather, "lo", f)
+        line = p["calibration.bus_line_share"] if f == "bus" else 1.0
+        s2 = table.sweep.share_levels.get(f)
+        if s2 is not None and table.has(itype, variant, weather, SHARE_LEVEL, f):
+            # Two measured shares: interpolate between them (not through zero).
+            kind = EQUIPPED_KIND[f]
+            s1 = table.sweep.shares[kind]
+            second = table.get(itype, variant, weather, SHARE_LEVEL, f)
+            frac = (p[f"equipped.{kind}"] - s1) / (s2 - s1)
+            for m in METRICS:
+                e1 = _pick(single[m], idx)
+                adjusted = (e1 + (_pick(second[m], idx) - e1) * frac) * line
+                out[m] = out[m] + adjusted - e1
+        else:
+            k = _share_ratio(table, p, f)
+            for m in METRICS:
+                out[m] = out[m] + (k - 1.0) * _pick(single[m], idx)
     return out
 
 
 def per_intersection_year(table: EffectTable, p: Params, itype: str, feature: str,
                           seeds: SeedPick = None) -> dict[str, Value]:
-    """Annual effect of ``feature`` at one intersection of type ``itype`` (savings > 0)."""
+    """Annual effect of ``feature`` (or the conversion line) at one intersection of ``itype``."""
     idx = None if seeds is None else seeds.get(itype)
     r = p["weather.rain_hour_share"]
-    phi = p["baseline.fixed_time_share"]
-    days = table.sweep.day_variant
-    hours_total = sum(p[f"day_hours.{d}"] for d in days)
-    acc: dict[str, Value] = {m: 0.0 for m in (*METRICS, "ev_s_per_passage")}
-    for day, variant in days.items():
+    fixed = table.sweep.fixed_variant.get(itype)
+    acc: dict[str, Value] = {m: 0.0 for m in METRICS}
+    ev_s = 0.0
+    hours_total = _hours_total(table, p)
+    for day, variant in table.sweep.day_variant.items():
         hours, scale = p[f"day_hours.{day}"], p[f"day_scale.{day}"]
         for weather, ww in (("dry", 1.0 - r), ("rain", r)):
-            for baseline, wb in zip(BASELINES, (phi, 1.0 - phi), strict=True):
-                e = _effect(table, p, itype, variant, weather, baseline, feature, idx)
-                for m in METRICS:
-                    acc[m] = acc[m] + hours * scale * ww * wb * e[m]
-                acc["ev_s_per_passage"] = (acc["ev_s_per_passage"]
-                                           + hours / hours_total * scale * ww * wb * e["ev_s_per_passage"])
-    ev_share = 1.0
-    if feature in ("greenflow", ALL):
-        sim = table.sweep.shares.get("emergency", 0.0)
-        ev_share = p["equipped.emergency"] / sim if sim > 0 else 1.0
-    fuel_l = (acc["petrol_kg"] * 1000.0 / p["fuel.density_petrol_g_per_l"]
-              + acc["diesel_kg"] * 1000.0 / p["fuel.density_diesel_g_per_l"])
-    return {
-        "veh_h": acc["veh_h"],
-        "fuel_l": fuel_l,
-        "co2_kg": acc["co2_kg"],
-        "cyclist_h": acc["cyclist_h"],
-        "ev_h": p["emergency.passages_per_intersection_year"] * ev_share * acc["ev_s_per_passage"] / 3600.0,
-    }
+            e = _effect(table, p, itype, fixed or variant, weather, feature, idx)
+            for m in METRICS:
+                acc[m] = acc[m] + hours * scale * ww * e[m]
+            ev_s = ev_s + hours / hours_total * ww * e["ev_s_per_trip"]
+    n_int = _n_intersections(table, itype)
+    fuel_l = ((acc["petrol_kg"] * 1000.0 / p["fuel.density_petrol_g_per_l"]
+               + acc["diesel_kg"] * 1000.0 / p["fuel.density_diesel_g_per_l"]) * p["fuel.fleet_factor"]
+              + acc["depart_delay_h"] * p["fuel.idle_l_per_h"])
+    ev_h = 0.0
+    if feature != CONVERSION_LINE:
+        ev_h = (p["emergency.passages_per_intersection_year"] * _share_ratio(table, p, "greenflow")
+                * ev_s / n_int / 3600.0)
+    return {"veh_h": acc["veh_h"], "limit_h": acc["limit_h"], "stops": acc["stops"], "fuel_l": fuel_l,
+            "co2_kg": acc["co2_kg"] * p["fuel.fleet_factor"], "cyclist_h": acc["cyclist_h"], "ev_h": ev_h}
+
+
+def _n_intersections(table: EffectTable, itype: str) -> float:
+    return float(table.n_intersections.get(itype, 1))
 
 
 def type_weights(table: EffectTable, p: Params) -> dict[str, Value]:
@@ -138,34 +181,37 @@ def type_weights(table: EffectTable, p: Params) -> dict[str, Value]:
 
 
 def national(table: EffectTable, p: Params, feature: str, seeds: SeedPick = None) -> dict[str, Value]:
-    """National annual effect of ``feature`` (see the module docstring)."""
-    n = p["national.intersections"] * p["national.rollout_share"]
-    weights = type_weights(table, p)
+    """National annual effect of ``feature``, or of the conversion line (see the module docstring)."""
+    share = p["baseline.fixed_time_share"] if feature == CONVERSION_LINE else p["national.rollout_share"]
+    n = p["national.intersections"] * share
     out: dict[str, Value] = dict.fromkeys(OUTPUTS, 0.0)
-    for t, w in weights.items():
+    for t, w in type_weights(table, p).items():
         e = per_intersection_year(table, p, t, feature, seeds)
         for k in OUTPUTS:
             out[k] = out[k] + n * w * e[k]
     return out
 
 
+def lines(table: EffectTable) -> tuple[str, ...]:
+    """Everything the estimate reports: features, packages and the conversion line."""
+    return (*table.sweep.features, CONVERSION_LINE)
+
+
 def headline_feature(table: EffectTable) -> str:
-    return ALL if ALL in table.sweep.features else table.sweep.features[-1]
+    """G40's scope when simulated, else the last feature."""
+    return "g40" if "g40" in table.sweep.features else table.sweep.features[-1]
 
 
 def monte_carlo(table: EffectTable, params: ParameterSet, n: int = 4000, rng_seed: int = 20210301
                 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-    """``n`` draws of every uncertain parameter and of the seed of each type.
-
-    Returns per feature the arrays of national outputs, and a description of the draws.
-    """
+    """``n`` draws of every uncertain parameter and of the seed of each type."""
     rng = np.random.default_rng(rng_seed)
     p: dict[str, Value] = dict(params.values())
     for name in params.uncertain():
         p[name] = params[name].sample(rng, n)
     seeds = {t: rng.integers(0, table.n_seeds, n) for t in table.sweep.types}
     draws: dict[str, dict[str, np.ndarray]] = {}
-    for f in table.sweep.features:
+    for f in lines(table):
         res = national(table, p, f, seeds)
         draws[f] = {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in res.items()}
     info = {"draws": n, "rng_seed": rng_seed, "varied": params.uncertain(),
@@ -195,7 +241,11 @@ def tornado(table: EffectTable, params: ParameterSet, feature: str,
     central = params.values()
     base = national(table, central, feature)
     rows = []
+    unused = {f"type_share.{t}" for t in (k.partition(".")[2] for k in central if k.startswith("type_share."))
+              if t not in table.sweep.types}
     for name in params.uncertain():
+        if name in unused:  # the share of a type that was not simulated moves nothing
+            continue
         lo = national(table, {**central, name: params[name].low}, feature)
         hi = national(table, {**central, name: params[name].high}, feature)
         rows.append({"name": name, "low_value": params[name].low, "high_value": params[name].high,

@@ -16,7 +16,9 @@ The file's layout (see the bundled ``parameters.toml``)::
     source = "..."
     distribution = "triangular"       # or "uniform", "fixed"
 
-A parameter's name is its dotted path under ``[parameters]``.
+A parameter's name is its dotted path under ``[parameters]``. An optional ``[profiles]``
+section (24-hour demand profiles per kind of day, :mod:`ivri.national.profiles`) sets the
+values of the ``day_hours.*`` parameters.
 """
 
 from __future__ import annotations
@@ -63,6 +65,16 @@ REQUIRED = (
     "baseline.fixed_time_share",
     "fuel.density_petrol_g_per_l",
     "fuel.density_diesel_g_per_l",
+    "fuel.idle_l_per_h",
+    "fuel.fleet_factor",
+    "calibration.emergency_low_per_h",
+    "calibration.bus_line_share",
+    "baseline.kar_checkin_m",
+    "baseline.kar_approach_speed_mps",
+    "ivri.emergency_range_m",
+    "ivri.bus_horizon_s",
+    "webster.saturation_pcu_h_lane",
+    "webster.max_cycle_s",
     "reference.g40_vehicle_loss_hours",
     "reference.g40_fuel_litres",
 )
@@ -107,6 +119,8 @@ class ParameterSet(BaseModel):
     day_types: dict[str, str]
     parameters: dict[str, Parameter]
     path: str = ""
+    #: The [profiles] section as read (None when the file has none).
+    profiles: dict[str, Any] | None = None
 
     def __getitem__(self, name: str) -> Parameter:
         try:
@@ -138,6 +152,7 @@ class ParameterSet(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "digest": self.digest(), "day_types": dict(self.day_types),
+                "profiles": self.profiles,
                 "parameters": {k: p.model_dump() for k, p in self.parameters.items()}}
 
 
@@ -158,9 +173,10 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def parse_parameters(data: Mapping[str, Any], path: str = "") -> ParameterSet:
     """Validate parsed TOML; errors name the parameter and the problem in one line."""
     where = f" in {path}" if path else ""
-    unknown = set(data) - {"day_types", "parameters"}
+    unknown = set(data) - {"day_types", "parameters", "profiles"}
     if unknown:
-        raise ConfigError(f"unknown section(s) {sorted(unknown)}{where}; expected [day_types] and [parameters]")
+        raise ConfigError(f"unknown section(s) {sorted(unknown)}{where}; expected [day_types], [parameters] "
+                          "and optionally [profiles]")
     raw_days = data.get("day_types")
     if not isinstance(raw_days, Mapping) or not raw_days:
         raise ConfigError(f"[day_types] is missing or empty{where}")
@@ -175,7 +191,23 @@ def parse_parameters(data: Mapping[str, Any], path: str = "") -> ParameterSet:
             loc = ".".join(str(x) for x in err["loc"])
             msg = str(err["msg"]).removeprefix("Value error, ")
             raise ConfigError(f"parameter {name!r}{where}: {loc + ': ' if loc else ''}{msg}") from None
-    pset = ParameterSet(day_types={str(k): str(v) for k, v in raw_days.items()}, parameters=params, path=path)
+    profiles = None
+    if "profiles" in data:
+        from ivri.national.profiles import hours_by_day_type, parse_profiles
+
+        prof = parse_profiles(data["profiles"], where)
+        profiles = prof.model_dump()
+        for day, hours in hours_by_day_type(prof).items():
+            old = params.get(f"day_hours.{day}")
+            if old is None or day not in raw_days:
+                continue
+            # The profile sets the value; the range keeps its relative width around it.
+            k = hours / old.value if old.value else 1.0
+            params[f"day_hours.{day}"] = Parameter(
+                value=hours, low=old.low * k, high=old.high * k, unit=old.unit, distribution=old.distribution,
+                source=f"from the 24-hour profiles ([profiles]: {prof.source})")
+    pset = ParameterSet(day_types={str(k): str(v) for k, v in raw_days.items()}, parameters=params, path=path,
+                        profiles=profiles)
     pset.require(REQUIRED)
     for day in pset.day_types:
         pset.require([f"day_hours.{day}", f"day_scale.{day}"])

@@ -21,18 +21,15 @@ from typing import Any
 from ivri.errors import ConfigError
 from ivri.national.cache import RunCache, job_key, scenario_digest, software_fingerprint
 from ivri.national.sweep import Job
+from ivri.runner import run_dir_of
 
 __all__ = ["RunStats", "cluster_client", "execute", "run_jobs", "slim_record"]
 
 ProgressFn = Callable[[int, int, Job, dict[str, Any]], None]
 
 
-def slim_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """What the estimate needs from a run record."""
-    from ivri.metrics.fuel import FUEL_DENSITY_G_PER_L
-
-    by_mode = rec["by_mode"]
-    bike = by_mode.get("bicycle", {})
+def slim_record(rec: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+    """What the estimate needs from a run record and the KPIs of its counted window."""
     safety = rec.get("safety") or {}
     return {
         "scenario": rec["scenario"],
@@ -42,26 +39,28 @@ def slim_record(rec: dict[str, Any]) -> dict[str, Any]:
         "simulated_s": rec["simulated_s"],
         "wall_time_s": rec["wall_time_s"],
         "n_intersections": max(len(rec.get("by_intersection") or {}), 1),
-        "vehicle_loss_hours": rec["vehicle_loss_hours"],
-        "fuel_litres": rec["fuel_litres"],
-        # Mass, so that the extrapolation can apply the parameter file's densities.
-        "petrol_kg": rec["fuel_petrol_litres"] * FUEL_DENSITY_G_PER_L["petrol"] / 1000.0,
-        "diesel_kg": rec["fuel_diesel_litres"] * FUEL_DENSITY_G_PER_L["diesel"] / 1000.0,
-        "co2_kg": rec["co2_kg"],
-        "stops": rec["stops"],
-        "emergency_time_lost_s": rec["emergency_time_lost_s"],
-        "emergency_trips": by_mode.get("emergency", {}).get("trips", 0),
+        # The whole run (warm-up included), for reference and the emergency-passage rate.
+        "run_vehicle_loss_hours": rec["vehicle_loss_hours"],
         "emergency_passages": int(safety.get("emergency_passages", 0)),
-        "cyclist_loss_h": (bike.get("time_loss_s", 0.0) + bike.get("depart_delay_s", 0.0)) / 3600.0,
-        "cyclist_trips": bike.get("trips", 0),
-        "by_mode": {m: {k: v.get(k) for k in ("trips", "mean_delay_s", "mean_stops", "time_loss_s")}
-                    for m, v in by_mode.items()},
+        "teleports": (rec.get("health") or {}).get("teleports"),
+        # The counted window: every figure of the estimate comes from here.
+        **window,
     }
 
 
 def execute(job: Job) -> dict[str, Any]:
-    """Run one job in a temporary folder (on a worker) and return its slim record."""
-    from ivri.runner import RunSpec, run_controller
+    """Run one job in a temporary folder (on a worker) and return its slim record.
+
+    The scenario is copied with its demand stretched to the run's end (and its emergency
+    vehicles thinned to the job's rate) where that is needed; only trips that want to depart
+    after the warm-up are counted (:mod:`ivri.national.window`).
+    """
+    from ivri.metrics import tripinfo_path
+    from ivri.metrics.tripinfo import read_tripinfo
+    from ivri.national.demand import prepare_scenario
+    from ivri.national.window import reference_speed_mps, window_metrics
+    from ivri.runner import RunSpec, resolve_scenario, run_controller
+    from ivri.sumo.sumocfg import read_sumocfg
 
     tmp = Path(tempfile.mkdtemp(prefix="ivri-national-"))
     try:
@@ -70,10 +69,26 @@ def execute(job: Job) -> dict[str, Any]:
             rain = tmp / "rain.csv"
             # A step series: the value holds from t = 0 to the end of the run.
             rain.write_text(f"time_s,rain_mm_h\n0,{job.rain_mm_h}\n", encoding="utf-8")
-        rec = run_controller(RunSpec(scenario=job.scenario, controller=job.controller, seed=job.seed,
-                                     out_dir=tmp, end_s=job.end_s, v2x=True,
-                                     v2x_shares=dict(job.shares), rain=rain))
-        return slim_record(rec)
+        _, sumocfg = resolve_scenario(job.scenario)
+        cfg = read_sumocfg(sumocfg)
+        begin = cfg.begin_s
+        scen_end = cfg.end_s if cfg.end_s is not None else begin + 3600.0
+        want_end = begin + (job.end_s if job.end_s is not None else scen_end - begin)
+        scenario = job.scenario
+        if begin == 0.0 and (want_end > scen_end + 1e-9 or job.emergency_per_h is not None):
+            path, _ = prepare_scenario(sumocfg, tmp / "scenario", want_end, job.emergency_per_h)
+            scenario = str(path)
+        else:
+            want_end = min(want_end, scen_end)
+        rec = run_controller(RunSpec(scenario=scenario, controller=job.controller, seed=job.seed,
+                                     out_dir=tmp / "run", end_s=want_end, v2x=True,
+                                     v2x_shares=dict(job.shares), rain=rain,
+                                     controller_params=job.controller_params()))
+        run_dir = run_dir_of(tmp / "run", job.controller)
+        window = window_metrics(read_tripinfo(tripinfo_path(run_dir)), rec["vtype_modes"],
+                                rec["vtype_fuels"], begin + job.warmup_s, want_end,
+                                reference_speed_mps(cfg.net_file))
+        return slim_record(rec, window)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -172,11 +187,15 @@ def run_jobs(
     return results, stats
 
 
-_TYPE_COST = {"grid": 9.0, "corridor": 5.0, "crossing": 1.0, "tjunction": 0.8}
+_TYPE_COST = {"grid": 9.0, "corridor": 5.0, "crossing": 1.0, "tjunction": 0.8,
+              "realworld:cologne3": 6.0, "realworld:cologne8": 15.0, "realworld:ingolstadt7": 10.0,
+              "realworld:ingolstadt21": 30.0}
 _VARIANT_COST = {"peak": 2.5, "offpeak": 1.0, "short": 0.4}
 
 
 def _expected_cost(job: Job) -> float:
     name, _, variant = job.scenario.partition(":")
     apps = job.controller.count("+")
-    return _TYPE_COST.get(name, 3.0) * _VARIANT_COST.get(variant, 2.0) * (1.0 + 0.1 * apps)
+    length = (job.end_s or 3600.0) / 3600.0
+    base = _TYPE_COST.get(job.scenario, _TYPE_COST.get(name, 3.0))
+    return base * _VARIANT_COST.get(variant, 2.0) * (1.0 + 0.1 * apps) * length

@@ -1,0 +1,55 @@
+"""The paired effect, its interval, the minimum detectable effect and the seeds it needs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ivri.errors import ConfigError
+from ivri.national.power import mde, paired_effect, seeds_needed
+
+
+def test_mde_on_a_synthetic_sample_matches_the_t_table() -> None:
+    # Differences 1..5: mean 3, sd sqrt(2.5) = 1.5811, n = 5, 4 degrees of freedom.
+    base = np.array([11.0, 12.0, 13.0, 14.0, 15.0])
+    treat = np.full(5, 10.0)
+    e = paired_effect(base, treat, alpha=0.10, power=0.80)
+    assert e.mean == pytest.approx(3.0)
+    assert e.sd == pytest.approx(math.sqrt(2.5))
+    # Student t table, 4 df: t_0.95 = 2.132, t_0.80 = 0.941.
+    assert e.mde == pytest.approx((2.132 + 0.941) * math.sqrt(2.5) / math.sqrt(5), rel=1e-3)
+    assert e.low == pytest.approx(3.0 - 2.132 * math.sqrt(2.5) / math.sqrt(5), rel=1e-3)
+    assert e.high == pytest.approx(3.0 + 2.132 * math.sqrt(2.5) / math.sqrt(5), rel=1e-3)
+    assert e.resolved
+    # alpha 0.05: t_0.975 (4 df) = 2.776.
+    assert mde(math.sqrt(2.5), 5, alpha=0.05) == pytest.approx((2.776 + 0.941) * math.sqrt(0.5), rel=1e-3)
+
+
+def test_noise_larger_than_the_effect_is_not_resolved() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(10.0, 1.0, 6)
+    treat = base - 0.01 + rng.normal(0.0, 1.0, 6)
+    e = paired_effect(base, treat)
+    assert not e.resolved
+    assert e.mde > abs(e.mean)
+
+
+def test_seeds_needed_is_the_smallest_n_whose_mde_is_small_enough() -> None:
+    n = seeds_needed(0.25, 1.0, alpha=0.10, power=0.80)
+    # Normal approximation ((1.645 + 0.842) / 0.25)^2 = 98.9; t quantiles add a little.
+    assert 99 <= n <= 103
+    assert mde(1.0, n, 0.10, 0.80) <= 0.25 < mde(1.0, n - 1, 0.10, 0.80)
+    # Halving the effect takes about four times the seeds.
+    assert seeds_needed(0.125, 1.0) == pytest.approx(4 * n, rel=0.03)
+
+
+def test_one_seed_detects_nothing_and_bad_levels_are_errors() -> None:
+    assert mde(1.0, 1) == math.inf
+    e = paired_effect(np.array([2.0]), np.array([1.0]))
+    assert e.mde == math.inf and not e.resolved
+    with pytest.raises(ConfigError, match="alpha"):
+        mde(1.0, 5, alpha=1.5)
+    with pytest.raises(ConfigError, match="zero"):
+        seeds_needed(0.0, 1.0)

@@ -315,7 +315,8 @@ class SumoBridge:
             return
         emulate = self.v2x_options is not None and self.control
         self.observer = Observer(conn, self.compiled, self.link_maps, self.detectors, dt_s=self.dt_s,
-                                 lanes_only=not self.control, person_details=emulate)
+                                 lanes_only=not self.control, person_details=emulate,
+                                 direct=self.backend == "libsumo")
         if emulate:
             # Imported here: the emulator reads TraCI's variable ids from traci.constants, and
             # importing the bridge must not load SUMO's packages.

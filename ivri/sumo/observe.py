@@ -128,6 +128,38 @@ def _aggregate(halting: np.ndarray, vehicles: np.ndarray, loop_since: np.ndarray
         demand[c] = queue[c] > 0.0 or gap[c] < call_window_s
 
 
+@njit
+def _exit_blocked(standing_s: np.ndarray, blocked_after_s: float, exit_loop: np.ndarray, exit_col: np.ndarray,
+                  n_exits: np.ndarray, down_loop: np.ndarray, down_col: np.ndarray, controlled: np.ndarray,
+                  wave_s: np.ndarray, shown: np.ndarray, green_for_s: np.ndarray, dt_s: float,
+                  standing: np.ndarray, released: np.ndarray, n_blocked: np.ndarray,
+                  out: np.ndarray) -> None:  # pragma: no cover - numba
+    """Fill ``out`` (bool flat ``[I*G]``): at least half of a group's exit loops are blocked.
+
+    A loop is blocked when a vehicle has stood over it for ``blocked_after_s``; a loop on the
+    stop-line lane of a controlled group (``controlled``) only once that group has been green
+    (``shown``, flat int8; empty when unknown) for the loop's ``wave_s``. ``green_for_s`` is
+    the time each group has shown green, updated here; ``standing``, ``released`` and
+    ``n_blocked`` are scratch arrays."""
+    for k in range(standing_s.shape[0]):
+        standing[k] = standing_s[k] >= blocked_after_s
+    if shown.shape[0] > 0 and down_loop.shape[0] > 0:
+        for c in range(green_for_s.shape[0]):
+            green_for_s[c] = green_for_s[c] + dt_s if shown[c] == GREEN else 0.0
+        released[:] = False
+        for k in range(down_loop.shape[0]):
+            if green_for_s[down_col[k]] >= wave_s[down_loop[k]]:
+                released[down_loop[k]] = True
+        for k in range(standing.shape[0]):
+            standing[k] = standing[k] and (not controlled[k] or released[k])
+    n_blocked[:] = 0
+    for k in range(exit_loop.shape[0]):
+        if standing[exit_loop[k]]:
+            n_blocked[exit_col[k]] += 1
+    for c in range(out.shape[0]):
+        out[c] = n_exits[c] > 0 and 2 * n_blocked[c] >= n_exits[c]
+
+
 class _Domain:
     """Objects of one domain subscribed to the same variables, read into one array per variable.
 
@@ -287,6 +319,10 @@ class Observer:
                 ahead_m = max(float(conn.lane.getLength(d.lane)) - d.pos_m, 0.0)
                 self._wave_s[loop_pos[d.id]] = EXIT_BLOCKED_S + START_WAVE_S_PER_M * ahead_m
         self._green_for_s = np.zeros(n_i * n_g)
+        self._standing = np.zeros(len(loops), dtype=np.bool_)
+        self._released = np.zeros(len(loops), dtype=np.bool_)
+        self._n_blocked = np.zeros(n_i * n_g, dtype=np.int64)
+        self._no_shown = np.zeros(0, dtype=np.int8)
 
         # --- pedestrians: (walking area, crossing) -> columns -----------------------------------
         self._ped_key: dict[tuple[str, str], list[int]] = {}
@@ -394,14 +430,9 @@ class Observer:
                    obs.queue_veh.reshape(-1), obs.approach_veh.reshape(-1),
                    obs.downstream_queue_veh.reshape(-1), obs.gap_s.reshape(-1), obs.demand.reshape(-1))
         if obs.exit_blocked is not None:
-            standing = self._standing_s >= EXIT_BLOCKED_S
-            if shown is not None and len(self._down_loop):
-                self._green_for_s = np.where(shown.reshape(-1) == GREEN, self._green_for_s + self.dt_s, 0.0)
-                released = self._green_for_s[self._down_col] >= self._wave_s[self._down_loop]
-                n_released = np.bincount(self._down_loop, weights=released, minlength=standing.size)
-                standing &= ~self._controlled | (n_released > 0)
-            blocked = standing[self._exit_loop]
-            n_blocked = np.bincount(self._exit_col, weights=blocked, minlength=self._n_exits.size)
-            np.logical_and(self._n_exits > 0, 2.0 * n_blocked >= self._n_exits,
-                           out=obs.exit_blocked.reshape(-1))
+            _exit_blocked(self._standing_s, EXIT_BLOCKED_S, self._exit_loop, self._exit_col, self._n_exits,
+                          self._down_loop, self._down_col, self._controlled, self._wave_s,
+                          self._no_shown if shown is None else shown.reshape(-1), self._green_for_s,
+                          self.dt_s, self._standing, self._released, self._n_blocked,
+                          obs.exit_blocked.reshape(-1))
         return obs

@@ -330,13 +330,22 @@ class SignalCore:
                                       self._req_kept, self._ext_kept)
             request, hold = self._req_kept, self._ext_kept
         self._last_extend = hold
-        self._kernel(
-            self._timing, self._sets, self.signals, request, calls, hold, self.t_s, self.dt_s,
-            self.changed,
-        )
+        if self.monitor:
+            # The monitor checks each intersection inside the kernel's loop, right after it
+            # advanced (its own masks and code: ivri.core.safety.monitor_row).
+            mon = self._conflict_monitor
+            self._kernel(
+                self._timing, self._sets, self.signals, request, calls, hold, self.t_s, self.dt_s,
+                self.changed, mon.valid, mon.masks, self._bad,
+            )
+        else:
+            self._kernel(
+                self._timing, self._sets, self.signals, request, calls, hold, self.t_s, self.dt_s,
+                self.changed,
+            )
         if self._has_commitment:
             release_changed(self.committed, self._aspect, self.signals.state)
-        if self.monitor and self._conflict_monitor.check(self.signals.state, self._bad):
+        if self.monitor and self._bad.any():
             raise SafetyViolation(self._describe_violation())
         return self.changed
 

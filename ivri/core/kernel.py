@@ -27,6 +27,7 @@ import numpy as np
 from ivri.core.compile import Timing
 from ivri.core.idx import AMBER, GREEN, RED
 from ivri.core.jit import njit, njit_parallel, prange
+from ivri.core.safety import monitor_row
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
@@ -248,6 +249,12 @@ _ADVANCE_DOC = """Advance every signal group of every intersection by one tick, 
     ``[t_s, t_s + dt_s)``), ``dt_s`` the tick length, and ``changed`` (bool ``[I]``, output:
     True where any group changed aspect). Returns the number of intersections that changed.
 
+    With ``monitor_valid``, ``monitor_masks`` (a :class:`~ivri.core.safety.ConflictMonitor`'s
+    ``valid`` and ``masks``) and ``bad`` (bool ``[I]``, output), the conflict monitor checks
+    each intersection right after it advanced (:func:`~ivri.core.safety.monitor_row`, with
+    the monitor's own masks), while its row is still in the cache: ``bad[i]`` is True where
+    it shows conflicting greens, as a separate pass of the monitor would find.
+
     Per tick and intersection, in this order:
 
     1. ``elapsed_s += dt_s`` for every group; ``wait_s += dt_s`` for a valid group with demand
@@ -290,6 +297,9 @@ def _make_advance_kernel(parallel: bool) -> Callable[..., int]:
         t_s: float,
         dt_s: float,
         changed: np.ndarray,
+        monitor_valid: np.ndarray | None = None,
+        monitor_masks: np.ndarray | None = None,
+        bad: np.ndarray | None = None,
     ) -> int:
         n_changed = 0
         for i in loop(sig.state.shape[0]):
@@ -299,6 +309,8 @@ def _make_advance_kernel(parallel: bool) -> Callable[..., int]:
             changed[i] = hit
             if hit:
                 n_changed += 1
+            if bad is not None:  # resolved at compile time: no monitor, no branch
+                bad[i] = monitor_row(monitor_valid, monitor_masks, sig.state, i)
         return n_changed
 
     name = "advance_kernel_parallel" if parallel else "advance_kernel"

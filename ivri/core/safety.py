@@ -31,6 +31,7 @@ __all__ = [
     "conflicting_greens",
     "conflicting_pairs",
     "green_conflict_masks",
+    "monitor_row",
 ]
 
 #: Slack of the recorder's duration checks. The kernel may act up to 1 ns early (its timer
@@ -62,25 +63,34 @@ def green_conflict_masks(timing: Timing) -> np.ndarray:
 
 
 @njit
+def monitor_row(valid: np.ndarray, masks: np.ndarray, state: np.ndarray, i: int) -> bool:
+    """True when intersection ``i`` of ``state`` shows two conflicting greens (``masks`` from
+    :func:`green_conflict_masks`) or a padding column that is not red.
+
+    Also called by the core's advance kernel right after it advanced intersection ``i``
+    (:func:`~ivri.core.kernel.advance_kernel` with a monitor), while that row is still in
+    the cache; the masks stay the monitor's own."""
+    # Without branches on the aspects (they change from row to row and would be mispredicted):
+    # one pass collects the greens and any padding column that is not red, a second one ORs
+    # the conflict masks of the green groups (times 1 for a green group, times 0 otherwise).
+    n_g = state.shape[1]
+    green_m = _ZERO
+    padding_lit = False
+    for g in range(n_g):
+        s = state[i, g]
+        green_m |= np.uint64(s == GREEN) << np.uint64(g)
+        padding_lit |= (s != RED) & (not valid[i, g])
+    clash = _ZERO
+    for g in range(n_g):
+        clash |= masks[i, g] * ((green_m >> np.uint64(g)) & _ONE)
+    return padding_lit or (clash & green_m) != _ZERO
+
+
+@njit
 def _monitor_kernel(valid: np.ndarray, masks: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
-    n_i, n_g = state.shape
     n_bad = 0
-    for i in range(n_i):
-        green_m = _ZERO
-        bad = False
-        for g in range(n_g):
-            s = state[i, g]
-            if s == RED:
-                continue
-            if not valid[i, g]:
-                bad = True  # a padding column is never anything but red
-            if s == GREEN:
-                green_m |= _ONE << np.uint64(g)
-        if not bad and green_m != _ZERO:
-            for g in range(n_g):
-                if (green_m & (_ONE << np.uint64(g))) != _ZERO and (masks[i, g] & green_m) != _ZERO:
-                    bad = True
-                    break
+    for i in range(state.shape[0]):
+        bad = monitor_row(valid, masks, state, i)
         out[i] = bad
         if bad:
             n_bad += 1
@@ -92,15 +102,16 @@ class ConflictMonitor:
 
     ``check(state, out)`` fills ``out`` (bool ``[I]``) with True where an intersection shows
     two conflicting greens (or a padding column that is not red) and returns how many do.
+    ``valid`` and ``masks`` are its arrays, for :func:`monitor_row` inside the core's kernel.
     """
 
     def __init__(self, timing: Timing) -> None:
-        self._valid = np.ascontiguousarray(timing.valid, dtype=np.bool_)
-        self._masks = green_conflict_masks(timing)
+        self.valid = np.ascontiguousarray(timing.valid, dtype=np.bool_)
+        self.masks = green_conflict_masks(timing)
 
     def check(self, state: np.ndarray, out: np.ndarray) -> int:
         """Check the aspects ``state`` (int8 ``[I, G]``); see the class docstring."""
-        return int(_monitor_kernel(self._valid, self._masks, state, out))
+        return int(_monitor_kernel(self.valid, self.masks, state, out))
 
 
 def conflicting_greens(timing: Timing, state: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

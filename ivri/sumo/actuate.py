@@ -26,6 +26,7 @@ import numpy as np
 
 from ivri.core.compile import CompiledNetwork
 from ivri.core.idx import AMBER, GREEN, MODE_PEDESTRIAN, RED
+from ivri.core.jit import njit
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 from ivri.sumo.connection import SumoConnection
@@ -34,6 +35,31 @@ from ivri.sumo.network import TlsLinkMap
 __all__ = ["Actuator"]
 
 _G, _g, _y, _r = (ord(c) for c in "Ggyr")
+
+
+@njit
+def _fill_chars(flat: np.ndarray, col: np.ndarray, ped: np.ndarray, fixed: np.ndarray,
+                yield_link: np.ndarray, yield_col: np.ndarray, yielding: np.ndarray,
+                out: np.ndarray) -> None:  # pragma: no cover - numba
+    """The state character (ASCII) of every link into ``out``, from the group states ``flat``
+    (int8 ``[I*G]``); ``col`` is each link's column (-1: no group, ``fixed`` character)."""
+    yielding[:] = False
+    for k in range(yield_link.shape[0]):
+        # A partner on amber still sends traffic into the junction: keep giving way.
+        if flat[yield_col[k]] != RED:
+            yielding[yield_link[k]] = True
+    for k in range(col.shape[0]):
+        c = col[k]
+        if c < 0:
+            out[k] = fixed[k]
+            continue
+        s = flat[c]
+        if s == GREEN:
+            out[k] = _g if yielding[k] else _G
+        elif s == AMBER and not ped[k]:
+            out[k] = _y
+        else:
+            out[k] = _r
 
 
 class Actuator:
@@ -68,33 +94,22 @@ class Actuator:
             inter += [i] * lm.n_links
             offsets.append(len(col))
         self._col = np.asarray(col, dtype=np.intp)
-        self._grouped = self._col >= 0
-        self._safe_col = np.where(self._grouped, self._col, 0)
         self._ped = np.asarray(ped, dtype=bool)
         self._fixed = np.frombuffer(bytes(fixed), dtype=np.uint8).copy()
         self._offsets = np.asarray(offsets, dtype=np.intp)
         self._yield_link = np.asarray(yl, dtype=np.intp)
         self._yield_col = np.asarray(yc, dtype=np.intp)
         self._chars = self._fixed.copy()
+        self._yielding = np.zeros(len(col), dtype=np.bool_)
         self.last: list[str | None] = [None] * n_i
         self.writes = 0
         self.writes_by_intersection = np.zeros(n_i, dtype=np.int64)
 
     def _fill(self, state: np.ndarray) -> np.ndarray:
         """Compute the state characters of every link (uint8 ASCII) into ``self._chars``."""
-        flat = state.reshape(-1)
-        st = np.where(self._grouped, flat[self._safe_col], RED)
-        # A partner on amber still sends traffic into the junction: keep giving way.
-        partner_on = flat[self._yield_col] != RED
-        yielding = np.bincount(self._yield_link[partner_on], minlength=len(st)) > 0
-        out = self._chars
-        out[:] = self._fixed
-        out[self._grouped] = _r
-        green = st == GREEN
-        out[green] = _G
-        out[green & yielding] = _g
-        out[(st == AMBER) & ~self._ped] = _y
-        return out
+        _fill_chars(np.ascontiguousarray(state, dtype=np.int8).reshape(-1), self._col, self._ped,
+                    self._fixed, self._yield_link, self._yield_col, self._yielding, self._chars)
+        return self._chars
 
     def state_strings(self, state: np.ndarray | SignalState) -> list[str]:
         """The SUMO state string of every intersection for ``state`` (``[I, G]``); no writing."""

@@ -12,7 +12,7 @@
             bridge.actuate(core.signals, changed)
 
 ``control=False`` runs SUMO's own programs (the ``sumo-native`` reference): no detectors,
-no actuation; only the incoming lanes of each intersection are subscribed, so that the
+no actuation; only the incoming lanes of each intersection are read, so that the
 per-intersection queue measure (:meth:`SumoBridge.intersection_stats`) compares like with
 like across controllers.
 """
@@ -170,7 +170,7 @@ class SumoBridge:
         #: One line per option of the sumocfg that ivri overrides or honours explicitly.
         self.notes: list[str] = []
         #: Wall seconds spent in SUMO's steps (subscriptions are evaluated there too) and in
-        #: reading the subscription results, for the overhead benchmark.
+        #: reading the detectors and lanes, for the overhead benchmark.
         self.sumo_step_s = 0.0
         self.read_s = 0.0
 
@@ -320,7 +320,8 @@ class SumoBridge:
             return
         # Person types (slow crossers) are read whenever ivri controls: the safety KPIs need them.
         self.observer = Observer(conn, self.compiled, self.link_maps, self.detectors, dt_s=self.dt_s,
-                                 lanes_only=not self.control, person_details=self.control)
+                                 lanes_only=not self.control, person_details=self.control,
+                                 direct=self.backend == "libsumo")
         if self.control:
             # Imported here: these read TraCI's variable ids from traci.constants, and importing
             # the bridge must not load SUMO's packages.
@@ -358,7 +359,7 @@ class SumoBridge:
         return self.conn
 
     def step(self) -> float:
-        """Advance SUMO by one step and read the subscriptions; return the new time [s]."""
+        """Advance SUMO by one step and read the detectors and lanes; return the new time [s]."""
         conn = self._require()
         started = perf_counter()
         try:

@@ -21,7 +21,7 @@ for a turn-only group: :attr:`~ivri.sumo.network.TlsLinkMap.exit_lanes`) gets an
 start, further on through unsignalised nodes when the lane is shorter): a vehicle standing
 over it means the exit is blocked, and a green into it moves nobody.
 
-The road users on the approach come from the lane's vehicle count (a lane subscription):
+The road users on the approach come from the lane's vehicle count (read per lane):
 an E2 zone per lane added measurable step time for a tie-breaker only.
 
 What a loop costs: SUMO moves every vehicle past its loops, and evaluates each subscribed
@@ -35,7 +35,8 @@ scenario (mean of seeds 1-3: better on grid and on corridor and tjunction peak, 
 crossing and on corridor and tjunction off-peak), so the stop-line loop stays by default.
 
 Outputs go to ``NUL`` (SUMO's null device on every platform) with a one-day period: the
-bridge reads the detectors through subscriptions, never through files. Lanes shared by
+bridge reads the detectors in memory (libsumo's getters, or TraCI subscriptions), never
+through files. Lanes shared by
 several groups get one loop that counts for each of them. Lanes that admit only pedestrians
 are skipped. Ids that the scenario's own additional files already use are avoided with a
 numeric suffix.
@@ -221,7 +222,7 @@ def write_detectors(
                     CAR_LENGTH_M, ", ".join(too_short[:10]) + (" ..." if len(too_short) > 10 else ""))
 
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             "<!-- written by ivri.sumo.detectors: read through subscriptions, outputs discarded -->",
+             "<!-- written by ivri.sumo.detectors: read in memory, outputs discarded -->",
              "<additional>"]
     for d in detectors:
         lines.append(f'    <inductionLoop id={quoteattr(d.id)} lane={quoteattr(d.lane)} '

@@ -1,6 +1,7 @@
-"""Read SUMO once per tick through subscriptions and fill the controllers' :class:`Observation`.
+"""Read SUMO once per tick and fill the controllers' :class:`Observation`.
 
-At start :class:`Observer` subscribes, once per object and in sorted id order:
+:class:`Observer` reads, once per object and in sorted id order (with libsumo through its
+direct getters, over TraCI through subscriptions made at start; see "Cost" below):
 
 * every E1 loop of :mod:`ivri.sumo.detectors` (stop-line, extension and exit loops) to
   ``LAST_STEP_TIME_SINCE_DETECTION``, which is 0 while a vehicle is over the loop:
@@ -20,13 +21,20 @@ At start :class:`Observer` subscribes, once per object and in sorted id order:
   a person who waits to cross from one who walks round the corner; the context
   subscription needs no per-person call and sees only persons near the junction.)
 
-Nothing else is subscribed: every subscribed object costs SUMO time inside each step and
-Python time to read (on grid:peak about 2 us per object per step in all; the person
-context about 10 us per junction per step), which is most of the engine's overhead.
-
-Each tick :meth:`Observer.read` makes one ``getAllSubscriptionResults()`` call per domain
-(one context call for persons) and copies each variable into a flat array with one
-``np.fromiter`` over the result dicts (see :class:`_Domain`; no Python code per object).
+Cost. A subscribed object costs SUMO time inside every step: it computes each variable,
+wraps it in a ``shared_ptr`` result, stores it in a map that it clears again next step, and
+libsumo converts the whole map to Python dicts on ``getAllSubscriptionResults()``. Profiled
+on grid:peak (py-spy --native, ``ivri run -c actuated``, libsumo): serving the subscriptions
+took 22 % of the run's samples and reading them 11 %, against 33 % for SUMO's own step;
+one variable alone, the loops' mean speed (a scan of the vehicles on the loop), 6 %. In
+process, a direct getter computes one value on request, so with libsumo the observer reads
+lanes and loops with ``np.fromiter(map(getter, ids))`` (:class:`_Getters`: the getter runs in
+C for every id, no Python bytecode per object) and asks for the mean speed only of the exit
+loops that are occupied at that moment (the only ones whose speed is used). That took the
+CPU time of the grid:peak run from 2.8x to 1.9x plain ``sumo``. Over a TraCI socket every
+getter is a round trip, so there :meth:`Observer.read` makes one ``getAllSubscriptionResults()``
+call per domain and copies each variable with one ``np.fromiter`` over the result dicts
+(:class:`_Domain`). Persons are always read through the context subscription (one call).
 :meth:`Observer.observation` then aggregates them to ``[intersection, group]`` in one numba
 kernel over precomputed (object, column) index pairs, into the reused Observation:
 
@@ -52,7 +60,7 @@ length (``queue_veh_s``), the per-intersection delay measure of a run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -128,6 +136,38 @@ def _aggregate(halting: np.ndarray, vehicles: np.ndarray, loop_since: np.ndarray
         demand[c] = queue[c] > 0.0 or gap[c] < call_window_s
 
 
+@njit
+def _exit_blocked(standing_s: np.ndarray, blocked_after_s: float, exit_loop: np.ndarray, exit_col: np.ndarray,
+                  n_exits: np.ndarray, down_loop: np.ndarray, down_col: np.ndarray, controlled: np.ndarray,
+                  wave_s: np.ndarray, shown: np.ndarray, green_for_s: np.ndarray, dt_s: float,
+                  standing: np.ndarray, released: np.ndarray, n_blocked: np.ndarray,
+                  out: np.ndarray) -> None:  # pragma: no cover - numba
+    """Fill ``out`` (bool flat ``[I*G]``): at least half of a group's exit loops are blocked.
+
+    A loop is blocked when a vehicle has stood over it for ``blocked_after_s``; a loop on the
+    stop-line lane of a controlled group (``controlled``) only once that group has been green
+    (``shown``, flat int8; empty when unknown) for the loop's ``wave_s``. ``green_for_s`` is
+    the time each group has shown green, updated here; ``standing``, ``released`` and
+    ``n_blocked`` are scratch arrays."""
+    for k in range(standing_s.shape[0]):
+        standing[k] = standing_s[k] >= blocked_after_s
+    if shown.shape[0] > 0 and down_loop.shape[0] > 0:
+        for c in range(green_for_s.shape[0]):
+            green_for_s[c] = green_for_s[c] + dt_s if shown[c] == GREEN else 0.0
+        released[:] = False
+        for k in range(down_loop.shape[0]):
+            if green_for_s[down_col[k]] >= wave_s[down_loop[k]]:
+                released[down_loop[k]] = True
+        for k in range(standing.shape[0]):
+            standing[k] = standing[k] and (not controlled[k] or released[k])
+    n_blocked[:] = 0
+    for k in range(exit_loop.shape[0]):
+        if standing[exit_loop[k]]:
+            n_blocked[exit_col[k]] += 1
+    for c in range(out.shape[0]):
+        out[c] = n_exits[c] > 0 and 2 * n_blocked[c] >= n_exits[c]
+
+
 class _Domain:
     """Objects of one domain subscribed to the same variables, read into one array per variable.
 
@@ -160,11 +200,37 @@ class _Domain:
         return [np.fromiter(map(get, rows), dtype=np.float64, count=len(self.ids)) for get in self._get]
 
 
+class _Getters:
+    """The same objects and variables as :class:`_Domain`, read with libsumo's direct getters.
+
+    One ``np.fromiter(map(getter, ids))`` per variable: the getter runs in C for every id,
+    with no Python bytecode per object. In-process (libsumo), a direct getter computes one
+    value on request, where a subscription makes SUMO compute, store in a map of
+    ``shared_ptr`` results, clear again and convert to Python dicts every value of every
+    subscribed object every step (see the module docstring for the figures).
+    """
+
+    def __init__(self, ids: Iterable[str], getters: Sequence[Callable[[str], float]]) -> None:
+        self.ids = tuple(sorted(set(ids)))
+        self._getters = tuple(getters)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read(self) -> list[np.ndarray]:
+        """One float array per getter, in ``self.ids`` order."""
+        n = len(self.ids)
+        return [np.fromiter(map(get, self.ids), dtype=np.float64, count=n) for get in self._getters]
+
+
 class Observer:
     """Subscriptions made once, read once per tick, aggregated into one reused Observation.
 
     ``lanes_only=True`` subscribes only the incoming lanes, for the per-intersection queue
-    measure of a run under SUMO's own programs (no detectors there).
+    measure of a run under SUMO's own programs (no detectors there). ``direct=True`` (libsumo
+    only) reads lanes and loops with direct getters instead of subscriptions, the cheaper path
+    in-process; over a TraCI socket every getter is a round trip, and subscriptions are cheaper.
+    Both give the same values.
     """
 
     def __init__(
@@ -177,8 +243,10 @@ class Observer:
         dt_s: float,
         lanes_only: bool = False,
         person_details: bool = False,
+        direct: bool = False,
     ) -> None:
         self.conn = conn
+        self.direct = direct
         # V2X emulation (ivri.sumo.v2x) reads the same person context subscription, with the
         # type, position on the crossing and heading too: one subscription per junction, as
         # TraCI keeps only the last one.
@@ -207,6 +275,9 @@ class Observer:
                      else (LAST_STEP_VEHICLE_HALTING_NUMBER, LAST_STEP_VEHICLE_NUMBER))
         self._lanes = _Domain([a for a, _ in in_pairs + out_pairs], lane_vars)
         self.lane_ids = self._lanes.ids
+        lane_getters = {LAST_STEP_VEHICLE_HALTING_NUMBER: conn.lane.getLastStepHaltingNumber,
+                        LAST_STEP_VEHICLE_NUMBER: conn.lane.getLastStepVehicleNumber}
+        self._lane_getters = _Getters(self.lane_ids, [lane_getters[v] for v in lane_vars])
         pos = {lane: k for k, lane in enumerate(self.lane_ids)}
         self._in_lane, self._in_col = self._split([(pos[a], c) for a, c in in_pairs if not lanes_only])
         self._out_lane, self._out_col = self._split([(pos[a], c) for a, c in out_pairs])
@@ -219,6 +290,11 @@ class Observer:
         loops = [d for d in detectors if d.kind in ("stopline", "extension", "exit")] if not lanes_only else []
         self._loops = _Domain([d.id for d in loops], (LAST_STEP_TIME_SINCE_DETECTION, LAST_STEP_MEAN_SPEED))
         self.loop_ids = self._loops.ids
+        # Direct reads: the time since detection of every loop; the mean speed (a scan of the
+        # vehicles on the loop inside SUMO) only of the exit loops that are occupied now, the
+        # only loops whose speed anything reads (see read()).
+        self._loop_getters = _Getters(self.loop_ids, [conn.inductionloop.getTimeSinceDetection])
+        self._loop_speed = conn.inductionloop.getLastStepMeanSpeed
         if len(self.loop_ids) != len(loops):
             raise ValueError("Observer: two detectors share an id")
         loop_pos = {d: k for k, d in enumerate(self.loop_ids)}
@@ -230,6 +306,8 @@ class Observer:
             [(loop_pos[d.id], i * n_g + g) for d in loops if d.kind == "exit" for i, g in d.targets])
         self._n_exits = np.bincount(self._exit_col, minlength=n_i * n_g)
         self._standing_s = np.zeros(len(loops))
+        self._exit_idx = np.unique(self._exit_loop)
+        self._speed = np.full(len(loops), np.inf)
         # An exit lane that is the stop-line lane of a controlled group: a vehicle standing at
         # its red is no spillback. It blocks once that group has been green long enough for
         # the start-up wave to reach the loop and the vehicle still stands.
@@ -249,6 +327,10 @@ class Observer:
                 ahead_m = max(float(conn.lane.getLength(d.lane)) - d.pos_m, 0.0)
                 self._wave_s[loop_pos[d.id]] = EXIT_BLOCKED_S + START_WAVE_S_PER_M * ahead_m
         self._green_for_s = np.zeros(n_i * n_g)
+        self._standing = np.zeros(len(loops), dtype=np.bool_)
+        self._released = np.zeros(len(loops), dtype=np.bool_)
+        self._n_blocked = np.zeros(n_i * n_g, dtype=np.int64)
+        self._no_shown = np.zeros(0, dtype=np.int8)
 
         # --- pedestrians: (walking area, crossing) -> columns -----------------------------------
         self._ped_key: dict[tuple[str, str], list[int]] = {}
@@ -275,8 +357,9 @@ class Observer:
 
     def _subscribe(self) -> None:
         c = self.conn
-        self._loops.subscribe(c.inductionloop)
-        self._lanes.subscribe(c.lane)
+        if not self.direct:
+            self._loops.subscribe(c.inductionloop)
+            self._lanes.subscribe(c.lane)
         for j in self.person_junctions:
             cx, cy = c.junction.getPosition(j)
             shape = c.junction.getShape(j) or [(cx, cy)]
@@ -304,7 +387,8 @@ class Observer:
         """Copy this step's subscription results into the flat arrays (call once per SUMO step)."""
         c = self.conn
         if self.lane_ids:
-            values = self._lanes.read(c.lane.getAllSubscriptionResults())
+            values = (self._lane_getters.read() if self.direct
+                      else self._lanes.read(c.lane.getAllSubscriptionResults()))
             self._halting = values[0]
             self._halting_s += self._halting
             if self.lanes_only:
@@ -313,7 +397,18 @@ class Observer:
         if self.lanes_only:
             return
         if self.loop_ids:
-            since, speed = self._loops.read(c.inductionloop.getAllSubscriptionResults())
+            if self.direct:
+                (since,) = self._loop_getters.read()
+                speed = self._speed
+                occupied = self._exit_idx[since[self._exit_idx] <= 0.0]
+                if len(occupied):
+                    # Only the exit loops with a vehicle over them now, a handful per step; a
+                    # speed read earlier stays unused while its loop is free (since > 0).
+                    speed[occupied] = np.fromiter(
+                        map(self._loop_speed, map(self.loop_ids.__getitem__, occupied.tolist())),
+                        dtype=np.float64, count=len(occupied))
+            else:
+                since, speed = self._loops.read(c.inductionloop.getAllSubscriptionResults())
             self._loop_since = since
             if len(self._exit_loop):
                 # Occupied (no time since detection) and no vehicle passed at speed: a vehicle
@@ -343,14 +438,9 @@ class Observer:
                    obs.queue_veh.reshape(-1), obs.approach_veh.reshape(-1),
                    obs.downstream_queue_veh.reshape(-1), obs.gap_s.reshape(-1), obs.demand.reshape(-1))
         if obs.exit_blocked is not None:
-            standing = self._standing_s >= EXIT_BLOCKED_S
-            if shown is not None and len(self._down_loop):
-                self._green_for_s = np.where(shown.reshape(-1) == GREEN, self._green_for_s + self.dt_s, 0.0)
-                released = self._green_for_s[self._down_col] >= self._wave_s[self._down_loop]
-                n_released = np.bincount(self._down_loop, weights=released, minlength=standing.size)
-                standing &= ~self._controlled | (n_released > 0)
-            blocked = standing[self._exit_loop]
-            n_blocked = np.bincount(self._exit_col, weights=blocked, minlength=self._n_exits.size)
-            np.logical_and(self._n_exits > 0, 2.0 * n_blocked >= self._n_exits,
-                           out=obs.exit_blocked.reshape(-1))
+            _exit_blocked(self._standing_s, EXIT_BLOCKED_S, self._exit_loop, self._exit_col, self._n_exits,
+                          self._down_loop, self._down_col, self._controlled, self._wave_s,
+                          self._no_shown if shown is None else shown.reshape(-1), self._green_for_s,
+                          self.dt_s, self._standing, self._released, self._n_blocked,
+                          obs.exit_blocked.reshape(-1))
         return obs

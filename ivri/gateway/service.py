@@ -824,9 +824,12 @@ class GatewayService:
             extra = [await self._connect(stack, i, str(i)) for i in range(1, self.net.n_intersections)]
             while not self._outbox.empty():  # stale SPATEM/SSEM from before the loss
                 self._outbox.get_nowait()
-            cam_filter, srem_filter = self.topics.subscriptions()
-            await client.subscribe(cam_filter, qos=0)
-            await srem_client.subscribe(srem_filter, qos=0)
+            # Only this gateway's intersections: several gateways can share one broker.
+            cam_filters, srem_filters = self.topics.subscriptions(self.net.intersection_ids)
+            for f in cam_filters:
+                await client.subscribe(f, qos=0)
+            for f in srem_filters:
+                await srem_client.subscribe(f, qos=0)
             for i in range(self.net.n_intersections):
                 if self._mapem[i] is not None:
                     await client.publish(self.topics.topic(self.net.intersection_ids[i], "mapem"),

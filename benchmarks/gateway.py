@@ -356,15 +356,15 @@ async def probes(url: str, codec: str, holders: list[tuple[Any, Any]], seconds: 
                             srem_lat.append(now - t0)
 
         async def ambulance() -> None:
-            # 25 m before the fc02 stop line, then 15 m past it (no approach: its request ends),
-            # every 0.5 s once the SPATEM has shown the last change (40 m in 0.5 s: a plausible jump).
+            # 20 m before the fc02 stop line, then 5 m past it (no approach: its request ends),
+            # every 0.3 s once the SPATEM has shown the last change (25 m in 0.3 s: a plausible jump).
             inside = False
             while True:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.3)
                 if want[0] is not None and time.monotonic() - want[1] < 5.0:
                     continue  # not seen yet (after 5 s: lost, try again)
                 inside = not inside
-                cam = c.encode(_cam(777_777, 90.0, 25.0 if inside else -15.0, 15.0, emergency=True))
+                cam = c.encode(_cam(777_777, 90.0, 20.0 if inside else -5.0, 15.0, emergency=True))
                 want[0], want[1] = inside, time.monotonic()
                 await client.publish("ivri/nl/J101/cam", cam)
 

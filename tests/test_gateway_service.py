@@ -286,7 +286,10 @@ def test_malformed_payloads_are_counted_and_spat_continues(mqtt_broker: LocalBro
             for kind, items in payloads.items():
                 for p in items:
                     await bad.publish(f"ivri/nl/J101/{kind}", p)
-            await bad.publish("ivri/nl/NOPE/cam", emergency_cam(1, 50.0))  # unknown intersection
+            # Another gateway's intersection: not subscribed to, so the broker does not deliver it;
+            # handed over anyway (a broker that ignores the filter), it is rejected.
+            await bad.publish("ivri/nl/NOPE/cam", emergency_cam(1, 50.0))
+            svc.handle("ivri/nl/NOPE/cam", emergency_cam(1, 50.0))
             total = sum(len(v) for v in payloads.values()) + 1
             await wait_for(lambda: sum(svc.rejected.values()) + sum(svc.refused.values()) >= total,
                            5, "every bad payload to be counted")

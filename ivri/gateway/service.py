@@ -254,6 +254,9 @@ class GatewayService:
         self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
         self._arrivals = 0
         self._inbox_ready: asyncio.Event | None = None
+        self._urgent: asyncio.Event | None = None  # a priority input arrived: decide now
+        #: Decisions taken before their tick because a priority input arrived (decide_now).
+        self.decisions_early = 0
         self._to_clear: set[str] = set()  # input topics holding a retained message
         self._cleared: set[str] = set()   # topics we cleared (their empty message comes back)
         self._next_spat = 0.0
@@ -282,7 +285,7 @@ class GatewayService:
             "received": dict(self.received), "rejected": dict(self.rejected),
             "refused": dict(self.refused), "published": dict(self.published),
             "dropped": dict(self.dropped), "verifier": dict(self.verifier.counts),
-            "ticks": self.ticks, "connections": self.connections, "stations": len(self.table),
+            "ticks": self.ticks, "decisions_early": self.decisions_early, "connections": self.connections, "stations": len(self.table),
             "evicted_stations": self.table.evicted, "inbox": len(self._inbox) + len(self._srem_inbox),
             "faults": dict(self.faults), "safe_state": self.safe_state,
             "status": self.status, "core_t_s": self.core.t_s, "offline_s": round(self.offline_s, 3),
@@ -293,6 +296,7 @@ class GatewayService:
         (see the module docstring); it does not end the run."""
         self._stopping = asyncio.Event()
         self._inbox_ready = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._outbox = asyncio.Queue(maxsize=_MAX_OUTBOX)
         self._offline_since = time.monotonic()
         # With an external clock the caller ticks (tick_once): the engine task only waits.
@@ -498,13 +502,21 @@ class GatewayService:
                                  max_jump_mps=_MAX_JUMP_MPS)
         if why is not None:
             self._reject(why, "cam not stored")
+            return
+        s = self.table.index[(cam.header.station_id, i)]
+        if self.table.asks(s):
+            self._mark_urgent()  # where a requester is changes the priority decision
         elif not self.allow_cam_priority and (cam.vehicle_role in _PRIORITY_VEHICLE_ROLES
                                               or cam.emergency_container is not None):
-            s = self.table.index[(cam.header.station_id, i)]
-            if not self.table.has_req[s]:
-                # Stored as a description; its priority claim is refused (only a signed SREM
-                # asks; the CAMs of a station with a verified request refine its ETA).
-                self._refuse("cam_is_not_a_request")
+            # Stored as a description; its priority claim is refused (only a signed SREM
+            # asks; the CAMs of a station with a verified request refine its ETA).
+            self._refuse("cam_is_not_a_request")
+
+    def _mark_urgent(self) -> None:
+        """A priority request arrived, changed or ended: the engine loop decides at once
+        (:meth:`decide_now`) instead of at the next tick."""
+        if self._urgent is not None and not self._urgent.is_set():
+            self._urgent.set()
 
     def _on_srem(self, i: int, data: bytes, now: float, login: str) -> None:
         now_ms = int(time.time() * 1000)
@@ -551,6 +563,7 @@ class GatewayService:
             if r.request_type == "priorityCancellation":
                 if held is not None:
                     self.table.cancel_request(s)  # type: ignore[arg-type]
+                    self._mark_urgent()
                 continue
             if held is not None and CLASS_RANK[cls] < held.rank:
                 self._refuse("downgrade")  # never lower a request's class: cancel it first
@@ -584,6 +597,7 @@ class GatewayService:
                 ttl_s=self.request_ttl_s, grace_s=self.request_grace_s,
                 bus_lateness_s=self.srem_bus_lateness_s, pending=pending,
             )
+            self._mark_urgent()
             if new:
                 pending.last_status = "requested" if app in self.apps else "rejected"
                 acks.append((pending, pending.last_status))
@@ -610,20 +624,36 @@ class GatewayService:
     # ----------------------------------------------------------------------------- engine
 
     async def _engine_loop(self) -> None:
+        assert self._urgent is not None
         loop = asyncio.get_running_loop()
+        urgent = self._urgent
         next_t = loop.time()
         while True:
             self.tick()
             next_t += self.tick_s
-            delay = next_t - loop.time()
-            if delay < -2 * self.tick_s:  # fell behind (a stall): do not burst to catch up
+            if next_t - loop.time() < -2 * self.tick_s:  # fell behind (a stall): do not burst to catch up
                 next_t = loop.time()
-                delay = 0.0
-            await asyncio.sleep(max(delay, 0.0))
+            # Until the next tick: a priority input (see receive / _mark_urgent) has the
+            # controller decide at once, and the decision goes out (SSEM, SPATEM) at once; the
+            # core advances at the tick's time as always. One decision per tick: an input after
+            # it is decided on right after that tick.
+            while (delay := next_t - loop.time()) > 0:
+                if urgent.is_set() and not self.engine.decided:
+                    self.decide_now()
+                    continue
+                if self.engine.decided:
+                    await asyncio.sleep(delay)
+                    break
+                try:
+                    await asyncio.wait_for(urgent.wait(), delay)
+                except TimeoutError:
+                    break
+            await asyncio.sleep(0)
 
     def tick(self, now: float | None = None) -> None:
         """One engine tick (called by the engine loop; tests may call it directly). Never
-        raises: a fault puts the gateway in its safe state and the next tick runs on."""
+        raises: a fault puts the gateway in its safe state and the next tick runs on. The
+        controller's decision is the one :meth:`decide_now` made since the last tick, if any."""
         t0 = time.perf_counter()
         now = self._now() if now is None else now
         try:
@@ -638,8 +668,23 @@ class GatewayService:
                 self.faults["on_tick"] += 1
                 self._log_limited("on_tick", "on_tick callback failed: %s", exc)
 
-    def _tick(self, now: float) -> None:
-        unix = time.time()
+    def decide_now(self, now: float | None = None) -> None:
+        """The controller decides the next tick now, on the messages received so far, and the
+        SSEMs and SPATEMs its priority decisions change go out at once; the signals change at
+        the tick (:meth:`tick`), on the core's fixed step. Does nothing when the next tick is
+        decided already. Never raises (a fault: safe state, as in :meth:`tick`)."""
+        if self.engine.decided:
+            return
+        self.decisions_early += 1
+        try:
+            self._decide(self._now() if now is None else now)
+            self._announce(time.time(), None, spat_due=False)
+        except Exception as exc:  # noqa: BLE001  (the lights must keep running, see module doc)
+            self._fail_safe(exc)
+
+    def _decide(self, now: float) -> None:
+        if self._urgent is not None:
+            self._urgent.clear()  # every input handled so far is in this decision
         self.table.expire(now, self.station_ttl_s)
         v2x = self.table.observation(self.sites, now, self.default_eta_s)
         blocked = None
@@ -654,14 +699,27 @@ class GatewayService:
         obs = Observation(t_s=self.core.t_s + self.tick_s, demand=demand, gap_s=gap,
                           queue_veh=queue, approach_veh=approach, downstream_queue_veh=down,
                           v2x=v2x, exit_blocked=blocked)
-        changed = self.engine.tick(obs)
+        self.engine.decide(obs)
+
+    def _tick(self, now: float) -> None:
+        unix = time.time()
+        if not self.engine.decided:
+            self._decide(now)
+        changed = self.engine.advance()
         self.ticks += 1
-        self._answer_requests(unix)
         spat_due = now >= self._next_spat - 1e-6  # tolerance: spat_every_s == tick_s means every tick
         if spat_due:
             self._next_spat = now + self.spat_every_s
+        self._announce(unix, changed, spat_due)
+
+    def _announce(self, unix: float, changed: np.ndarray | None, spat_due: bool) -> None:
+        """SSEMs for requests whose status changed; SPATEM for every intersection when due,
+        else for those whose aspects (``changed``) or priority status changed."""
+        self._answer_requests(unix)
         prio = self._priority_active()
-        urgent = changed | (prio != self._prio_last)
+        urgent = prio != self._prio_last
+        if changed is not None:
+            urgent |= changed
         self._prio_last = prio
         if spat_due or urgent.any():
             self._send_spatem(unix, prio, None if spat_due else urgent)

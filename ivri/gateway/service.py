@@ -198,7 +198,9 @@ class GatewayService:
             window_s=st.verifier_window_s, max_rate_per_s=st.verifier_rate_per_s, burst=st.verifier_burst,
             failure_rate_per_s=st.failure_rate_per_s, failure_burst=st.failure_burst,
             state_file=None if st.state_dir is None else st.state_dir / "replay-state.json",
+            defer_writes=True,  # written off the hot path by _save_replay_state
         )
+        self._replay_write: Any = None  # the write in flight (a concurrent future), if any
         self.allow_cam_priority = st.allow_cam_priority
         if self.allow_cam_priority:
             log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
@@ -250,8 +252,9 @@ class GatewayService:
         self._client: Transport | None = None
         self._srem_client: Transport | None = None
         self._stopping: asyncio.Event | None = None
-        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()  # CAMs
-        self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        # (parsed topic: intersection id, kind, login; or None), payload, time of receipt
+        self._inbox: collections.deque[tuple[tuple[str, str, str] | None, bytes, float]] = collections.deque()  # CAMs
+        self._srem_inbox: collections.deque[tuple[tuple[str, str, str] | None, bytes, float]] = collections.deque()
         self._arrivals = 0
         self._inbox_ready: asyncio.Event | None = None
         self._urgent: asyncio.Event | None = None  # a priority input arrived: decide now
@@ -325,6 +328,10 @@ class GatewayService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await mqtt
             self.status = STATUS_OFFLINE
+            if self._replay_write is not None:
+                with contextlib.suppress(Exception):
+                    await self._replay_write
+            self.verifier.replay.close()  # a clean stop: the whole state, marked complete
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (publishes ``offline``, disconnects). Safe to call twice."""
@@ -370,11 +377,9 @@ class GatewayService:
                 self._reject("empty", "message without payload")
             return
         now = self._now()
-        kind, login = "", ""
-        parts = topic.split("/", 5)
-        if len(parts) >= 4:
-            kind = parts[3]
-            login = parts[4] if len(parts) == 5 else ""
+        # The topic is parsed once, here; the inbox keeps the parts for _handle.
+        parsed = self.topics.parse(topic)
+        kind, login = ("", "") if parsed is None else (parsed[1], parsed[2])
         if kind == "srem":
             if self.verifier.client_throttled(login, int(now * 1000)):
                 self.received["srem"] += 1
@@ -382,18 +387,16 @@ class GatewayService:
                 return
             inbox, limit = self._srem_inbox, self.srem_inbox_size
         else:
-            if kind == "cam" and login:  # a device sends one station's CAMs: a few per second
-                now_ms = int(now * 1000)
-                if self._client_cams.tokens(login, now_ms) < 1.0:
-                    self.received["cam"] += 1
-                    self._reject("cam_over_client_rate", "cams of one login above its budget")
-                    return
-                self._client_cams.take(login, now_ms)
+            # A device sends one station's CAMs: a few per second.
+            if kind == "cam" and login and not self._client_cams.try_take(login, int(now * 1000)):
+                self.received["cam"] += 1
+                self._reject("cam_over_client_rate", "cams of one login above its budget")
+                return
             inbox, limit = self._inbox, self.inbox_size
         if len(inbox) >= limit:
             self.dropped[f"{kind if kind in ('cam', 'srem') else 'other'}_inbox_full"] += 1
             return
-        inbox.append((topic, payload, now))
+        inbox.append((parsed, payload, now))
         if self._inbox_ready is not None and not self._inbox_ready.is_set():
             self._inbox_ready.set()
 
@@ -425,29 +428,30 @@ class GatewayService:
                 continue
             end = clock() + self.ingest_slice_s
             while srems and clock() < end:
-                topic, payload, at = srems.popleft()
-                self.handle(topic, payload, at)
+                self._handle_safely(*srems.popleft())
             while cams and clock() < end:
                 if srems:  # a request came in meanwhile: it goes first
                     break
                 for _ in range(32):  # read the clock once per few CAMs
                     if not cams:
                         break
-                    topic, payload, at = cams.popleft()
-                    self.handle(topic, payload, at)
+                    self._handle_safely(*cams.popleft())
                 self._read_socket(64)
             await asyncio.sleep(0)  # let the engine loop in
 
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> None:
-        """Process one incoming message at once (the ingest loop; tests). Never raises."""
+        """Process one incoming message at once (tests; the ingest loop takes them from the
+        inboxes). Never raises."""
+        self._handle_safely(self.topics.parse(topic), payload, self._now() if now is None else now)
+
+    def _handle_safely(self, parsed: tuple[str, str, str] | None, payload: bytes, now: float) -> None:
         try:
-            self._handle(topic, payload, self._now() if now is None else now)
+            self._handle(parsed, payload, now)
         except Exception as exc:  # noqa: BLE001  (last line of defence: input must never crash us)
             # The exception's type only: its text may quote the message (a station id, say).
             self._reject("internal_error", type(exc).__name__)
 
-    def _handle(self, topic: str, payload: bytes, now: float) -> None:
-        parsed = self.topics.parse(topic)
+    def _handle(self, parsed: tuple[str, str, str] | None, payload: bytes, now: float) -> None:
         if parsed is None:
             self._reject("unknown_topic", "topic outside the layout")
             return
@@ -660,6 +664,7 @@ class GatewayService:
             self._tick(now)
         except Exception as exc:  # noqa: BLE001  (the lights must keep running, see module doc)
             self._fail_safe(exc)
+        self._save_replay_state()
         self.last_tick_s = time.perf_counter() - t0
         if self.on_tick is not None:
             try:
@@ -667,6 +672,26 @@ class GatewayService:
             except Exception as exc:  # noqa: BLE001
                 self.faults["on_tick"] += 1
                 self._log_limited("on_tick", "on_tick callback failed: %s", exc)
+
+    def _save_replay_state(self) -> None:
+        """Write the replay state changed since the last write, on a worker thread when an
+        event loop runs (a disk write never holds up the engine), at most one write at a time."""
+        replay = self.verifier.replay
+        if not replay.dirty or (self._replay_write is not None and not self._replay_write.done()):
+            return
+        snap = replay.snapshot()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            replay.write(snap)
+            return
+        self._replay_write = loop.run_in_executor(None, replay.write, snap)
+        self._replay_write.add_done_callback(self._replay_written)
+
+    def _replay_written(self, fut: Any) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            self.faults["replay_state_write"] += 1
+            self._log_limited("replay_state", "replay state not written: %s", fut.exception())
 
     def decide_now(self, now: float | None = None) -> None:
         """The controller decides the next tick now, on the messages received so far, and the

@@ -12,6 +12,20 @@ in the main process:
   gateway's immediate ``requested`` answer after verification) arrives on the unit's own
   SSEM topic; then a signed cancellation.
 
+* CAM -> SPATEM (without ``--attack``): a probe ambulance (lights and siren) whose CAMs ask
+  for priority themselves (the gateways run with ``allow_cam_priority``, the closed-test-site
+  setting the SUMO co-simulation uses), 20 m before the fc02 stop line of J101 and then 5 m
+  past it, in turn every 0.3 s once the last change was seen; the time until the first
+  SPATEM whose ``signalPriorityIsActive`` bit shows the change. The gateway decides on a
+  priority input at once (``GatewayService.decide_now``), not at its next tick.
+
+``--workers N`` (or ``1,2`` to compare) runs N gateway processes behind the one broker, each
+owning the intersections ``k`` with ``k % N == w`` of ``--intersections`` copies of the
+example intersection (J101, J102, ...: the same geometry), subscribed to their topics only;
+the vehicles are spread over the intersections. It prints the aggregate CAMs processed per
+second and, against the N = 1 run of the same invocation, the efficiency (aggregate / (N x
+N=1)). ``--profile PREFIX`` writes a cProfile of every gateway process.
+
 ``--attack`` adds an attack process offering ``--attack-rate`` messages/s (default 50,000)
 from ten attacker logins (``mallory-0`` .. ``mallory-9``; the shipped broker ACL gives every
 device its own topics): 40 % forged SREMs (a genuine ticket, seen on the air, with a
@@ -27,6 +41,7 @@ Loads and probes compete for the same cores as the broker and the gateway: on a 
 few cores the numbers are lower bounds.
 
     python benchmarks/gateway.py --seconds 20 --codec json,uper
+    python benchmarks/gateway.py --seconds 20 --codec uper --workers 1,2
     python benchmarks/gateway.py --attack --seconds 15 --codec json
 """
 
@@ -110,7 +125,8 @@ def _inter_id(k: int) -> str:
 
 def gateway_main(url: str, codec: str, tick_s: float, issuer_pem: str, out: Any, stop: Any,
                  n_intersections: int = 1, owned: list[int] | None = None, cam_probe: bool = False,
-                 name: str = "gw") -> None:
+                 name: str = "gw", profile: str | None = None) -> None:
+    import cProfile
     import logging
 
     from ivri.gateway.security import TrustStore, load_public_key_pem
@@ -148,7 +164,13 @@ def gateway_main(url: str, codec: str, tick_s: float, issuer_pem: str, out: Any,
                                 allow_cam_priority=cam_probe, client_id=name)
     config, sites = bench_network(n_intersections, owned)
     svc = GatewayService(config, settings, sites=sites, trust_store=store, on_tick=on_tick)
+    prof = cProfile.Profile() if profile else None
+    if prof is not None:
+        prof.enable()
     asyncio.run(svc.run())
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
     out.put(("done", time.monotonic(), svc.received["cam"], time.process_time(), svc.stats()))
 
 
@@ -429,7 +451,8 @@ def run_codec(codec: str, workers: int, args: argparse.Namespace) -> dict[str, A
         gw_stop, load_stop, load_ready, atk_ready = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
         gws = [ctx.Process(target=gateway_main, args=(broker.url, codec, args.tick_s, issuer_pem, gw_outs[w], gw_stop,
                                                       n_inter, [k for k in range(n_inter) if k % workers == w],
-                                                      cam_probe, f"ivri-gw{w}"))
+                                                      cam_probe, f"ivri-gw{w}",
+                                                      f"{args.profile}.{codec}.{workers}.{w}" if args.profile else None))
                for w in range(workers)]
         for gw in gws:
             gw.start()
@@ -517,6 +540,8 @@ def main() -> None:
                          "the intersections k with k %% N == its index, behind one broker")
     ap.add_argument("--intersections", type=int, default=2,
                     help="copies of the example intersection the vehicles are spread over (at least N)")
+    ap.add_argument("--profile", metavar="PREFIX",
+                    help="cProfile each gateway process to PREFIX.<codec>.<N>.<worker> (pstats files)")
     ap.add_argument("--attack", action="store_true", help="add the attack load (see the module docstring)")
     ap.add_argument("--attack-rate", type=float, default=50_000.0, help="hostile messages per second")
     args = ap.parse_args()

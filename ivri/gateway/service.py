@@ -15,7 +15,11 @@ Three asyncio tasks share one event loop:
   call so that the base controller cycles), the controller, :class:`~ivri.core.engine.SignalCore`
   (monitor on), then SSEMs for requests whose status changed and SPATEM every
   ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never
-  waits for the broker or for incoming messages.
+  waits for the broker or for incoming messages. It does not wait for the tick either when a
+  priority request arrives, changes or ends (a verified SREM, a CAM of a station that asks):
+  the controller decides the next tick at once (:meth:`GatewayService.decide_now`) and the
+  SSEMs and SPATEM that decision changes go out at once; the core still advances at the
+  tick's time, on its fixed step, so no minimum green, amber or intergreen is shortened.
 * the **MQTT loop** connects (new connections from its :class:`~ivri.gateway.transport.Connector`
   per attempt: aiomqtt, or in memory in tests and co-simulation), publishes
   ``status`` and the retained MAPEM, subscribes to ``cam`` and, on a connection of its own
@@ -410,12 +414,17 @@ class GatewayService:
         self._to_clear.clear()
 
     def _read_socket(self, max_packets: int = 100) -> None:
-        """Read what the connections hold now (the SREM connection first, up to ``max_packets``
-        each), so that reading keeps pace with a flood (see :meth:`Transport.pump`). Messages
-        land in the inboxes via :meth:`receive`."""
-        for client in (self._srem_client, self._client):
-            if client is not None:
-                client.pump(max_packets)
+        """Read what the connections hold now, so that reading keeps pace with a flood (see
+        :meth:`Transport.pump`): the SREM connection first, up to ``max_packets``; the CAM
+        connection up to ``max_packets`` but no more than the CAM inbox has room for (a
+        message read only to be dropped costs as much as handling one: paho takes ~30 us, so
+        under overload the backlog stays in the broker's bounded queue and the gateway's time
+        goes to handling). Messages land in the inboxes via :meth:`receive`."""
+        if self._srem_client is not None:
+            self._srem_client.pump(max_packets)
+        room = min(max_packets, self.inbox_size - len(self._inbox))
+        if self._client is not None and room > 0:
+            self._client.pump(room)
 
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None

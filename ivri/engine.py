@@ -12,7 +12,9 @@ Every way of driving the lights goes through :meth:`Engine.tick`: ``ivri run``
 A tick is: the controller turns the observation into requests, its commitment about the
 next changes goes to the core, then the core advances with the requests, the demand and the
 greens the controller holds for priority. The core (:class:`~ivri.core.engine.SignalCore`)
-has the last word on what every signal shows; the controller only asks.
+has the last word on what every signal shows; the controller only asks. A tick can be taken
+in its two halves, :meth:`Engine.decide` and :meth:`Engine.advance` (the live gateway
+decides as soon as a priority request arrives and advances at the tick's time).
 """
 
 from __future__ import annotations

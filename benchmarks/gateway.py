@@ -333,7 +333,7 @@ def _srem(c: Any, station: int, request_id: int, cancel: bool) -> bytes:
 
 
 async def probes(url: str, codec: str, holders: list[tuple[Any, Any]], seconds: float,
-                 cam_probe: bool) -> dict[str, list[float]]:
+                 cam_probe: bool, srem_probe: bool = True) -> dict[str, list[float]]:
     """SREM -> SSEM latency of genuine bus requests, and (``cam_probe``) CAM -> SPATEM of the
     probe ambulance (see the module docstring)."""
     import aiomqtt
@@ -395,6 +395,9 @@ async def probes(url: str, codec: str, holders: list[tuple[Any, Any]], seconds: 
         end = time.monotonic() + seconds
         n = 0
         while time.monotonic() < end:
+            if not srem_probe:
+                await asyncio.sleep(0.1)
+                continue
             k = n % len(holders)
             station = holders[k][1].station_id
             request_id = (n // len(holders)) % 255 + 1
@@ -443,7 +446,7 @@ def run_codec(codec: str, workers: int, args: argparse.Namespace) -> dict[str, A
                                           not_before=now - 60, not_after=now + 3600, scope=["nl/J101"],
                                           classes=["public_transport"])))
     n_inter = max(args.intersections, workers)
-    cam_probe = not args.attack
+    cam_probe = not args.attack and args.probes in ("both", "cam")
     procs: list[Any] = []
     with LocalBroker() as broker:
         gw_outs = [ctx.Queue() for _ in range(workers)]
@@ -485,7 +488,7 @@ def run_codec(codec: str, workers: int, args: argparse.Namespace) -> dict[str, A
 
         g0s, s0 = [latest(q, "stats") for q in gw_outs], latest(load_out, "sent")
         a0 = latest(atk_out, "sent") if args.attack else None
-        lat = asyncio.run(probes(broker.url, codec, holders, args.seconds, cam_probe))
+        lat = asyncio.run(probes(broker.url, codec, holders, args.seconds, cam_probe, args.probes != "cam"))
         window_stats: list[Any] = []
         g1s = [latest(q, "stats", window_stats if w == 0 else None) for w, q in enumerate(gw_outs)]
         s1 = latest(load_out, "sent")
@@ -540,6 +543,10 @@ def main() -> None:
                          "the intersections k with k %% N == its index, behind one broker")
     ap.add_argument("--intersections", type=int, default=2,
                     help="copies of the example intersection the vehicles are spread over (at least N)")
+    ap.add_argument("--probes", choices=("both", "cam", "srem"), default="both",
+                    help="latency probes: the bus SREMs (10 priority requests a second at J101), the "
+                         "ambulance CAMs, or both (each priority input has the next tick decided at once, "
+                         "one early decision per tick: with both, the SREMs often take it first)")
     ap.add_argument("--profile", metavar="PREFIX",
                     help="cProfile each gateway process to PREFIX.<codec>.<N>.<worker> (pstats files)")
     ap.add_argument("--attack", action="store_true", help="add the attack load (see the module docstring)")

@@ -571,11 +571,19 @@ def main() -> None:
               f"{r['cpu']:7.2f} {r['period_p50']:9.1f} / {r['period_p99']:6.1f} / {r['period_max']:6.1f} "
               f"({r['period_n']:4d}) {r['srem_p50']:11.1f} / {r['srem_p99']:6.1f} ({r['srem_n']:4d}, "
               f"{r['srem_lost']}) {r['spat_p50']:11.1f} / {r['spat_p99']:6.1f} ({r['spat_n']:4d})")
-    one = {r["codec"]: r["processed"] for r in rows if r["workers"] == 1}
+    one = {r["codec"]: r for r in rows if r["workers"] == 1}
     target = args.tick_s * 1000.0
     for r in rows:
-        eff = (f"; efficiency {r['processed'] / (r['workers'] * one[r['codec']]):.2f} of {r['workers']} x N=1"
-               if r["workers"] > 1 and one.get(r["codec"]) else "")
+        eff = ""
+        base = one.get(r["codec"])
+        if r["workers"] > 1 and base is not None and base["processed"] > 0 and r["processed"] > 0:
+            # Throughput against N x N=1 says something only when N=1 was saturated (it processed
+            # less than was offered); the gateway CPU per CAM against N=1 says it always.
+            saturated = base["processed"] < 0.95 * base["offered"]
+            eff = (f"; efficiency {r['processed'] / (r['workers'] * base['processed']):.2f} of {r['workers']} x N=1 "
+                   f"({'N=1 saturated' if saturated else 'N=1 not saturated: not a scaling figure'}), "
+                   f"CPU per CAM {1e6 * r['cpu'] / r['processed']:.0f} us vs {1e6 * base['cpu'] / base['processed']:.0f} "
+                   f"us at N=1 ({(base['cpu'] / base['processed']) / (r['cpu'] / r['processed']):.2f})")
         print(f"{r['codec']} N={r['workers']}: {r['processed']:.0f} CAM/s aggregate "
               f"({'at least' if r['processed'] >= 10_000 else 'NOT'} 10,000){eff}; "
               f"CAM->SPATEM p99 {r['spat_p99']:.1f} ms ({'under' if r['spat_p99'] < 50.0 else 'NOT under'} 50 ms)")

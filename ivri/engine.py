@@ -12,7 +12,9 @@ Every way of driving the lights goes through :meth:`Engine.tick`: ``ivri run``
 A tick is: the controller turns the observation into requests, its commitment about the
 next changes goes to the core, then the core advances with the requests, the demand and the
 greens the controller holds for priority. The core (:class:`~ivri.core.engine.SignalCore`)
-has the last word on what every signal shows; the controller only asks.
+has the last word on what every signal shows; the controller only asks. A tick can be taken
+in its two halves, :meth:`Engine.decide` and :meth:`Engine.advance` (the live gateway
+decides as soon as a priority request arrives and advances at the tick's time).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Engine:
             controller.reset(net)
         #: The controller's requests of the last tick (its own array; None before the first).
         self.request: np.ndarray | None = None
+        self._decided: Observation | None = None  # decided, not yet advanced
 
     @property
     def signals(self) -> SignalState:
@@ -65,10 +68,36 @@ class Engine:
     def tick(self, obs: Observation) -> np.ndarray:
         """One tick: controller, commitment, priority holds, core. Returns ``changed`` (bool
         ``[I]``, the core's own array, overwritten by the next tick)."""
+        self.decide(obs)
+        return self.advance()
+
+    def decide(self, obs: Observation) -> None:
+        """The first half of a tick: the controller decides on ``obs`` (its requests, its
+        priority decisions) and its commitment goes to the core; the signals do not change.
+
+        The live gateway calls it as soon as a priority request arrives, so that the decision
+        is announced at once, and :meth:`advance` at the tick's own time: the core keeps its
+        fixed step, so no minimum, amber or intergreen gets shorter in wall time.
+        """
         ctl = self.controller
         self.request = ctl.step(obs, self.core.signals)
         self.core.commit(ctl.commitment())
-        return self.core.advance(self.request, obs.demand, ctl.extend_green())
+        self._decided = obs
+
+    @property
+    def decided(self) -> bool:
+        """True between :meth:`decide` and :meth:`advance`."""
+        return self._decided is not None
+
+    def advance(self) -> np.ndarray:
+        """The second half of a tick: the core advances one step with what :meth:`decide`
+        decided. Returns ``changed`` as :meth:`tick` does."""
+        obs = self._decided
+        if obs is None:
+            raise RuntimeError("Engine.advance without a decision: call decide(obs) first")
+        self._decided = None
+        assert self.request is not None
+        return self.core.advance(self.request, obs.demand, self.controller.extend_green())
 
     def time_to_change_s(self) -> TimeToChange:
         """The core's SPaT: seconds to the next change of every group (see ``SignalCore``)."""
@@ -88,3 +117,4 @@ class Engine:
         if reset:
             controller.reset(self.net)
         self.controller = controller
+        self._decided = None  # a decision of the controller replaced is not carried out

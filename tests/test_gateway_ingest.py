@@ -137,7 +137,9 @@ def test_topics_and_urls() -> None:
     assert t.parse("ivri/nl/J101/cam/dev-7") == ("J101", "cam", "dev-7")
     assert t.parse("ivri/nl/J101/cam/dev-7/x") is None
     assert t.client_topic("J101", "ssem", "dev-7") == "ivri/nl/J101/ssem/dev-7"
-    assert t.subscriptions() == ["ivri/nl/+/cam/#", "ivri/nl/+/srem/#"]
+    assert t.subscriptions() == [["ivri/nl/+/cam/#"], ["ivri/nl/+/srem/#"]]
+    assert t.subscriptions(["J1", "J2"]) == [["ivri/nl/J1/cam/#", "ivri/nl/J2/cam/#"],
+                                             ["ivri/nl/J1/srem/#", "ivri/nl/J2/srem/#"]]
     assert t.parse("ivri/de/J101/cam") is None
     with pytest.raises(ConfigError):
         t.topic("a/b", "cam")

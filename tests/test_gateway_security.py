@@ -192,6 +192,28 @@ def test_replay_state_survives_a_restart(tmp_path: Path) -> None:
     assert verify(again, bus_request(seq=1, ts=now), now=now).accepted
 
 
+def test_deferred_replay_state_keeps_the_restart_guarantee(tmp_path: Path) -> None:
+    """Written off the hot path: after a crash (no clean close) a request accepted after the
+    last write cannot be replayed; after a clean stop nothing more is refused than before."""
+    state = tmp_path / "replay.json"
+    now = int(time.time() * 1000)
+    v = make_verifier(state_file=state, defer_writes=True)  # type: ignore[arg-type]
+    assert verify(v, AMB.envelope(b"x", 7, now), "emergency", now).accepted
+    assert not state.exists() and v.replay.dirty  # nothing written on the hot path
+    v.replay.write(v.replay.snapshot())  # the gateway's background write
+    late = AMB.envelope(b"x", 8, now)
+    assert verify(v, late, "emergency", now).accepted  # accepted after the last write, then a crash
+    crashed = make_verifier(state_file=state, defer_writes=True)  # type: ignore[arg-type]
+    assert verify(crashed, late, "emergency", now).reason is RefusalReason.REPLAYED
+    assert verify(crashed, AMB.envelope(b"x", 9, now), "emergency", now).reason is RefusalReason.REPLAYED
+    fresh = int(time.time() * 1000) + 1
+    assert verify(crashed, AMB.envelope(b"x", 9, fresh), "emergency", fresh).accepted  # newly signed
+    crashed.replay.close()  # a clean stop
+    restarted = make_verifier(state_file=state, defer_writes=True)  # type: ignore[arg-type]
+    assert verify(restarted, AMB.envelope(b"x", 9, fresh), "emergency", fresh).reason is RefusalReason.REPLAYED
+    assert verify(restarted, AMB.envelope(b"x", 10, now), "emergency", fresh).accepted
+
+
 def test_failed_verifications_are_budgeted_per_client() -> None:
     v = make_verifier(failure_rate_per_s=1.0, failure_burst=3)  # type: ignore[arg-type]
     for k in range(3):

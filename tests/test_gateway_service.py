@@ -286,7 +286,10 @@ def test_malformed_payloads_are_counted_and_spat_continues(mqtt_broker: LocalBro
             for kind, items in payloads.items():
                 for p in items:
                     await bad.publish(f"ivri/nl/J101/{kind}", p)
-            await bad.publish("ivri/nl/NOPE/cam", emergency_cam(1, 50.0))  # unknown intersection
+            # Another gateway's intersection: not subscribed to, so the broker does not deliver it;
+            # handed over anyway (a broker that ignores the filter), it is rejected.
+            await bad.publish("ivri/nl/NOPE/cam", emergency_cam(1, 50.0))
+            svc.handle("ivri/nl/NOPE/cam", emergency_cam(1, 50.0))
             total = sum(len(v) for v in payloads.values()) + 1
             await wait_for(lambda: sum(svc.rejected.values()) + sum(svc.refused.values()) >= total,
                            5, "every bad payload to be counted")
@@ -389,3 +392,26 @@ def test_uper_codec_round_trip(mqtt_broker: LocalBroker, codec: str) -> None:
             assert svc.received["cam"] == 1 and not svc.rejected
 
     asyncio.run(with_gateway(mqtt_broker, body, codec=codec, asn1_dir=asn1))
+
+
+def test_a_priority_decision_goes_out_at_once_and_the_lights_change_on_the_tick() -> None:
+    """decide_now: the controller decides on a request as it arrives and the SPATEM showing
+    it is produced at once, while the core advances only on its fixed tick."""
+    svc = GatewayService(NET, gateway_settings(broker_url="mqtt://127.0.0.1:1", tick_s=0.5, always_demand=True,
+                                               allow_cam_priority=True, controller="actuated+greenflow"),
+                         sites=SITES)
+    for _ in range(4):
+        svc.tick(float(_))
+    t0, spat0 = svc.core.t_s, svc.dropped["spatem_offline"]  # offline: produced, then dropped
+    state0 = svc.core.signals.state.copy()
+    svc.handle("ivri/nl/J101/cam", emergency_cam(7, 30.0), now=4.1)
+    assert not svc._priority_active().any()  # nothing decided yet
+    svc.decide_now(4.1)
+    assert svc._priority_active()[0]
+    assert svc.dropped["spatem_offline"] == spat0 + 1  # its SPATEM, before the tick
+    assert svc.core.t_s == t0 and (svc.core.signals.state == state0).all()  # the lights wait for the tick
+    svc.decide_now(4.2)  # one decision per tick
+    assert svc.decisions_early == 1 and svc.engine.decided
+    svc.tick(4.5)
+    assert svc.core.t_s == pytest.approx(t0 + 0.5) and not svc.engine.decided
+    assert svc._priority_active()[0]

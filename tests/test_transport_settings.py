@@ -173,3 +173,36 @@ def test_memory_urls_need_no_broker_and_mqtt_urls_are_checked() -> None:
         connector_for("http://127.0.0.1")
     with pytest.raises(ConfigError, match="connector"):
         make_gateway(NET, "memory://", sites=SITES)
+
+
+def test_gateways_share_a_broker_partitioned_by_intersection() -> None:
+    """Scale-out: two gateways on one broker, each owning one intersection, each receive the
+    messages of their own intersection only (nothing to reject, nothing handled twice)."""
+    from test_gateway_service import emergency_cam
+
+    from ivri.gateway.site import GatewaySites
+
+    broker = MemoryBroker()
+    x0, s0 = NET.intersections[0], SITES.sites[0]
+    net2 = NET.model_copy(update={"intersections": (x0.model_copy(update={"id": "J102"}),)})
+    sites2 = GatewaySites(sites=(s0.model_copy(update={"intersection": "J102", "its_id": 102}),))
+
+    async def main() -> tuple[object, object]:
+        a = make_gateway(NET, "memory://", sites=SITES, tick_s=0.1, connector=broker.connector())
+        b = make_gateway(net2, "memory://", sites=sites2, tick_s=0.1, connector=broker.connector())
+        runners = [asyncio.create_task(g.run()) for g in (a, b)]
+        await wait_for(lambda: a.status == "online" and b.status == "online", 5, "both gateways online")
+        car = await broker.connector().connect()
+        for k in range(3):
+            await car.publish("ivri/nl/J101/cam", emergency_cam(100 + k, 80.0))
+        await car.publish("ivri/nl/J102/cam", emergency_cam(200, 80.0))
+        await wait_for(lambda: a.received["cam"] == 3 and b.received["cam"] == 1, 5, "the CAMs")
+        await asyncio.sleep(0.2)
+        for g in (a, b):
+            g.stop()
+        await asyncio.wait_for(asyncio.gather(*runners), 5)
+        return a, b
+
+    a, b = asyncio.run(main())
+    assert a.received["cam"] == 3 and b.received["cam"] == 1  # type: ignore[attr-defined]
+    assert "unknown_intersection" not in a.rejected and "unknown_intersection" not in b.rejected  # type: ignore[attr-defined]

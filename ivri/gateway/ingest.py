@@ -80,6 +80,7 @@ _NOMINAL_SPEED = {  # m/s, for rows known only from an SREM's ETA
     int(Role.CYCLIST): 5.0, int(Role.PEDESTRIAN): 1.2,
 }
 _CAM_PRIORITY_ROLES = np.array([int(Role.EMERGENCY), int(Role.BUS), int(Role.TRUCK)])
+_CAM_PRIORITY_ROLE_SET = frozenset(_CAM_PRIORITY_ROLES.tolist())
 _GNSS_NOISE_M = 20.0
 _STATION_ROLE = {1: Role.PEDESTRIAN, 2: Role.CYCLIST, 6: Role.BUS, 7: Role.TRUCK, 8: Role.TRUCK,
                  11: Role.BUS}
@@ -292,6 +293,12 @@ class StationTable:
             self.role[s] = role
             self.siren[s] = siren
         return None
+
+    def asks(self, s: int) -> bool:
+        """Slot ``s`` carries a priority request: a verified one, or (``allow_cam_priority``)
+        the CAMs of an emergency vehicle, bus or truck. A message that changes such a slot
+        changes what the priority applications decide."""
+        return bool(self.has_req[s]) or (self.allow_cam_priority and int(self.role[s]) in _CAM_PRIORITY_ROLE_SET)
 
     def put_request(self, s: int, *, role: Role, group: int, eta_s: float | None,
                     duration_s: float, now: float, ttl_s: float, grace_s: float,

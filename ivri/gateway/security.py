@@ -59,6 +59,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
@@ -400,24 +401,39 @@ class ReplayStore:
     """The newest accepted sequence number and timestamp per ticket, persisted across restarts.
 
     Keyed by a hash of (issuer, ticket id): one ticket per vehicle, so that one sender's
-    sequence numbers never lock out another. ``path``: a JSON file, written atomically after
-    every accepted request (accepted requests are rate limited per ticket, so this is cheap);
-    None keeps the state in memory only. Entries whose newest request is outside the
-    timestamp window are dropped (a replay of them is refused as stale anyway), so the state
-    stays as small as the number of tickets active in the last ``window_ms``.
+    sequence numbers never lock out another. ``path``: a JSON file (atomic replace); None
+    keeps the state in memory only. Entries whose newest request is outside the timestamp
+    window are dropped (a replay of them is refused as stale anyway), so the state stays as
+    small as the number of tickets active in the last ``window_ms``.
+
+    Writing: by default after every accepted request. With ``deferred=True`` (the gateway)
+    :meth:`accept` only marks the state changed, and the owner writes it off the hot path
+    (:meth:`snapshot` on its thread, :meth:`write` on another) and with :meth:`close` on a
+    clean stop. The restart guarantee holds either way: a deferred file is marked as not
+    closed cleanly until :meth:`close`, and a store loaded from such a file refuses every
+    request stamped before it was loaded (:meth:`unsafe_before`): one accepted after the
+    last write and before a crash cannot be replayed; the senders sign new requests.
     """
 
-    def __init__(self, path: str | Path | None, window_ms: int) -> None:
+    def __init__(self, path: str | Path | None, window_ms: int, *, deferred: bool = False) -> None:
         self.path = Path(path) if path is not None else None
         self.window_ms = window_ms
+        self.deferred = deferred and self.path is not None
+        #: True when the state changed since it was last handed to :meth:`write`.
+        self.dirty = False
         self._state: dict[str, list[int]] = {}  # key -> [last sequence, newest timestamp ms]
+        self._unsafe_before_ms = 0
+        self._writing = threading.Lock()  # one writer of the file at a time (see write)
         if self.path is not None and self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 self._state = {str(k): [int(v[0]), int(v[1])] for k, v in data["tickets"].items()}
+                clean = bool(data.get("clean", True))
             except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
                 raise ConfigError(f"replay state {self.path.name} cannot be read ({exc}); "
                                   "move it away to start afresh") from None
+            if not clean:  # written while running: acceptances after that write are unknown
+                self._unsafe_before_ms = int(time.time() * 1000)
         self.sweep(int(time.time() * 1000))
 
     @staticmethod
@@ -433,15 +449,23 @@ class ReplayStore:
         st = self._state.get(key)
         return None if st is None else st[0]
 
+    def unsafe_before(self, timestamp_ms: int) -> bool:
+        """True for a request stamped before this store was loaded from a file that was not
+        closed cleanly (it may have been accepted after the last write: see the class doc)."""
+        return timestamp_ms < self._unsafe_before_ms
+
     def accept(self, key: str, sequence: int, timestamp_ms: int) -> None:
-        """Record an accepted request and persist."""
+        """Record an accepted request and persist (or, deferred, mark the state changed)."""
         st = self._state.get(key)
         if st is None:
             self._state[key] = [sequence, timestamp_ms]
         else:
             st[0] = sequence
             st[1] = max(st[1], timestamp_ms)
-        self.save()
+        if self.deferred:
+            self.dirty = True
+        else:
+            self.save()
 
     def sweep(self, now_ms: int) -> None:
         """Drop tickets whose newest accepted request is outside the window."""
@@ -450,15 +474,33 @@ class ReplayStore:
             del self._state[k]
 
     def save(self) -> None:
-        """Write the state (atomic replace; owner-only file)."""
+        """Write the state now (atomic replace; owner-only file)."""
+        self.write(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state to :meth:`write` (a copy: the store may change meanwhile); clears :attr:`dirty`."""
+        self.dirty = False
+        return {"version": 1, "clean": not self.deferred, "tickets": {k: list(v) for k, v in self._state.items()}}
+
+    def write(self, snapshot: dict[str, Any]) -> None:
+        """Write a :meth:`snapshot` (atomic replace; owner-only file). Safe on another thread."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "tickets": self._state}, f, separators=(",", ":"))
-        os.replace(tmp, self.path)
+        with self._writing:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(snapshot, f, separators=(",", ":"))
+            os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        """A clean stop: write the whole state, marked complete."""
+        if self.path is None:
+            return
+        snap = self.snapshot()
+        snap["clean"] = True
+        self.write(snap)
 
 
 # ---------------------------------------------------------------------------------- verifier
@@ -503,6 +545,7 @@ class Verdict:
     ticket: AuthorisationTicket | None = None
     sequence: int = 0
     timestamp_ms: int = 0
+    replay_key: str = ""  # ReplayStore.key of the ticket (hashed once per request)
 
     @property
     def accepted(self) -> bool:
@@ -530,6 +573,21 @@ class TokenBuckets:
             return self.burst
         return min(self.burst, b[0] + max(0, now_ms - b[1]) / 1000.0 * self.rate_per_s)
 
+    def try_take(self, key: Any, now_ms: int) -> bool:
+        """Spend one token of ``key`` if it has one (one look-up); False, and nothing spent, if not."""
+        b = self._b.get(key)
+        tokens = self.burst if b is None else min(self.burst, b[0] + max(0, now_ms - b[1]) / 1000.0 * self.rate_per_s)
+        if tokens < 1.0:
+            return False
+        if b is None:
+            self._b[key] = [tokens - 1.0, now_ms]
+            while len(self._b) > self.capacity:
+                self._b.popitem(last=False)
+        else:
+            b[0], b[1] = tokens - 1.0, now_ms
+            self._b.move_to_end(key)
+        return True
+
     def take(self, key: Any, now_ms: int) -> None:
         """Spend one token of ``key`` (may go below zero: the caller checks :meth:`tokens`)."""
         self._b[key] = [self.tokens(key, now_ms) - 1.0, now_ms]
@@ -551,7 +609,8 @@ class RequestVerifier:
     ``max_rate_per_s`` / ``burst``: the request token bucket of each ticket.
     ``failure_rate_per_s`` / ``failure_burst``: failed signature checks allowed per MQTT
     client and per (client, ticket) before further requests from there are refused unchecked.
-    ``state_file``: where the replay state is persisted (None: memory only).
+    ``state_file``: where the replay state is persisted (None: memory only);
+    ``defer_writes``: the owner writes it (see :class:`ReplayStore`), not every acceptance.
     """
 
     def __init__(
@@ -565,6 +624,7 @@ class RequestVerifier:
         failure_burst: int = 5,
         state_file: str | Path | None = None,
         max_tracked: int = 10_000,
+        defer_writes: bool = False,
     ) -> None:
         for name, value in (("window_s", window_s), ("max_rate_per_s", max_rate_per_s),
                             ("failure_rate_per_s", failure_rate_per_s)):
@@ -576,7 +636,7 @@ class RequestVerifier:
         self.window_ms = round(window_s * 1000)
         self.counts: Counter[str] = Counter()
         """Number of verdicts by outcome: ``"accepted"`` and each :class:`RefusalReason` value."""
-        self.replay = ReplayStore(state_file, self.window_ms)
+        self.replay = ReplayStore(state_file, self.window_ms, deferred=defer_writes)
         self._rate = TokenBuckets(float(max_rate_per_s), float(burst), max_tracked)
         self._fail_client = TokenBuckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
         self._fail_ticket = TokenBuckets(float(failure_rate_per_s), float(failure_burst), max_tracked)
@@ -660,8 +720,9 @@ class RequestVerifier:
             return Verdict(RefusalReason.NOT_FOR_THIS_INTERSECTION)
         if abs(req.timestamp_ms - now_ms) > self.window_ms:
             return Verdict(RefusalReason.STALE_OR_FUTURE)
-        last = self.replay.last_sequence(ReplayStore.key(t.issuer, t.ticket_id))
-        if last is not None and req.sequence <= last:
+        rkey = ReplayStore.key(t.issuer, t.ticket_id)
+        last = self.replay.last_sequence(rkey)
+        if (last is not None and req.sequence <= last) or self.replay.unsafe_before(req.timestamp_ms):
             return Verdict(RefusalReason.REPLAYED)
         pair = (client, t.issuer, t.ticket_id)
         if self._fail_client.tokens(client, now_ms) < 1.0 or self._fail_ticket.tokens(pair, now_ms) < 1.0:
@@ -678,7 +739,7 @@ class RequestVerifier:
         if not verify_raw_signature(key, req.signature, data):
             self._failed(client, pair, now_ms)
             return Verdict(RefusalReason.BAD_SIGNATURE)
-        return Verdict(None, req.payload, t, req.sequence, req.timestamp_ms)
+        return Verdict(None, req.payload, t, req.sequence, req.timestamp_ms, rkey)
 
     def _failed(self, client: str, pair: tuple[str, str, str], now_ms: int) -> None:
         self._fail_client.take(client, now_ms)
@@ -692,13 +753,12 @@ class RequestVerifier:
             return Verdict(RefusalReason.NOT_AUTHORISED_FOR_CLASS)
         if any(s != t.station_id for s in station_ids):
             return Verdict(RefusalReason.STATION_ID_MISMATCH)
-        rkey = ReplayStore.key(t.issuer, t.ticket_id)
+        rkey = auth.replay_key or ReplayStore.key(t.issuer, t.ticket_id)
         last = self.replay.last_sequence(rkey)
         if last is not None and auth.sequence <= last:
             return Verdict(RefusalReason.REPLAYED)
-        if self._rate.tokens(rkey, now_ms) < 1.0:
+        if not self._rate.try_take(rkey, now_ms):
             return Verdict(RefusalReason.OVER_RATE)
-        self._rate.take(rkey, now_ms)
         self.replay.accept(rkey, auth.sequence, auth.timestamp_ms)
         return auth
 

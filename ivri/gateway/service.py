@@ -15,7 +15,11 @@ Three asyncio tasks share one event loop:
   call so that the base controller cycles), the controller, :class:`~ivri.core.engine.SignalCore`
   (monitor on), then SSEMs for requests whose status changed and SPATEM every
   ``spat_every_s`` and at once whenever an aspect or the priority status changed. It never
-  waits for the broker or for incoming messages.
+  waits for the broker or for incoming messages. It does not wait for the tick either when a
+  priority request arrives, changes or ends (a verified SREM, a CAM of a station that asks):
+  the controller decides the next tick at once (:meth:`GatewayService.decide_now`) and the
+  SSEMs and SPATEM that decision changes go out at once; the core still advances at the
+  tick's time, on its fixed step, so no minimum green, amber or intergreen is shortened.
 * the **MQTT loop** connects (new connections from its :class:`~ivri.gateway.transport.Connector`
   per attempt: aiomqtt, or in memory in tests and co-simulation), publishes
   ``status`` and the retained MAPEM, subscribes to ``cam`` and, on a connection of its own
@@ -198,7 +202,9 @@ class GatewayService:
             window_s=st.verifier_window_s, max_rate_per_s=st.verifier_rate_per_s, burst=st.verifier_burst,
             failure_rate_per_s=st.failure_rate_per_s, failure_burst=st.failure_burst,
             state_file=None if st.state_dir is None else st.state_dir / "replay-state.json",
+            defer_writes=True,  # written off the hot path by _save_replay_state
         )
+        self._replay_write: Any = None  # the write in flight (a concurrent future), if any
         self.allow_cam_priority = st.allow_cam_priority
         if self.allow_cam_priority:
             log.warning("allow_cam_priority is on: CAMs of emergency vehicles, buses and trucks get "
@@ -250,10 +256,14 @@ class GatewayService:
         self._client: Transport | None = None
         self._srem_client: Transport | None = None
         self._stopping: asyncio.Event | None = None
-        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()  # CAMs
-        self._srem_inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        # (parsed topic: intersection id, kind, login; or None), payload, time of receipt
+        self._inbox: collections.deque[tuple[tuple[str, str, str] | None, bytes, float]] = collections.deque()  # CAMs
+        self._srem_inbox: collections.deque[tuple[tuple[str, str, str] | None, bytes, float]] = collections.deque()
         self._arrivals = 0
         self._inbox_ready: asyncio.Event | None = None
+        self._urgent: asyncio.Event | None = None  # a priority input arrived: decide now
+        #: Decisions taken before their tick because a priority input arrived (decide_now).
+        self.decisions_early = 0
         self._to_clear: set[str] = set()  # input topics holding a retained message
         self._cleared: set[str] = set()   # topics we cleared (their empty message comes back)
         self._next_spat = 0.0
@@ -282,7 +292,7 @@ class GatewayService:
             "received": dict(self.received), "rejected": dict(self.rejected),
             "refused": dict(self.refused), "published": dict(self.published),
             "dropped": dict(self.dropped), "verifier": dict(self.verifier.counts),
-            "ticks": self.ticks, "connections": self.connections, "stations": len(self.table),
+            "ticks": self.ticks, "decisions_early": self.decisions_early, "connections": self.connections, "stations": len(self.table),
             "evicted_stations": self.table.evicted, "inbox": len(self._inbox) + len(self._srem_inbox),
             "faults": dict(self.faults), "safe_state": self.safe_state,
             "status": self.status, "core_t_s": self.core.t_s, "offline_s": round(self.offline_s, 3),
@@ -293,6 +303,7 @@ class GatewayService:
         (see the module docstring); it does not end the run."""
         self._stopping = asyncio.Event()
         self._inbox_ready = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._outbox = asyncio.Queue(maxsize=_MAX_OUTBOX)
         self._offline_since = time.monotonic()
         # With an external clock the caller ticks (tick_once): the engine task only waits.
@@ -321,6 +332,10 @@ class GatewayService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await mqtt
             self.status = STATUS_OFFLINE
+            if self._replay_write is not None:
+                with contextlib.suppress(Exception):
+                    await self._replay_write
+            self.verifier.replay.close()  # a clean stop: the whole state, marked complete
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (publishes ``offline``, disconnects). Safe to call twice."""
@@ -366,11 +381,9 @@ class GatewayService:
                 self._reject("empty", "message without payload")
             return
         now = self._now()
-        kind, login = "", ""
-        parts = topic.split("/", 5)
-        if len(parts) >= 4:
-            kind = parts[3]
-            login = parts[4] if len(parts) == 5 else ""
+        # The topic is parsed once, here; the inbox keeps the parts for _handle.
+        parsed = self.topics.parse(topic)
+        kind, login = ("", "") if parsed is None else (parsed[1], parsed[2])
         if kind == "srem":
             if self.verifier.client_throttled(login, int(now * 1000)):
                 self.received["srem"] += 1
@@ -378,18 +391,16 @@ class GatewayService:
                 return
             inbox, limit = self._srem_inbox, self.srem_inbox_size
         else:
-            if kind == "cam" and login:  # a device sends one station's CAMs: a few per second
-                now_ms = int(now * 1000)
-                if self._client_cams.tokens(login, now_ms) < 1.0:
-                    self.received["cam"] += 1
-                    self._reject("cam_over_client_rate", "cams of one login above its budget")
-                    return
-                self._client_cams.take(login, now_ms)
+            # A device sends one station's CAMs: a few per second.
+            if kind == "cam" and login and not self._client_cams.try_take(login, int(now * 1000)):
+                self.received["cam"] += 1
+                self._reject("cam_over_client_rate", "cams of one login above its budget")
+                return
             inbox, limit = self._inbox, self.inbox_size
         if len(inbox) >= limit:
             self.dropped[f"{kind if kind in ('cam', 'srem') else 'other'}_inbox_full"] += 1
             return
-        inbox.append((topic, payload, now))
+        inbox.append((parsed, payload, now))
         if self._inbox_ready is not None and not self._inbox_ready.is_set():
             self._inbox_ready.set()
 
@@ -403,12 +414,17 @@ class GatewayService:
         self._to_clear.clear()
 
     def _read_socket(self, max_packets: int = 100) -> None:
-        """Read what the connections hold now (the SREM connection first, up to ``max_packets``
-        each), so that reading keeps pace with a flood (see :meth:`Transport.pump`). Messages
-        land in the inboxes via :meth:`receive`."""
-        for client in (self._srem_client, self._client):
-            if client is not None:
-                client.pump(max_packets)
+        """Read what the connections hold now, so that reading keeps pace with a flood (see
+        :meth:`Transport.pump`): the SREM connection first, up to ``max_packets``; the CAM
+        connection up to ``max_packets`` but no more than the CAM inbox has room for (a
+        message read only to be dropped costs as much as handling one: paho takes ~30 us, so
+        under overload the backlog stays in the broker's bounded queue and the gateway's time
+        goes to handling). Messages land in the inboxes via :meth:`receive`."""
+        if self._srem_client is not None:
+            self._srem_client.pump(max_packets)
+        room = min(max_packets, self.inbox_size - len(self._inbox))
+        if self._client is not None and room > 0:
+            self._client.pump(room)
 
     async def _ingest_loop(self) -> None:
         assert self._inbox_ready is not None
@@ -421,29 +437,30 @@ class GatewayService:
                 continue
             end = clock() + self.ingest_slice_s
             while srems and clock() < end:
-                topic, payload, at = srems.popleft()
-                self.handle(topic, payload, at)
+                self._handle_safely(*srems.popleft())
             while cams and clock() < end:
                 if srems:  # a request came in meanwhile: it goes first
                     break
                 for _ in range(32):  # read the clock once per few CAMs
                     if not cams:
                         break
-                    topic, payload, at = cams.popleft()
-                    self.handle(topic, payload, at)
+                    self._handle_safely(*cams.popleft())
                 self._read_socket(64)
             await asyncio.sleep(0)  # let the engine loop in
 
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> None:
-        """Process one incoming message at once (the ingest loop; tests). Never raises."""
+        """Process one incoming message at once (tests; the ingest loop takes them from the
+        inboxes). Never raises."""
+        self._handle_safely(self.topics.parse(topic), payload, self._now() if now is None else now)
+
+    def _handle_safely(self, parsed: tuple[str, str, str] | None, payload: bytes, now: float) -> None:
         try:
-            self._handle(topic, payload, self._now() if now is None else now)
+            self._handle(parsed, payload, now)
         except Exception as exc:  # noqa: BLE001  (last line of defence: input must never crash us)
             # The exception's type only: its text may quote the message (a station id, say).
             self._reject("internal_error", type(exc).__name__)
 
-    def _handle(self, topic: str, payload: bytes, now: float) -> None:
-        parsed = self.topics.parse(topic)
+    def _handle(self, parsed: tuple[str, str, str] | None, payload: bytes, now: float) -> None:
         if parsed is None:
             self._reject("unknown_topic", "topic outside the layout")
             return
@@ -498,13 +515,21 @@ class GatewayService:
                                  max_jump_mps=_MAX_JUMP_MPS)
         if why is not None:
             self._reject(why, "cam not stored")
+            return
+        s = self.table.index[(cam.header.station_id, i)]
+        if self.table.asks(s):
+            self._mark_urgent()  # where a requester is changes the priority decision
         elif not self.allow_cam_priority and (cam.vehicle_role in _PRIORITY_VEHICLE_ROLES
                                               or cam.emergency_container is not None):
-            s = self.table.index[(cam.header.station_id, i)]
-            if not self.table.has_req[s]:
-                # Stored as a description; its priority claim is refused (only a signed SREM
-                # asks; the CAMs of a station with a verified request refine its ETA).
-                self._refuse("cam_is_not_a_request")
+            # Stored as a description; its priority claim is refused (only a signed SREM
+            # asks; the CAMs of a station with a verified request refine its ETA).
+            self._refuse("cam_is_not_a_request")
+
+    def _mark_urgent(self) -> None:
+        """A priority request arrived, changed or ended: the engine loop decides at once
+        (:meth:`decide_now`) instead of at the next tick."""
+        if self._urgent is not None and not self._urgent.is_set():
+            self._urgent.set()
 
     def _on_srem(self, i: int, data: bytes, now: float, login: str) -> None:
         now_ms = int(time.time() * 1000)
@@ -551,6 +576,7 @@ class GatewayService:
             if r.request_type == "priorityCancellation":
                 if held is not None:
                     self.table.cancel_request(s)  # type: ignore[arg-type]
+                    self._mark_urgent()
                 continue
             if held is not None and CLASS_RANK[cls] < held.rank:
                 self._refuse("downgrade")  # never lower a request's class: cancel it first
@@ -584,6 +610,7 @@ class GatewayService:
                 ttl_s=self.request_ttl_s, grace_s=self.request_grace_s,
                 bus_lateness_s=self.srem_bus_lateness_s, pending=pending,
             )
+            self._mark_urgent()
             if new:
                 pending.last_status = "requested" if app in self.apps else "rejected"
                 acks.append((pending, pending.last_status))
@@ -610,26 +637,43 @@ class GatewayService:
     # ----------------------------------------------------------------------------- engine
 
     async def _engine_loop(self) -> None:
+        assert self._urgent is not None
         loop = asyncio.get_running_loop()
+        urgent = self._urgent
         next_t = loop.time()
         while True:
             self.tick()
             next_t += self.tick_s
-            delay = next_t - loop.time()
-            if delay < -2 * self.tick_s:  # fell behind (a stall): do not burst to catch up
+            if next_t - loop.time() < -2 * self.tick_s:  # fell behind (a stall): do not burst to catch up
                 next_t = loop.time()
-                delay = 0.0
-            await asyncio.sleep(max(delay, 0.0))
+            # Until the next tick: a priority input (see receive / _mark_urgent) has the
+            # controller decide at once, and the decision goes out (SSEM, SPATEM) at once; the
+            # core advances at the tick's time as always. One decision per tick: an input after
+            # it is decided on right after that tick.
+            while (delay := next_t - loop.time()) > 0:
+                if urgent.is_set() and not self.engine.decided:
+                    self.decide_now()
+                    continue
+                if self.engine.decided:
+                    await asyncio.sleep(delay)
+                    break
+                try:
+                    await asyncio.wait_for(urgent.wait(), delay)
+                except TimeoutError:
+                    break
+            await asyncio.sleep(0)
 
     def tick(self, now: float | None = None) -> None:
         """One engine tick (called by the engine loop; tests may call it directly). Never
-        raises: a fault puts the gateway in its safe state and the next tick runs on."""
+        raises: a fault puts the gateway in its safe state and the next tick runs on. The
+        controller's decision is the one :meth:`decide_now` made since the last tick, if any."""
         t0 = time.perf_counter()
         now = self._now() if now is None else now
         try:
             self._tick(now)
         except Exception as exc:  # noqa: BLE001  (the lights must keep running, see module doc)
             self._fail_safe(exc)
+        self._save_replay_state()
         self.last_tick_s = time.perf_counter() - t0
         if self.on_tick is not None:
             try:
@@ -638,8 +682,43 @@ class GatewayService:
                 self.faults["on_tick"] += 1
                 self._log_limited("on_tick", "on_tick callback failed: %s", exc)
 
-    def _tick(self, now: float) -> None:
-        unix = time.time()
+    def _save_replay_state(self) -> None:
+        """Write the replay state changed since the last write, on a worker thread when an
+        event loop runs (a disk write never holds up the engine), at most one write at a time."""
+        replay = self.verifier.replay
+        if not replay.dirty or (self._replay_write is not None and not self._replay_write.done()):
+            return
+        snap = replay.snapshot()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            replay.write(snap)
+            return
+        self._replay_write = loop.run_in_executor(None, replay.write, snap)
+        self._replay_write.add_done_callback(self._replay_written)
+
+    def _replay_written(self, fut: Any) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            self.faults["replay_state_write"] += 1
+            self._log_limited("replay_state", "replay state not written: %s", fut.exception())
+
+    def decide_now(self, now: float | None = None) -> None:
+        """The controller decides the next tick now, on the messages received so far, and the
+        SSEMs and SPATEMs its priority decisions change go out at once; the signals change at
+        the tick (:meth:`tick`), on the core's fixed step. Does nothing when the next tick is
+        decided already. Never raises (a fault: safe state, as in :meth:`tick`)."""
+        if self.engine.decided:
+            return
+        self.decisions_early += 1
+        try:
+            self._decide(self._now() if now is None else now)
+            self._announce(time.time(), None, spat_due=False)
+        except Exception as exc:  # noqa: BLE001  (the lights must keep running, see module doc)
+            self._fail_safe(exc)
+
+    def _decide(self, now: float) -> None:
+        if self._urgent is not None:
+            self._urgent.clear()  # every input handled so far is in this decision
         self.table.expire(now, self.station_ttl_s)
         v2x = self.table.observation(self.sites, now, self.default_eta_s)
         blocked = None
@@ -654,14 +733,27 @@ class GatewayService:
         obs = Observation(t_s=self.core.t_s + self.tick_s, demand=demand, gap_s=gap,
                           queue_veh=queue, approach_veh=approach, downstream_queue_veh=down,
                           v2x=v2x, exit_blocked=blocked)
-        changed = self.engine.tick(obs)
+        self.engine.decide(obs)
+
+    def _tick(self, now: float) -> None:
+        unix = time.time()
+        if not self.engine.decided:
+            self._decide(now)
+        changed = self.engine.advance()
         self.ticks += 1
-        self._answer_requests(unix)
         spat_due = now >= self._next_spat - 1e-6  # tolerance: spat_every_s == tick_s means every tick
         if spat_due:
             self._next_spat = now + self.spat_every_s
+        self._announce(unix, changed, spat_due)
+
+    def _announce(self, unix: float, changed: np.ndarray | None, spat_due: bool) -> None:
+        """SSEMs for requests whose status changed; SPATEM for every intersection when due,
+        else for those whose aspects (``changed``) or priority status changed."""
+        self._answer_requests(unix)
         prio = self._priority_active()
-        urgent = changed | (prio != self._prio_last)
+        urgent = prio != self._prio_last
+        if changed is not None:
+            urgent |= changed
         self._prio_last = prio
         if spat_due or urgent.any():
             self._send_spatem(unix, prio, None if spat_due else urgent)
@@ -824,9 +916,12 @@ class GatewayService:
             extra = [await self._connect(stack, i, str(i)) for i in range(1, self.net.n_intersections)]
             while not self._outbox.empty():  # stale SPATEM/SSEM from before the loss
                 self._outbox.get_nowait()
-            cam_filter, srem_filter = self.topics.subscriptions()
-            await client.subscribe(cam_filter, qos=0)
-            await srem_client.subscribe(srem_filter, qos=0)
+            # Only this gateway's intersections: several gateways can share one broker.
+            cam_filters, srem_filters = self.topics.subscriptions(self.net.intersection_ids)
+            for f in cam_filters:
+                await client.subscribe(f, qos=0)
+            for f in srem_filters:
+                await srem_client.subscribe(f, qos=0)
             for i in range(self.net.n_intersections):
                 if self._mapem[i] is not None:
                     await client.publish(self.topics.topic(self.net.intersection_ids[i], "mapem"),

@@ -32,6 +32,7 @@ Status: ``online`` (connected; the controller with its priority applications run
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -80,10 +81,17 @@ class TopicLayout:
             )
         return f"{self.root}/{self.region}/{intersection_id}/{kind}"
 
-    def subscriptions(self) -> list[str]:
-        """The filters the gateway subscribes to, CAMs then SREMs (all intersections of its
-        region; ``kind/#`` matches both ``kind`` and ``kind/<login>``)."""
-        return [f"{self.root}/{self.region}/+/{kind}/#" for kind in IN_KINDS]
+    def subscriptions(self, intersection_ids: Sequence[str] | None = None) -> list[list[str]]:
+        """The filters the gateway subscribes to: the CAM filters, then the SREM filters.
+
+        ``kind/#`` matches both ``kind`` and ``kind/<login>``. Without ``intersection_ids``,
+        one filter per kind for every intersection of the region; with them, one per given
+        intersection, so that several gateways behind one broker each receive only the
+        messages of the intersections they own (partitioned by topic).
+        """
+        if intersection_ids is None:
+            return [[f"{self.root}/{self.region}/+/{kind}/#"] for kind in IN_KINDS]
+        return [[f"{self.topic(x, kind)}/#" for x in intersection_ids] for kind in IN_KINDS]
 
     def client_topic(self, intersection_id: str, kind: str, login: str) -> str:
         """``ivri/<region>/<intersection_id>/<kind>/<login>`` (``.../<kind>`` for login "")."""

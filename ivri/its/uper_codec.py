@@ -6,7 +6,9 @@ read from a directory given to :class:`UperCodec`, or from the environment varia
 per directory for the life of the process.
 
 Encoding fills every mandatory ASN.1 field the models do not carry with its "unavailable" value
-(or zeros for attribute bit strings). Decoding keeps only the modelled fields. Any bytes that are
+(or zeros for attribute bit strings). Decoding keeps only the modelled fields. CAMs of the
+common form are read by :mod:`ivri.its.uper_cam` (the same result, some twenty times faster);
+every other message, and any CAM it does not take, by asn1tools. Any bytes that are
 not a valid message of a supported form raise :class:`MessageError`, never anything else.
 """
 
@@ -39,6 +41,7 @@ from ivri.its.messages import (
     Ssem,
     message_type,
 )
+from ivri.its.uper_cam import read_cam_fields
 
 __all__ = ["ASN1_DIR_ENV", "ASN1_FILES", "UperCodec"]
 
@@ -553,6 +556,13 @@ class UperCodec:
         if kind is not None and message_type(kind) is not found:
             wanted = message_type(kind).PDU
             raise MessageError(f"expected a {wanted}, got a {found.PDU} (messageID {data[1]})")
+        if found is Cam:  # the message that comes by the ten thousand: its common form, read fast
+            quick = read_cam_fields(data)
+            if quick is not None:
+                try:
+                    return Cam.model_validate(quick)
+                except ValidationError as exc:
+                    raise MessageError(format_error(exc, found.PDU)) from None
         try:
             value = self._spec.decode(found.PDU, data, check_constraints=True)
             fields = _FROM[found](value)

@@ -310,7 +310,9 @@ def _make_advance_kernel(parallel: bool) -> Callable[..., int]:
             if hit:
                 n_changed += 1
             if bad is not None:  # resolved at compile time: no monitor, no branch
-                bad[i] = monitor_row(monitor_valid, monitor_masks, sig.state, i)
+                # The monitor's three arrays come together (SignalCore passes all or none);
+                # a narrowing test per array would be one more branch in the hot loop.
+                bad[i] = monitor_row(monitor_valid, monitor_masks, sig.state, i)  # type: ignore[arg-type]
         return n_changed
 
     name = "advance_kernel_parallel" if parallel else "advance_kernel"

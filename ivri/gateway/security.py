@@ -422,7 +422,7 @@ class ReplayStore:
         #: True when the state changed since it was last handed to :meth:`write`.
         self.dirty = False
         self._state: dict[str, list[int]] = {}  # key -> [last sequence, newest timestamp ms]
-        self._unsafe_before_ms = 0
+        self._unsafe_before_ms = -1
         self._writing = threading.Lock()  # one writer of the file at a time (see write)
         if self.path is not None and self.path.exists():
             try:
@@ -451,8 +451,10 @@ class ReplayStore:
 
     def unsafe_before(self, timestamp_ms: int) -> bool:
         """True for a request stamped before this store was loaded from a file that was not
-        closed cleanly (it may have been accepted after the last write: see the class doc)."""
-        return timestamp_ms < self._unsafe_before_ms
+        closed cleanly (it may have been accepted after the last write: see the class doc).
+        The millisecond of the load counts as before: a request of that millisecond may have
+        been accepted just before the restart."""
+        return timestamp_ms <= self._unsafe_before_ms
 
     def accept(self, key: str, sequence: int, timestamp_ms: int) -> None:
         """Record an accepted request and persist (or, deferred, mark the state changed)."""

@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +58,14 @@ IVRI_CONTROLLERS = ("fixed-time", "actuated", "max-pressure")
 #: SUMO's actuated".
 HEADLINE, PRESSURE, PRESSURE_REFERENCE = "actuated", "max-pressure", "sumo-actuated"
 CONFIDENCE = 0.95
+
+
+def command_line_args() -> str:
+    """This run's arguments for the report, without the output folder (where it was written)."""
+    argv = sys.argv[1:]
+    keep = [a for k, a in enumerate(argv)
+            if not (a == "--out" or a.startswith("--out=") or (k > 0 and argv[k - 1] == "--out"))]
+    return shlex.join(keep)
 
 
 def _default_cache() -> Path:
@@ -294,8 +304,7 @@ def main() -> None:
 
     version = sumo_version()
     head = (f"# Controllers against SUMO's best built-in control\n\n"
-            f"`python benchmarks/controllers.py --seeds {','.join(map(str, seeds))}`"
-            f"{'' if end_s is None else f' --span {end_s:g}'}: bundled scenarios ({args.variant}) "
+            f"`python benchmarks/controllers.py {command_line_args()}`: bundled scenarios ({args.variant}) "
             f"{', '.join(names(args.scenarios)) or 'none'}; real-world networks "
             f"{', '.join(realworld) or 'none'} (RESCO, via sumo-rl 1.4.5: see "
             "sumo_networks/README.md); SUMO " + version + f"; {len(jobs)} runs, "

@@ -137,7 +137,7 @@ def four_stage_template(n_groups: int, seed: int = 7) -> IntersectionConfig:
         for b in range(a + 1, n_groups):
             if stage_of[a] != stage_of[b]:
                 ig = [float(rng.uniform(3.0, 6.0)) + (6.0 if x in ped else 0.0) for x in (a, b)]
-                ig = [max(v, groups[x]["amber_s"]) for v, x in zip(ig, (a, b))]
+                ig = [max(v, groups[x]["amber_s"]) for v, x in zip(ig, (a, b), strict=True)]
                 conflicts.append({"between": [f"fc{a:02d}", f"fc{b:02d}"], "intergreen_s": ig})
     stages = [[f"fc{g:02d}" for g in range(n_groups) if stage_of[g] == s] for s in range(n_stages)]
     return IntersectionConfig(id="template", signal_groups=groups, conflicts=conflicts, stages=stages)

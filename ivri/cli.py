@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from ivri.errors import ConfigError, IvriError
+from ivri.national.cli import national
 
 app = typer.Typer(
     name="ivri",
@@ -537,8 +538,6 @@ def controllers() -> None:
         table.add_row(name, text)
     console.print(table)
 
-
-from ivri.national.cli import national
 
 app.command()(national)
 

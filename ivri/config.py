@@ -168,7 +168,7 @@ class IntersectionConfig(_Strict):
                     f"intersection {self.id!r}: conflict {c.between[0]!r}/{c.between[1]!r} is given twice"
                 )
             pairs.add(pair)
-            for ending, ig in zip(c.between, c.intergreen_s):
+            for ending, ig in zip(c.between, c.intergreen_s, strict=True):
                 # A conflicting green may only start once the ending group's amber is over.
                 if ig < amber[ending]:
                     raise ValueError(

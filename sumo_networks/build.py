@@ -605,11 +605,11 @@ def crossing() -> tuple[Net, Demand]:
     bike_approach = {"W": (0, 240, 60), "E": (0, 240, 60), "N": (0, 160, 40), "S": (0, 160, 40)}
     main = {"W", "E"}
     for o, (ql, qs, qr) in approach.items():
-        for mv, q in zip("lsr", (ql, qs, qr)):
+        for mv, q in zip("lsr", (ql, qs, qr), strict=True):
             d = next(x for x in "WENS" if x != o and turn(net, o, "C", x) == mv)
             dem.cars.append((car_edge(o, "C"), car_edge("C", d), q, "mix_main" if o in main else "mix_side"))
         bl, bs, br = bike_approach[o]
-        for mv, q in zip("lsr", (bl, bs, br)):
+        for mv, q in zip("lsr", (bl, bs, br), strict=True):
             d = next(x for x in "WENS" if x != o and turn(net, o, "C", x) == mv)
             dem.bikes.append((bike_edge(o, "C"), bike_edge("C", d), q))
     # pedestrians: across each arm (both directions), plus some diagonal walks (two crossings)
@@ -699,7 +699,7 @@ def corridor() -> tuple[Net, Demand]:
         dem.bikes.append((bike_edge("W", "J1"), bike_edge(j, f"{j}S"), 15))
         dem.bikes.append((bike_edge(f"{j}S", j), bike_edge("J5", "E"), 15))
     # pedestrians: across the main road (west and east arm) and across the side streets
-    chain_nb = dict(zip(ids, ["W", *ids[:-1]]))
+    chain_nb = dict(zip(ids, ["W", *ids[:-1]], strict=True))
     for j in ids:
         dem.peds += arm_crossing(j, chain_nb[j], 25)
         dem.peds += arm_crossing(j, f"{j}N", 10)

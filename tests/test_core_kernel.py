@@ -174,7 +174,9 @@ def test_two_group_timeline_exact(dt_s: float) -> None:
         return np.array([[t_s <= 3.0 + 1e-9, t_s > 3.0 + 1e-9]])
 
     s = simulate(timing, req, dt_s, n_ticks)
-    tick = lambda t: round(t / dt_s) - 1
+    def tick(t: float) -> int:
+        return round(t / dt_s) - 1
+
     assert first_tick(s, 0, GREEN) == tick(dt_s)
     assert first_tick(s, 0, AMBER) == tick(dt_s + 6.0), "min green is 6 s, not a tick more or less"
     assert first_tick(s, 0, RED, after=tick(dt_s + 6.0)) == tick(dt_s + 9.0), "amber is 3 s"
@@ -188,7 +190,9 @@ def test_two_group_timeline_exact(dt_s: float) -> None:
 def test_priority_hold_outlasts_max_green_but_not_starvation() -> None:
     """An ``extend`` hold keeps a requested green past max green; a starving rival still ends it."""
     timing, _ = two_group_net(max_wait_s=40.0)
-    always_a = lambda t: np.array([[True, t >= 10]])
+    def always_a(t: float) -> np.ndarray:
+        return np.array([[True, t >= 10]])
+
     held = simulate(timing, always_a, 1.0, 80, ext_fn=lambda t: np.array([[True, False]]))
     # b calls from t = 10; its wait reaches 40 s at t = 49 (1 s counted on its first tick).
     assert first_tick(held, 0, AMBER) == 48, "held past max green (t=21) up to b's starvation"
@@ -256,7 +260,9 @@ def test_two_conflicting_requests_in_one_tick_longest_wait_first() -> None:
     # Equal waits would favour the lower index; here both start calling together, so a (index 0) wins.
     s = simulate(timing, lambda t: np.array([[True, True]]), 1.0, 3)
     assert list(s[0, 0]) == [GREEN, RED]
-    dem = lambda t: np.array([[True, True]])
+    def dem(t: float) -> np.ndarray:
+        return np.array([[True, True]])
+
     s = simulate(timing, lambda t: np.array([[t > 2.0, True]]), 1.0, 3, dem_fn=dem)
     assert list(s[0, 0]) == [RED, GREEN]
 
@@ -402,7 +408,7 @@ def test_kernel_without_jit_in_subprocess() -> None:
         "print('ok')\n"
     )
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    proc = subprocess.run(  # noqa: PLW1510  (the return code is asserted below)
+    proc = subprocess.run(
         [sys.executable, "-c", code, str(REPO), str(REPO / "tests")],
         env=env, capture_output=True, text=True, timeout=300,
     )

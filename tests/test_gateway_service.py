@@ -6,6 +6,7 @@ pytest-asyncio is not used: each test runs its own event loop with ``asyncio.run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -134,10 +135,8 @@ class Listener:
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await self._task
-        except (asyncio.CancelledError, aiomqtt.MqttError):
-            pass
 
     async def _run(self, ready: asyncio.Event) -> None:
         while True:

@@ -643,7 +643,7 @@ def test_crosswalk_slow_user_on_crossing_keeps_walk_green() -> None:
         return 12.0 - 0.6 * (t - 40.0)
 
     def scene(t: float, obs: Observation) -> None:
-        if 40.0 <= t and dist(t) > 0.0:
+        if t >= 40.0 and dist(t) > 0.0:
             obs.v2x = V2XObservation.from_rows([walker(5, dist(t), on_crossing=True)])
 
     r = Run(crossing(), arbiter(fixed(), Crosswalk()), scene, 200)

@@ -96,7 +96,7 @@ def _served_problems(net_file: Path) -> list[str]:
                 if t.getPrograms()}
     # Link indices that some connection uses (a program may keep states for removed ones).
     used = {t.getID(): {c[2] for c in t.getConnections()} for t in net.getTrafficLights()}
-    for x, lm in zip(configs, maps):
+    for x, lm in zip(configs, maps, strict=True):
         _check_consistent(x)
         in_stage = {g for stage in x.stages for g in stage}
         states = [p.state for p in programs[lm.tls_id].getPhases()]
@@ -145,7 +145,7 @@ def test_clustered_junction_is_one_intersection_with_consistent_groups(cluster_n
     for c in x.conflicts:
         a, b = index[c.between[0]], index[c.between[1]]
         conflict[a, b] = conflict[b, a] = True
-    for a, b in zip(*np.nonzero(np.triu(foes, 1))):
+    for a, b in zip(*np.nonzero(np.triu(foes, 1)), strict=True):
         ga, gb = lm.group_of_link[a], lm.group_of_link[b]
         if ga < 0 or gb < 0 or ga == gb or conflict[ga, gb]:
             continue

@@ -70,7 +70,7 @@ def conflict_checker(net: CompiledNetwork, bridge: SumoBridge):
     pairs = []
     foes = []
     sumo_net = read_net(bridge.cfg.net_file)
-    for x, lm in zip(net.config.intersections, bridge.link_maps):
+    for x, lm in zip(net.config.intersections, bridge.link_maps, strict=True):
         links = {g.id: g.sumo_links for g in x.signal_groups}
         pairs.append([(links[c.between[0]], links[c.between[1]]) for c in x.conflicts])
         foes.append(np.argwhere(np.triu(link_foes(sumo_net, lm.tls_id))))

@@ -91,7 +91,7 @@ def _check_consistent(x: IntersectionConfig) -> None:
     IntersectionConfig.model_validate(x.model_dump())
     amber = {g.id: g.amber_s for g in x.signal_groups}
     for c in x.conflicts:
-        for ending, ig in zip(c.between, c.intergreen_s):
+        for ending, ig in zip(c.between, c.intergreen_s, strict=True):
             assert ig >= amber[ending]
             assert round(ig * 10) == pytest.approx(ig * 10)  # rounded to 0.1 s
     pairs = set(_conflicts(x))
@@ -207,7 +207,7 @@ def test_cross4_partial_conflicts_yield(cross4: Path):
     x, lm = xs[0], maps[0]
     idx = {g: i for i, g in enumerate(x.group_ids())}
     net = sumolib.net.readNet(str(cross4), withInternal=True, withPedestrianConnections=True)
-    left = [c for c in net.getEdge("N_C").getOutgoing()[net.getEdge("C_E")]]
+    left = list(net.getEdge("N_C").getOutgoing()[net.getEdge("C_E")])
     assert left and left[0].getDirection() == "l"
     k = left[0].getTLLinkIndex()
     assert idx["S_C_lsr"] in lm.yield_to[k]

@@ -898,10 +898,8 @@ class GatewayService:
                 self.status = STATUS_OFFLINE
             if self._stopping.is_set():
                 break
-            try:
+            with contextlib.suppress(TimeoutError):  # the backoff is over: try again
                 await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
             backoff = min(backoff * 2.0, self.reconnect_max_s)
 
     async def _session(self) -> None:

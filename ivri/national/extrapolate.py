@@ -147,7 +147,7 @@ def per_intersection_year(table: EffectTable, p: Params, itype: str, feature: st
     idx = None if seeds is None else seeds.get(itype)
     r = p["weather.rain_hour_share"]
     fixed = table.sweep.fixed_variant.get(itype)
-    acc: dict[str, Value] = {m: 0.0 for m in METRICS}
+    acc: dict[str, Value] = dict.fromkeys(METRICS, 0.0)
     ev_s = 0.0
     hours_total = _hours_total(table, p)
     for day, variant in table.sweep.day_variant.items():

@@ -31,6 +31,7 @@ The result is a set of parameters of the existing ``fixed-time`` controller
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
@@ -232,8 +233,10 @@ class WebsterPlan:
     lost_s: dict[str, float]
 
     def to_json(self) -> dict[str, Any]:
-        r = lambda d: {k: (round(v, 2) if isinstance(v, float) else [round(x, 2) for x in v])
-                       for k, v in d.items()}
+        def r(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: (round(v, 2) if isinstance(v, float) else [round(x, 2) for x in v])
+                    for k, v in d.items()}
+
         return {"stage_green_s": r(self.stage_green_s), "offset_s": r(self.offset_s),
                 "cycle_s": r(self.cycle_s), "Y": r(self.y_total), "L_s": r(self.lost_s)}
 
@@ -293,10 +296,8 @@ def webster_plan(sumocfg: Path, *, saturation_pcu_h_lane: float = 1800.0, c_min:
             trans[k] = transition_s(t, i, prev & ~cur, cur & ~prev)
         for g in range(n_g):
             for lane in m.in_lanes[g]:
-                try:
+                with contextlib.suppress(KeyError):  # a lane the network file lacks
                     speeds.append(float(net.getLane(lane).getSpeed()))
-                except KeyError:
-                    pass
         y_stage[x] = y_k
         trans_of[x] = trans
         ys[x] = float(y_k.sum())

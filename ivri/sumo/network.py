@@ -601,7 +601,7 @@ def _crossing_points(a: np.ndarray, b: np.ndarray) -> list[tuple[float, float]]:
         u = (qp[..., 0] * r[:, None, 1] - qp[..., 1] * r[:, None, 0]) / rxs
     ok = (np.abs(rxs) > 1e-12) & (t >= -1e-9) & (t <= 1 + 1e-9) & (u >= -1e-9) & (u <= 1 + 1e-9)
     out = []
-    for i, j in zip(*np.nonzero(ok)):
+    for i, j in zip(*np.nonzero(ok), strict=True):
         la = sa[i] + t[i, j] * (sa[i + 1] - sa[i])
         lb = sb[j] + u[i, j] * (sb[j + 1] - sb[j])
         out.append((float(la), float(lb)))
@@ -816,7 +816,7 @@ def _merge_yields(facts: _TlsFacts, group_of: np.ndarray, conflict: np.ndarray,
     on: (a, b) pairs, a yields to b. The turning link yields to the straight one; between
     two turns or two straight links, the one with the higher link index yields."""
     out: list[tuple[int, int]] = []
-    for a, b in zip(*np.nonzero(np.triu(facts.foes, 1))):
+    for a, b in zip(*np.nonzero(np.triu(facts.foes, 1)), strict=True):
         ga, gb = group_of[a], group_of[b]
         if ga < 0 or gb < 0 or ga == gb or conflict[ga, gb] or ymat[a, b] or ymat[b, a]:
             continue

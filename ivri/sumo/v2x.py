@@ -177,7 +177,7 @@ class V2XEmulator:
         #: (:class:`ivri.sumo.safety.SafetyWatch`).
         self.emergency_now: dict[int, tuple[int, int, float]] = {}
         self.person_app_now = np.zeros(0, np.bool_)
-        self.stats = V2XStats(equipped={k: 0 for k in DEFAULT_SHARES})
+        self.stats = V2XStats(equipped=dict.fromkeys(DEFAULT_SHARES, 0))
         self.obs = V2XObservation.empty()
         #: With ``track_equipped`` (the GUI sets it), every road user that becomes equipped is
         #: appended to ``equipped_new`` as (SUMO id, role, is a person) for the caller to take.

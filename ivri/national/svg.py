@@ -87,12 +87,17 @@ def intervals_svg(title: str, rows: Sequence[tuple[str, float, float, float]], u
                     'stroke="#3b78c2" stroke-width="7" stroke-linecap="round"/>')
         body.append(f'<circle cx="{_x(c, lo, hi):.1f}" cy="{y:.1f}" r="4.5" fill="#111"/>')
     if reference is not None:
-        xr = _x(reference[1], lo, hi)
-        body.append(f'<line x1="{xr:.1f}" y1="{_TOP - 6}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
-                    'stroke="#c0392b" stroke-dasharray="5,4" stroke-width="2"/>')
-        body.append(f'<text x="{xr + 4:.1f}" y="{height - _BOTTOM - 4}" font-size="11" fill="#c0392b">'
-                    f'{escape(reference[0])}</text>')
+        body += _reference_line(reference, lo, hi, height)
     return _svg(height, title, body)
+
+
+def _reference_line(reference: tuple[str, float], lo: float, hi: float, height: int) -> list[str]:
+    """A dashed vertical line at a reference value (the G40 figure), labelled at its foot."""
+    xr = _x(reference[1], lo, hi)
+    return [f'<line x1="{xr:.1f}" y1="{_TOP - 6}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
+            'stroke="#c0392b" stroke-dasharray="5,4" stroke-width="2"/>',
+            f'<text x="{xr + 4:.1f}" y="{height - _BOTTOM - 4}" font-size="11" fill="#c0392b">'
+            f'{escape(reference[0])}</text>']
 
 
 def tornado_svg(title: str, rows: Sequence[tuple[str, float, float]], central: float, unit: str,
@@ -114,11 +119,7 @@ def tornado_svg(title: str, rows: Sequence[tuple[str, float, float]], central: f
                         f'fill="{colour}" fill-opacity="0.85"/>')
     body.append(f'<line x1="{xc:.1f}" y1="{_TOP - 6}" x2="{xc:.1f}" y2="{height - _BOTTOM}" stroke="#000"/>')
     if reference is not None:
-        xr = _x(reference[1], lo, hi)
-        body.append(f'<line x1="{xr:.1f}" y1="{_TOP - 6}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
-                    'stroke="#c0392b" stroke-dasharray="5,4" stroke-width="2"/>')
-        body.append(f'<text x="{xr + 4:.1f}" y="{height - _BOTTOM - 4}" font-size="11" fill="#c0392b">'
-                    f'{escape(reference[0])}</text>')
+        body += _reference_line(reference, lo, hi, height)
     body.append(f'<text x="{_W - _RIGHT}" y="18" font-size="11" text-anchor="end">'
                 '<tspan fill="#3b78c2">■ parameter low</tspan> <tspan fill="#e08a2c">■ parameter high</tspan></text>')
     return _svg(height, title, body)

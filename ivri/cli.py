@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -31,7 +32,9 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message may quote brackets (a config value, "pip install 'ivri[mqtt]'") that
+    # rich would otherwise take for markup and drop.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -440,9 +443,13 @@ def gateway(
     import signal
 
     try:
-        from ivri.config import load_network_config
         from ivri.gateway.security import TrustStore
         from ivri.gateway.service import GatewayService
+    except ModuleNotFoundError as exc:
+        _fail(f"the live gateway needs the mqtt extra, which is not installed ({exc}); "
+              "pip install 'ivri[mqtt]'")
+    try:
+        from ivri.config import load_network_config
         from ivri.gateway.settings import gateway_settings
         from ivri.gateway.site import load_gateway_sites
 

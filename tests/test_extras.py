@@ -141,3 +141,16 @@ def test_a_missing_extra_is_named() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "pip install 'ivri[national]'" in done.stdout
+
+
+def test_the_gateway_names_its_missing_extra(tmp_path: Path) -> None:
+    """Without the mqtt extra, `ivri gateway` says what to install instead of a traceback."""
+    done = run_blocked(
+        "from ivri.cli import main\n"
+        f"sys.argv = ['ivri', 'gateway', '--config', {str(tmp_path / 'net.toml')!r}]\n"
+        "main()\n",
+        extras=("mqtt",),
+    )
+    assert done.returncode != 0
+    assert "pip install 'ivri[mqtt]'" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr

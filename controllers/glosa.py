@@ -110,13 +110,17 @@ def time_to_green_s(net: CompiledNetwork, signals: SignalState, spat: Any,
     lo = np.where(amber, spat.min_s + lo_stage, lo)
     hi = np.where(amber, spat.min_s + hi_stage, hi)
     off = (st == GREEN) | ~valid
-    ttg = lo + latest_weight * (hi - lo)
+    # No green in sight (the core gives no bound: lo is infinite): no window either, rather
+    # than inf - inf.
+    with np.errstate(invalid="ignore"):
+        width = np.where(np.isinf(lo), 0.0, hi - lo)
+    ttg = lo + latest_weight * width
     likely = getattr(spat, "likely_s", None)
     if likely is not None:
         # The controller's committed likely start, where it gave one (inside [min_s, max_s]).
         ttg = np.where((st == RED) & np.isfinite(likely), np.maximum(likely, lo), ttg)
     ttg = np.where(off, 0.0, ttg)
-    return ttg, np.where(off, 0.0, hi - lo)
+    return ttg, np.where(off, 0.0, width)
 
 
 def _followers(token: np.ndarray, share: float) -> np.ndarray:

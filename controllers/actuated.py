@@ -50,7 +50,14 @@ from ivri.core.jit import njit
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
-from ._common import EPS_S, TickClock, check_observation, contiguous_timing, slow_mode_mask
+from ._common import (
+    EPS_S,
+    TickClock,
+    check_observation,
+    clearance_covered,
+    contiguous_timing,
+    slow_mode_mask,
+)
 from .base import Controller, Observation
 
 __all__ = ["ActuatedParams", "ActuatedState", "VehicleActuated", "actuated_kernel"]
@@ -99,42 +106,6 @@ def _gapped_or_maxed(
     # or held up behind a turning vehicle that yields): a stop-line loop would be occupied,
     # which is no gap.
     return not (params.extend_on_queue and queue_veh > 0.0)
-
-
-@njit
-def _along_is_free(
-    timing: Timing,
-    sig: SignalState,
-    demand: np.ndarray,
-    active: np.ndarray,
-    done: np.ndarray,
-    i: int,
-    g: int,
-) -> bool:
-    """Whether keeping group ``g`` green along with its stage delays no waiting group.
-
-    It does not when, for every waiting group ``k`` that conflicts with ``g``, a motor group
-    of the stage that is still green needs at least as long a clearance into ``k``: ``g``
-    ending together with the stage then holds ``k`` back no longer than that group does.
-    Pedestrian clearances (10-16 s over a wide road) are often twice a car's; kept green to
-    the end of every stage they would add their difference to every stage change.
-    """
-    n_g = sig.state.shape[1]
-    for k in range(n_g):
-        if not (timing.conflict[i, g, k] and timing.valid[i, k] and demand[i, k]
-                and sig.state[i, k] != GREEN):
-            continue
-        need_s = timing.intergreen_s[i, g, k]
-        covered = False
-        for h in range(n_g):
-            if (active[h] and not done[h] and sig.state[i, h] == GREEN
-                    and timing.conflict[i, h, k]
-                    and timing.intergreen_s[i, h, k] >= need_s - EPS_S):
-                covered = True
-                break
-        if not covered:
-            return False
-    return True
 
 
 @njit
@@ -240,7 +211,7 @@ def _actuate_intersection(
 
     # 5. Requests of the stage: groups still extending; done groups stay green while the stage
     #    rests or any of its groups still extends (meeverlengen), pedestrian and bicycle groups
-    #    only as long as that costs nobody anything (see _along_is_free).
+    #    only as long as that costs nobody anything (see clearance_covered).
     out = request[i]
     stage_runs = False
     for g in range(n_g):
@@ -249,7 +220,7 @@ def _actuate_intersection(
             break
     for g in range(n_g):
         keep = (not any_wait) or (
-            params.extend_along and along[i, g] and _along_is_free(timing, sig, demand, active, done, i, g)
+            params.extend_along and along[i, g] and clearance_covered(timing, sig, demand, i, g, active, done)
         ) or (stage_runs and not along[i, g])
         out[g] = active[g] and ((not done[g]) or (state[g] == GREEN and keep))
 

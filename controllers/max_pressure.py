@@ -71,7 +71,14 @@ from ivri.core.jit import njit
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
-from ._common import EPS_S, TickClock, check_observation, contiguous_timing, slow_mode_mask
+from ._common import (
+    EPS_S,
+    TickClock,
+    check_observation,
+    clearance_covered,
+    contiguous_timing,
+    slow_mode_mask,
+)
 from .base import Controller, Observation
 
 __all__ = ["MaxPressure", "PressureState", "max_pressure_kernel"]
@@ -253,33 +260,6 @@ def _decide(
 
 
 @njit
-def _covered(timing: Timing, stages: np.ndarray, along: np.ndarray, sig: SignalState,
-             demand: np.ndarray, s: int, i: int, g: int) -> bool:
-    """Whether the slow-mode group ``g`` can stay green to the end of stage ``s`` at no cost.
-
-    It can when, for every waiting group ``k`` in conflict with it, a green motor group of
-    the stage (green until the stage ends) needs at least as long a clearance into ``k``.
-    A crossing's clearance (10-16 s) is often twice a car's: kept green to the end of the
-    stage it would add the difference to the switch.
-    """
-    n_g = sig.state.shape[1]
-    for k in range(n_g):
-        if not (timing.conflict[i, g, k] and timing.valid[i, k] and demand[i, k]
-                and sig.state[i, k] != GREEN):
-            continue
-        need_s = timing.intergreen_s[i, g, k]
-        ok = False
-        for h in range(n_g):
-            if (stages[i, s, h] and not along[i, h] and sig.state[i, h] == GREEN
-                    and timing.conflict[i, h, k] and timing.intergreen_s[i, h, k] >= need_s - EPS_S):
-                ok = True
-                break
-        if not ok:
-            return False
-    return True
-
-
-@njit
 def _serves(
     timing: Timing, stages: np.ndarray, along: np.ndarray, sig: SignalState, demand: np.ndarray,
     gap_s: np.ndarray, blocked: np.ndarray, params: PressureParams, served: np.ndarray,
@@ -290,7 +270,7 @@ def _serves(
     A motor group: when it calls or is green. A pedestrian or bicycle group (``along``)
     when it calls and, while a group outside the stage waits (``waiting``): to start, only
     for its first green in the stage; to stay green, only while its own traffic flows or its
-    clearance costs the next stage nothing (:func:`_covered`). A crossing green restarted late
+    clearance costs the next stage nothing (:func:`~._common.clearance_covered`). A crossing green restarted late
     in a stage would hold the next stage back by its whole clearance.
     """
     if not (stages[i, s, g] and timing.valid[i, g]) or blocked[i, g]:
@@ -303,7 +283,7 @@ def _serves(
         return True
     if sig.state[i, g] != GREEN:
         return not served[i, g]
-    return _flows(sig, gap_s, params, i, g) or _covered(timing, stages, along, sig, demand, s, i, g)
+    return _flows(sig, gap_s, params, i, g) or clearance_covered(timing, sig, demand, i, g, stages[i, s], along[i])
 
 
 @njit

@@ -24,7 +24,7 @@ import numpy as np
 from broker import ShippedBroker
 from local_broker import LocalBroker, mqtt_publish_packet, raw_mqtt_connect
 from pki import Holder, holder, trust_store
-from test_gateway_service import make_gateway
+from test_gateway_service import CONFLICTS, GROUPS, LANES, M_PER_DEG_LAT, make_gateway, wait_for
 
 from ivri.config import NetworkConfig
 from ivri.errors import SafetyViolation
@@ -50,10 +50,6 @@ from ivri.its import (
 # Two four-arm intersections 1 km apart, fast timings (short tests).
 CENTRES = {"J101": (52.10032, 5.07850), "J102": (52.10032, 5.09317)}
 ITS_ID = {"J101": 101, "J102": 102}
-M_LAT = 111195.08
-GROUPS = {"fc02": (2, 90.0), "fc05": (5, 180.0), "fc08": (8, 270.0), "fc11": (11, 0.0)}
-CONFLICTS = [("fc02", "fc05"), ("fc02", "fc11"), ("fc08", "fc05"), ("fc08", "fc11")]
-LANES = {"fc02": [1, 2], "fc05": [3], "fc08": [5, 6], "fc11": [7]}
 NET = NetworkConfig.model_validate({"intersections": [{
     "id": j,
     "signal_groups": [{"id": g, "min_green_s": 2.0, "max_green_s": 6.0, "amber_s": 1.5, "min_red_s": 0.5}
@@ -66,8 +62,8 @@ def point(j: str, heading_deg: float, back_m: float) -> tuple[float, float]:
     """The point ``back_m`` before the centre of ``j`` for traffic driving ``heading_deg``."""
     lat0, lon0 = CENTRES[j]
     h = math.radians(heading_deg)
-    return (lat0 - back_m * math.cos(h) / M_LAT,
-            lon0 - back_m * math.sin(h) / (M_LAT * math.cos(math.radians(lat0))))
+    return (lat0 - back_m * math.cos(h) / M_PER_DEG_LAT,
+            lon0 - back_m * math.sin(h) / (M_PER_DEG_LAT * math.cos(math.radians(lat0))))
 
 
 SITES = GatewaySites.model_validate({"sites": [{
@@ -104,14 +100,6 @@ def srem(station: int, *, role: str = "ambulance", j: str = "J101", eta_s: float
         requestor=RequestorDescription(id=station if requestor is None else requestor,
                                        type=RequestorType(role=role)),
     ))
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def run_gateway(url: str, body: Callable[[GatewayService], Awaitable[None]], **kw: Any) -> GatewayService:

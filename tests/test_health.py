@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ivri.sumo_networks import get_scenario
+from test_sumocfg_overrides import crossing_sumocfg
 
 from ivri.metrics import kpi_table
 from ivri.metrics.health import (
@@ -98,17 +98,8 @@ def test_table_says_gridlock_in_one_line_per_run() -> None:
 def test_gridlocked_network_is_reported_and_its_loss_counts_the_vehicles_never_inserted(tmp_path: Path) -> None:
     # The bundled crossing with eight times its demand and a short time-to-teleport: it jams
     # within two minutes and vehicles queue outside the network.
-    folder = get_scenario("crossing:short").sumocfg.parent
-    cfg = tmp_path / "jam.sumocfg"
-    cfg.write_text(f"""<configuration>
-  <input><net-file value="{folder / 'crossing.net.xml'}"/>
-         <route-files value="{folder / 'crossing.peak.rou.xml'}"/>
-         <additional-files value="{folder / 'crossing.add.xml'}"/></input>
-  <time><begin value="0"/><end value="240"/></time>
-  <processing><time-to-teleport value="20"/></processing>
-  <scale value="8"/>
-</configuration>
-""", encoding="utf-8")
+    cfg = crossing_sumocfg(tmp_path, """<processing><time-to-teleport value="20"/></processing>
+  <scale value="8"/>""", end_s=240)
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "ivri", "run", str(cfg), "-c", "actuated", "--out", str(out)],
                             capture_output=True, text=True, timeout=300, check=False,

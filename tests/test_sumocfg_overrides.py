@@ -14,7 +14,8 @@ from ivri.errors import NetworkError
 from ivri.sumo.sumocfg import driving_overrides, read_sumocfg
 
 
-def _cfg(tmp_path: Path, extra: str, end_s: int = 60) -> Path:
+def crossing_sumocfg(tmp_path: Path, extra: str, end_s: int = 60) -> Path:
+    """A .sumocfg of the bundled crossing with ``extra`` options, ending at ``end_s``."""
     folder = get_scenario("crossing:short").sumocfg.parent
     cfg = tmp_path / "city.sumocfg"
     cfg.write_text(f"""<configuration>
@@ -42,7 +43,7 @@ def _overrides(cfg: Path, tmp_path: Path, backend: str = "libsumo", gui: bool = 
 
 
 def test_each_conflicting_option_gets_an_override_and_a_note(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, TRACI_TOOL)
+    cfg = crossing_sumocfg(tmp_path, TRACI_TOOL)
     lib = _overrides(cfg, tmp_path)
     assert lib["remote-port"][0] == ("--remote-port", "0")
     assert lib["num-clients"][0] == ("--num-clients", "1")
@@ -62,24 +63,24 @@ def test_each_conflicting_option_gets_an_override_and_a_note(tmp_path: Path) -> 
 
 
 def test_a_config_without_conflicts_gets_no_note(tmp_path: Path) -> None:
-    assert _overrides(_cfg(tmp_path, ""), tmp_path, command_line={"tripinfo-output": "t.xml"}) == {}
+    assert _overrides(crossing_sumocfg(tmp_path, ""), tmp_path, command_line={"tripinfo-output": "t.xml"}) == {}
 
 
 def test_outputs_the_metrics_need_are_replaced_with_a_note(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, '<output><tripinfo-output value="mine.xml"/><personinfo-output value="p.xml"/></output>')
+    cfg = crossing_sumocfg(tmp_path, '<output><tripinfo-output value="mine.xml"/><personinfo-output value="p.xml"/></output>')
     found = _overrides(cfg, tmp_path, command_line={"tripinfo-output": "/run/tripinfo.xml"})
     assert found["personinfo-output"][0] == ("--personinfo-output", "/run/tripinfo.xml")
     assert "mine.xml" in found["tripinfo-output"][1]
 
 
 def test_step_length_other_than_one_second_is_honoured_with_a_note(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, '<time><step-length value="0.5"/></time>')
+    cfg = crossing_sumocfg(tmp_path, '<time><step-length value="0.5"/></time>')
     found = _overrides(cfg, tmp_path)
     assert found["step-length"][0] == () and "0.5 s honoured" in found["step-length"][1]
 
 
 def test_a_config_that_would_only_save_itself_is_refused(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, '<configuration><save-configuration value="copy.sumocfg"/></configuration>')
+    cfg = crossing_sumocfg(tmp_path, '<configuration><save-configuration value="copy.sumocfg"/></configuration>')
     with pytest.raises(NetworkError, match="save-configuration"):
         _overrides(cfg, tmp_path)
 
@@ -87,7 +88,7 @@ def test_a_config_that_would_only_save_itself_is_refused(tmp_path: Path) -> None
 @pytest.mark.sumo
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_a_config_for_a_traci_controller_runs_without_waiting(tmp_path: Path, backend: str) -> None:
-    cfg = _cfg(tmp_path, TRACI_TOOL)
+    cfg = crossing_sumocfg(tmp_path, TRACI_TOOL)
     args = [sys.executable, "-m", "ivri", "run", str(cfg), "-c", "actuated", "--out", str(tmp_path / "out")]
     if backend == "traci":
         args.append("--traci")

@@ -2,8 +2,8 @@
 
     python benchmarks/priority.py [--scenarios crossing,tjunction,corridor,grid,PATH.sumocfg]
                                   [--seeds 42,...,51] [--variants peak,offpeak] [--workers 2]
-                                  [--arms off,greenflow,...] [--end S]
-                                  [--out benchmark-results/priority] [--quick]
+                                  [--arms off,greenflow,...] [--end S | --duration S]
+                                  [--out benchmark-results/priority] [--quick] [--no-cache]
 
 Bundled scenario names get each ``--variants`` suffix; a path to a ``.sumocfg`` (the real-world
 test set, e.g. RESCO cologne3) runs as it is. Every arm runs with the same seeds (common
@@ -39,7 +39,13 @@ crosswalk      slow crossers with the app still on the      zero with Crosswalk 
 bus, truck     their delay and stops; cost to others       reported
 =============  ===========================================  ========================================
 
-Runs go through dask.distributed (a LocalCluster with ``--workers`` processes). It writes
+Runs go through dask.distributed (a LocalCluster with ``--workers`` processes) and are cached
+on disk (``~/.cache/ivri/benchmark-priority``) by scenario content, arm, seed, end and the
+engine's source, so an interrupted benchmark resumes where it stopped and
+a rerun after a change simulates only what the change touches. A run that fails is reported
+with its error and left out of the tables; the others go on. ``--duration S`` stops each run
+S seconds after its own scenario's begin (real-world networks begin at their own clock time,
+e.g. 07:00). It writes
 ``priority.json`` (every figure, the SUMO version, seeds and parameters), ``priority.md``
 (the table) and PNG plots into ``--out``. ``--quick`` runs the short variant of the crossing
 with one seed, to check that everything works.
@@ -146,6 +152,33 @@ def window_delays(tripinfo: Path, modes: dict[str, str], windows: dict[str, tupl
         el.clear()
     return {w: {m: (statistics.fmean(sums[(w, m)]) if sums.get((w, m)) else None)
                 for m in ("car", "bicycle")} for w in windows}
+
+
+def run_end(scenario: str, end_s: float | None, duration_s: float | None) -> float | None:
+    """The end of a scenario's runs: ``duration_s`` after its begin, else ``end_s``."""
+    if duration_s is None:
+        return end_s
+    from ivri.runner import resolve_scenario
+    from ivri.sumo.sumocfg import read_sumocfg
+
+    return read_sumocfg(resolve_scenario(scenario)[1]).begin_s + duration_s
+
+
+#: Bumped when what :func:`one_run` measures or returns changes (invalidates the cache; the
+#: tables and plots may change freely).
+RECORD_VERSION = 1
+
+
+def run_key(scenario: str, name: str, controller: str, seed: int, end_s: float | None) -> str:
+    """Cache key of one run: the job, the scenario's files, the engine's source and RECORD_VERSION."""
+    import hashlib
+
+    from ivri.national.cache import scenario_digest, software_fingerprint
+
+    data = {"job": [scenario, name, controller, seed, end_s, arm_shares(name), RAIN_FROM, RAIN_TO, RAIN_MM_H],
+            "software": software_fingerprint(), "scenario": scenario_digest(scenario),
+            "record": RECORD_VERSION}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end_s: float | None
@@ -468,12 +501,18 @@ def main() -> None:
     parser.add_argument("--variants", default="peak", help="bundled variants, e.g. peak,offpeak")
     parser.add_argument("--arms", default=",".join(["off", *APPS]), help="arms to run (off: the baseline)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--end", type=float, default=None, help="stop every run at this time [s]")
+    ends = parser.add_mutually_exclusive_group()
+    ends.add_argument("--end", type=float, default=None, help="stop every run at this time [s]")
+    ends.add_argument("--duration", type=float, default=None,
+                      help="stop each run this long after its scenario's begin [s]")
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/priority"))
     parser.add_argument("--quick", action="store_true", help="crossing:short, one seed")
     parser.add_argument("--reuse", type=Path, action="append", default=[],
                         help="priority.json of an earlier run: its runs of (scenario, arm, seed) not run "
                              "again now join the tables (same SUMO version and --end)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="run cache folder (default ~/.cache/ivri/benchmark-priority)")
+    parser.add_argument("--no-cache", action="store_true", help="simulate every run again")
     args = parser.parse_args()
     if args.quick:
         args.scenarios, args.seeds, args.variants = "crossing", "42", "short"
@@ -486,26 +525,52 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown arm(s) {sorted(unknown)}; valid: off, {', '.join(APPS)}")
     everything = {"off": BASE, **APPS}
+    if ":" in str(args.out):
+        # SUMO reads an output file name with a colon as host:port.
+        parser.error(f"--out {args.out}: SUMO cannot write into a path with ':'")
+    end_of = {sc: run_end(sc, args.end, args.duration) for sc in scenarios}
     jobs = [(sc, name, everything[name], seed) for sc in scenarios for seed in seeds for name in arms]
     out = args.out.resolve()
     console = Console(width=180)
 
     from dask.distributed import Client, LocalCluster, as_completed
+    from rich.markup import escape
     from rich.progress import Progress
 
+    from ivri.national.cache import RunCache, default_cache_dir
+
+    cache = RunCache(args.cache or default_cache_dir().parent / "benchmark-priority")
     runs: list[dict[str, Any]] = []
-    with (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                       dashboard_address=None) as cluster, Client(cluster) as client,
-          Progress(console=console) as bar):
-        task = bar.add_task(f"{len(jobs)} runs on {args.workers} workers", total=len(jobs))
-        futures = [client.submit(one_run, sc, name, ctl, seed, out, args.end, pure=False)
-                   for sc, name, ctl, seed in jobs]
-        for fut in as_completed(futures):
-            r = fut.result()
-            runs.append(r)
-            bar.advance(task)
-            bar.console.print(f"  {Path(r['scenario']).name} {r['app']:<9} seed {r['seed']}: "
-                              f"{r['vehicle_loss_hours']:.1f} veh-h ({r['wall_time_s']:.0f} s)")
+    todo = []
+    for sc, name, ctl, seed in jobs:
+        key = run_key(sc, name, ctl, seed, end_of[sc])
+        rec = None if args.no_cache else cache.get(key)
+        if rec is None:
+            todo.append((key, sc, name, ctl, seed))
+        else:
+            runs.append(rec)
+    console.print(f"{len(jobs)} runs: {len(runs)} from the cache ({cache.folder}), {len(todo)} to simulate")
+    failed: list[str] = []
+    if todo:
+        with (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None) as cluster, Client(cluster) as client,
+              Progress(console=console) as bar):
+            task = bar.add_task(f"{len(todo)} runs on {args.workers} workers", total=len(todo))
+            futures = {client.submit(one_run, sc, name, ctl, seed, out, end_of[sc], pure=False): (key, sc, name, seed)
+                       for key, sc, name, ctl, seed in todo}
+            for fut in as_completed(futures):
+                key, sc, name, seed = futures[fut]
+                bar.advance(task)
+                try:
+                    r = fut.result()
+                except Exception as exc:  # one broken run must not lose the others
+                    failed.append(f"{sc} {name} seed {seed}: {type(exc).__name__}: {exc}")
+                    bar.console.print(f"  [red]failed[/red] {escape(failed[-1])}")
+                    continue
+                cache.put(key, r)
+                runs.append(r)
+                bar.console.print(f"  {Path(r['scenario']).name} {r['app']:<9} seed {r['seed']}: "
+                                  f"{r['vehicle_loss_hours']:.1f} veh-h ({r['wall_time_s']:.0f} s)")
     done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
     for path in args.reuse:
         old = json.loads(path.read_text(encoding="utf-8"))["runs"]
@@ -514,7 +579,10 @@ def main() -> None:
     rows = measures(runs)
     scen = sorted({r["scenario"] for r in runs})
     md = [(f"# Priority applications on and off\n\nScenarios {scen}, seeds {sorted({r['seed'] for r in runs})}, "
-           f"end {args.end}, SUMO {sumo_version()}, baseline {BASE!r}.\n")]
+           f"end {args.end if args.duration is None else f'begin + {args.duration:g} s'}, "
+           f"SUMO {sumo_version()}, baseline {BASE!r}.\n")]
+    if failed:
+        md.append("Failed runs (left out of the tables):\n\n" + "\n".join(f"* {f}" for f in failed) + "\n")
     for t in tables(rows):
         console.print(t)
         md.append(markdown(t))

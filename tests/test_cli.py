@@ -90,6 +90,13 @@ def test_missing_sumocfg(tmp_path: Path) -> None:
 
 
 @pytest.mark.sumo
+def test_output_folder_with_a_colon(tmp_path: Path) -> None:
+    # SUMO would take the folder for host:port and fail to start with a message about ports.
+    assert_clean_error(ivri("run", "crossing:short", "--out", str(tmp_path / "crossing:short")),
+                       "crossing:short", "':'")
+
+
+@pytest.mark.sumo
 def test_corrupt_network(tmp_path: Path) -> None:
     (tmp_path / "bad.net.xml").write_text("<net><edge id='a' broken")
     (tmp_path / "bad.sumocfg").write_text(

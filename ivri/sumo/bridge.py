@@ -34,7 +34,7 @@ from ivri.controllers.base import Observation
 from ivri.core.compile import CompiledNetwork, compile_network
 from ivri.core.idx import GREEN
 from ivri.core.state import SignalState, initial_state
-from ivri.errors import IvriError, NetworkError, SimulationError
+from ivri.errors import ConfigError, IvriError, NetworkError, SimulationError
 from ivri.sumo.actuate import Actuator
 from ivri.sumo.connection import Backend, SumoConnection, close_sumo, start_sumo
 from ivri.sumo.detectors import Detector, detector_ids_in, write_detectors
@@ -136,6 +136,10 @@ class SumoBridge:
         self.gui = gui
         self.seed = seed
         self.out_dir = Path(out_dir)
+        if ":" in str(self.out_dir.resolve()):
+            # SUMO takes an output file name with a colon for host:port and fails to start.
+            raise ConfigError(f"output folder {str(self.out_dir)!r}: SUMO cannot write into a path with ':' "
+                              "(it reads such a file name as host:port); choose another folder")
         self.extra_args = [str(a) for a in extra_args]
         self.intersections = intersections
         self.control = control

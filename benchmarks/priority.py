@@ -375,6 +375,56 @@ def measures(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def verdict(x: dict[str, float | None] | float | None, target: float, lower_is_better: bool = True) -> str:
+    """'met' or 'missed' by the mean against a target ('-' when not measured)."""
+    m = x["mean"] if isinstance(x, dict) else x
+    if m is None:
+        return "-"
+    return "met" if (m <= target if lower_is_better else m >= target) else "missed"
+
+
+def no_worse(x: dict[str, float | None]) -> str:
+    """'no worse' when the interval reaches zero or below, 'worse' when it lies above zero."""
+    if x["mean"] is None:
+        return "-"
+    return "worse" if (x["lo"] if x["lo"] is not None else x["mean"]) > 0.0 else "no worse"
+
+
+def target_table(rows: list[dict[str, Any]]) -> Table:
+    """Each target of the benchmark per scenario: the measured figure and whether it is met
+    (by the mean; the interval shows how sure that is)."""
+    t = Table(title="Against the targets (paired differences to plain actuated, mean [95 % interval]; "
+                    "met/missed by the mean)")
+    for c in ("scenario", "all apps: motor veh-h <= +3 %", "all apps: person-delay < 0",
+              "GreenFlow: EV lost <= -60 %, 0 red", "Schwung: app delay <= -25 %", "Crosswalk: 0 caught",
+              "cv25: veh-h <= -5 %", "GLOSA: equipped stops <= -15 %, fuel < 0, others no worse"):
+        t.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in rows:
+        p, e, sw, cw = r["paired"], r["emergency"], r["schwung"], r["crosswalk"]
+        nothing = {"mean": None, "lo": None, "hi": None}
+        al = p.get("all", {}).get("veh_loss", nothing)
+        ap = p.get("all", {}).get("person_delay", nothing)
+        cv = p.get("cv25", {}).get("veh_loss", nothing)
+        gl = r["glosa"].get("glosa")
+        ev = "-" if e["lost_change_pct"] is None else (
+            f"{e['lost_change_pct']:+.0f} %, {e['red_passages_on']} red: "
+            f"{'met' if e['lost_change_pct'] <= -60.0 and e['red_passages_on'] == 0 else 'missed'}")
+        schwung = "-" if sw["delay_change_pct"] is None else (
+            f"{sw['delay_change_pct']:+.0f} %: {verdict(sw['delay_change_pct'], -25.0)}")
+        crosswalk = "-" if not cw["slow_app_crossings"] else (
+            f"{cw['slow_app_caught_on']} of {cw['slow_app_crossings']}: "
+            f"{'met' if cw['slow_app_caught_on'] == 0 else 'missed'}")
+        glosa = "-"
+        if gl is not None and gl["equipped_stops"]["mean"] is not None:
+            ok = (verdict(gl["equipped_stops"], -15.0) == "met" and verdict(gl["equipped_fuel_l"], 0.0) == "met"
+                  and no_worse(gl["others_stops"]) == no_worse(gl["others_fuel_l"]) == "no worse")
+            glosa = (f"{ci(gl['equipped_stops'])}, fuel {ci(gl['equipped_fuel_l'])}, others "
+                     f"{no_worse(gl['others_stops'])}/{no_worse(gl['others_fuel_l'])}: {'met' if ok else 'missed'}")
+        t.add_row(r["scenario"], f"{ci(al)}: {verdict(al, 3.0)}", f"{ci(ap)}: {verdict(ap, 0.0)}" if ap["mean"] is not None
+                  and ap["mean"] != 0.0 else ci(ap), ev, schwung, crosswalk, f"{ci(cv)}: {verdict(cv, -5.0)}", glosa)
+    return t
+
+
 def tables(rows: list[dict[str, Any]]) -> list[Table]:
     """The measures as rich tables (also written as Markdown)."""
     t1 = Table(title="GreenFlow for BlueLights: emergency vehicles (mean per vehicle) and everyone else")
@@ -445,7 +495,7 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
         for arm, d in r["glosa"].items():
             t7.add_row(r["scenario"], arm, ci(d["equipped_stops"]), ci(d["equipped_fuel_l"]),
                        ci(d["others_stops"]), ci(d["others_fuel_l"]))
-    return [t1, t2, t3, t4, t5, t6, t7]
+    return [target_table(rows), t1, t2, t3, t4, t5, t6, t7]
 
 
 def markdown(table: Table) -> str:

@@ -613,7 +613,7 @@ def main() -> None:
                 bar.advance(task)
                 try:
                     r = fut.result()
-                except Exception as exc:  # one broken run must not lose the others
+                except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
                     failed.append(f"{sc} {name} seed {seed}: {type(exc).__name__}: {exc}")
                     bar.console.print(f"  [red]failed[/red] {escape(failed[-1])}")
                     continue

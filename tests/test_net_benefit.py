@@ -137,3 +137,33 @@ def test_absolute_classes_and_compensation_are_not_weighed() -> None:
     for c, rules in DEFAULT_RULES.items():
         assert rules.net_benefit == (c not in absolute), c
     assert Status.REFUSED_COST.name and np.int8(Status.REFUSED_CYCLE) == 14
+
+
+def test_a_bus_hold_owes_no_compensation() -> None:
+    """Fixed time (green 20 s): A 0.5-20. A late bus for A arrives at 23 s: A's green is held
+    for it (weighed, granted: nobody queues elsewhere). A hold only lengthens the running green,
+    so B and C, which come next in the plan anyway, are not owed a pre-empting compensation
+    green afterwards (that would shorten the next greens for nothing)."""
+    r = Run(three_motor(), arbiter(fixed(), BusPriority()), late_buses({0: 23.0}), 200)
+    grants = r.log.events("grant", signal_group="A", priority_class="public_transport")
+    assert grants and grants[0]["reason"] == "its green is held until it has passed"
+    assert r.at("A", 23.0) == GREEN
+    assert not r.log.events("recovery"), r.log.rows
+    assert not r.log.events("grant", priority_class="compensation")
+
+
+def test_an_early_call_goes_in_when_green_could_not_come_sooner() -> None:
+    """Fixed time (green 40 s): A green 0.5-40. A Schwung cyclist for C appears 25 s out at
+    10 s. Green for C needs at least A's minimum green (6 s) plus the intergreen (5 s), plus the
+    class's margin (2 s): 13 s. The early call goes in then (about 22 s), not when the app
+    first speaks: called at once, C could be served and gap out before the cyclist is there."""
+    arrival = 35.0
+
+    def scene(t: float, obs: Observation) -> None:
+        if 10.0 <= t <= arrival:
+            obs.v2x = V2XObservation.from_rows([cyclist(3, 1, approaching(t, arrival, 5.0))])
+
+    r = Run(motor_and_cycle(), arbiter(fixed(40.0), Schwung()), scene, 120)
+    calls = r.log.events("grant", signal_group="C", priority_class="cyclist")
+    assert calls, r.log.rows
+    assert arrival - 13.0 - 1.0 <= calls[0]["t_s"] <= arrival - 13.0 + 1.0

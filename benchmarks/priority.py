@@ -533,13 +533,24 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
     names = [r["scenario"] for r in rows]
     x = range(len(rows))
+    drawn = []
     for ax, (title, get) in zip(axes.flat, panels, strict=True):
         vals = [get(r) for r in rows]
+        if not any(v[0] or v[1] for v in vals):
+            # Empty axes would read as "zero"; say that nothing was measured instead.
+            ax.text(0.5, 0.5, "not measured here\n(no such road users, or the arm was not run)",
+                    ha="center", va="center", fontsize=9, color="0.4", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+            continue
         ax.bar([i - 0.2 for i in x], [v[0] or 0 for v in vals], 0.4, label="off", color="0.6")
         ax.bar([i + 0.2 for i in x], [v[1] or 0 for v in vals], 0.4, label="on", color="tab:green")
         ax.set_xticks(list(x), names, rotation=20, fontsize=8)
         ax.set_title(title, fontsize=9)
-    axes.flat[0].legend()
+        drawn.append(ax)
+    if drawn:
+        drawn[0].legend()
     fig.suptitle("priority applications off vs on (same seeds)")
     fig.tight_layout()
     path = out / "priority.png"

@@ -643,9 +643,12 @@ def main() -> None:
         done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
     rows = measures(runs)
     scen = sorted({r["scenario"] for r in runs})
+    if jobs:
+        span = f"end {args.end if args.duration is None else f'begin + {args.duration:g} s'}"
+    else:
+        span = "runs joined from " + ", ".join(str(p) for p in args.reuse) + " (their own end times)"
     md = [(f"# Priority applications on and off\n\nScenarios {scen}, seeds {sorted({r['seed'] for r in runs})}, "
-           f"end {args.end if args.duration is None else f'begin + {args.duration:g} s'}, "
-           f"SUMO {sumo_version()}, baseline {BASE!r}.\n")]
+           f"{span}, SUMO {sumo_version()}, baseline {BASE!r}.\n")]
     if failed:
         md.append("Failed runs (left out of the tables):\n\n" + "\n".join(f"* {f}" for f in failed) + "\n")
     for t in tables(rows):

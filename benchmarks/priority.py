@@ -56,9 +56,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -169,22 +172,37 @@ def run_end(scenario: str, end_s: float | None, duration_s: float | None) -> flo
 RECORD_VERSION = 1
 
 
-def run_key(scenario: str, name: str, controller: str, seed: int, end_s: float | None) -> str:
+@dataclass(frozen=True)
+class ArmRun:
+    """One run of the benchmark: an arm on a scenario with a seed (a job for
+    :func:`ivri.national.runs.run_jobs`)."""
+
+    scenario: str
+    arm: str
+    controller: str
+    seed: int
+    end_s: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario} · {self.arm} · seed {self.seed}"
+
+
+def run_key(job: ArmRun, software: dict[str, str], scenario_digest: str) -> str:
     """Cache key of one run: the job, the scenario's files, the engine's source and RECORD_VERSION."""
     import hashlib
 
-    from ivri.national.cache import scenario_digest, software_fingerprint
-
-    data = {"job": [scenario, name, controller, seed, end_s, arm_shares(name), RAIN_FROM, RAIN_TO, RAIN_MM_H],
-            "software": software_fingerprint(), "scenario": scenario_digest(scenario),
-            "record": RECORD_VERSION}
+    data = {"job": [job.scenario, job.arm, job.controller, job.seed, job.end_s, arm_shares(job.arm),
+                    RAIN_FROM, RAIN_TO, RAIN_MM_H],
+            "software": software, "scenario": scenario_digest, "record": RECORD_VERSION}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def one_run(scenario: str, name: str, controller: str, seed: int, out: Path, end_s: float | None
-            ) -> dict[str, Any]:
+def one_run(job: ArmRun, out: Path) -> dict[str, Any]:
     """One SUMO run and the figures the table needs (aggregates only; runs on a worker)."""
     from ivri.runner import resolve_scenario
+
+    scenario, name, controller, seed, end_s = job.scenario, job.arm, job.controller, job.seed, job.end_s
     from ivri.sumo.sumocfg import read_sumocfg
 
     _, cfg_path = resolve_scenario(scenario)
@@ -594,48 +612,41 @@ def main() -> None:
         # SUMO reads an output file name with a colon as host:port.
         parser.error(f"--out {args.out}: SUMO cannot write into a path with ':'")
     end_of = {sc: run_end(sc, args.end, args.duration) for sc in scenarios}
-    jobs = [(sc, name, everything[name], seed) for sc in scenarios for seed in seeds for name in arms]
+    jobs = [ArmRun(sc, name, everything[name], seed, end_of[sc]) for sc in scenarios for seed in seeds for name in arms]
     out = args.out.resolve()
     console = Console(width=180)
 
-    from dask.distributed import Client, LocalCluster, as_completed
+    from functools import partial
+
     from rich.markup import escape
     from rich.progress import Progress
 
     from ivri.national.cache import RunCache, default_cache_dir
+    from ivri.national.runs import cluster_client, run_jobs
 
-    cache = RunCache(args.cache or default_cache_dir().parent / "benchmark-priority")
+    cache_dir = args.cache or default_cache_dir().parent / "benchmark-priority"
+    if args.no_cache:
+        cache_dir = Path(tempfile.mkdtemp(prefix="ivri-priority-cache-"))
     runs: list[dict[str, Any]] = []
-    todo = []
-    for sc, name, ctl, seed in jobs:
-        key = run_key(sc, name, ctl, seed, end_of[sc])
-        rec = None if args.no_cache else cache.get(key)
-        if rec is None:
-            todo.append((key, sc, name, ctl, seed))
-        else:
-            runs.append(rec)
-    console.print(f"{len(jobs)} runs: {len(runs)} from the cache ({cache.folder}), {len(todo)} to simulate")
     failed: list[str] = []
-    if todo:
-        with (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None) as cluster, Client(cluster) as client,
-              Progress(console=console) as bar):
-            task = bar.add_task(f"{len(todo)} runs on {args.workers} workers", total=len(todo))
-            futures = {client.submit(one_run, sc, name, ctl, seed, out, end_of[sc], pure=False): (key, sc, name, seed)
-                       for key, sc, name, ctl, seed in todo}
-            for fut in as_completed(futures):
-                key, sc, name, seed = futures[fut]
-                bar.advance(task)
-                try:
-                    r = fut.result()
-                except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
-                    failed.append(f"{sc} {name} seed {seed}: {type(exc).__name__}: {exc}")
-                    bar.console.print(f"  [red]failed[/red] {escape(failed[-1])}")
-                    continue
-                cache.put(key, r)
-                runs.append(r)
-                bar.console.print(f"  {Path(r['scenario']).name} {r['app']:<9} seed {r['seed']}: "
-                                  f"{r['vehicle_loss_hours']:.1f} veh-h ({r['wall_time_s']:.0f} s)")
+    if jobs:
+        def progress(done: int, total: int, job: ArmRun, rec: dict[str, Any]) -> None:
+            bar.update(task, completed=done, description=(
+                f"{total} runs · last {job.label}: {rec['vehicle_loss_hours']:.1f} veh-h"))
+
+        def on_error(job: ArmRun, exc: BaseException) -> None:
+            failed.append(f"{job.label}: {type(exc).__name__}: {exc}")
+            bar.console.print(f"  [red]failed[/red] {escape(failed[-1])}")
+
+        with cluster_client(workers=args.workers) as client, Progress(console=console) as bar:
+            task = bar.add_task(f"{len(jobs)} runs on {args.workers} workers", total=len(jobs))
+            results, stats = run_jobs(jobs, RunCache(cache_dir), client, progress=progress,
+                                      fn=partial(one_run, out=out), key=run_key, on_error=on_error)
+        runs = list(results.values())
+        console.print(f"{len(jobs)} runs: {stats.hits} from the cache ({cache_dir}), {stats.misses} simulated "
+                      f"in {stats.wall_s / 60:.1f} min")
+    if args.no_cache:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     done = {(r["scenario"], r["app"], r["seed"]) for r in runs}
     for path in args.reuse:
         old = json.loads(path.read_text(encoding="utf-8"))["runs"]

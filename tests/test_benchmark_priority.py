@@ -61,8 +61,13 @@ def test_verdicts(bench: ModuleType) -> None:
 
 
 def test_run_key_tells_jobs_apart(bench: ModuleType) -> None:
-    key = bench.run_key("crossing:short", "all", "actuated+greenflow", 42, 600.0)
-    assert key == bench.run_key("crossing:short", "all", "actuated+greenflow", 42, 600.0)
-    assert key != bench.run_key("crossing:short", "all", "actuated+greenflow", 43, 600.0)
-    assert key != bench.run_key("crossing:short", "all", "actuated+greenflow", 42, 300.0)
-    assert key != bench.run_key("crossing:short", "cv25", "cv-actuated", 42, 600.0)
+    def key(seed: int = 42, end_s: float = 600.0, arm: str = "all", ctl: str = "actuated+greenflow",
+            software: str = "a", scenario: str = "s") -> str:
+        return bench.run_key(bench.ArmRun("crossing:short", arm, ctl, seed, end_s), {"source": software}, scenario)
+
+    assert key() == key()
+    assert key() != key(seed=43)
+    assert key() != key(end_s=300.0)
+    assert key() != key(arm="cv25", ctl="cv-actuated")
+    assert key() != key(software="b")  # the engine's source changed
+    assert key() != key(scenario="t")  # the scenario's files changed

@@ -246,6 +246,29 @@ def test_run_jobs_computes_misses_only(tmp_path: Path) -> None:
         run_jobs([_job(seed=9)], cache, None, fn=_fake_run)
 
 
+def _failing_run(job: Job) -> dict[str, Any]:
+    if job.seed == 2:
+        raise ValueError("broken network")
+    return _fake_run(job)
+
+
+@pytest.mark.filterwarnings(*_DASK_FILTERS)
+def test_run_jobs_raises_on_a_failed_run_unless_told_to_go_on(tmp_path: Path) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    jobs = [_job(seed=s) for s in (1, 2, 3)]
+    failed: list[tuple[int, str]] = []
+    with (LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
+          Client(cluster) as client):
+        with pytest.raises(ValueError, match="broken network"):
+            run_jobs(jobs, RunCache(tmp_path / "a"), client, fn=_failing_run)
+        results, stats = run_jobs(jobs, RunCache(tmp_path / "b"), client, fn=_failing_run,
+                                  on_error=lambda job, exc: failed.append((job.seed, str(exc))))
+    assert failed == [(2, "broken network")]
+    assert sorted(j.seed for j in results) == [1, 3]
+    assert len(RunCache(tmp_path / "b")) == 2  # the failed run is not cached
+
+
 
 
 def test_profiles_set_the_hours_of_each_day_type() -> None:

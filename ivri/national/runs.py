@@ -26,6 +26,10 @@ from ivri.runner import run_dir_of
 __all__ = ["RunStats", "cluster_client", "execute", "run_jobs", "slim_record"]
 
 ProgressFn = Callable[[int, int, Job, dict[str, Any]], None]
+#: The cache key of a job from the software fingerprint and its scenario's content digest.
+KeyFn = Callable[[Any, dict[str, str], str], str]
+#: Called instead of raising when a run fails (the job and its exception); the others go on.
+ErrorFn = Callable[[Any, BaseException], None]
 
 
 def slim_record(rec: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
@@ -137,11 +141,16 @@ def run_jobs(
     *,
     progress: ProgressFn | None = None,
     fn: Callable[[Job], dict[str, Any]] = execute,
+    key: KeyFn = job_key,
+    on_error: ErrorFn | None = None,
 ) -> tuple[dict[Job, dict[str, Any]], RunStats]:
     """Results of ``jobs``: cached ones from disk, the rest computed on ``client``.
 
     ``client`` may be None only when everything is cached. ``fn`` is the function that runs a
-    job on a worker (tests pass a stand-in).
+    job on a worker (tests pass a stand-in); ``key`` makes a job's cache key (other benchmarks
+    pass their own jobs, with ``scenario``, ``controller``, ``end_s`` and ``label``). A failed
+    run raises, unless ``on_error`` is given: then it is told and the other runs go on, and the
+    failed job has no result.
     """
     started = time.perf_counter()
     fingerprint = software_fingerprint()
@@ -152,11 +161,11 @@ def run_jobs(
     for job in jobs:
         if job.scenario not in digests:
             digests[job.scenario] = scenario_digest(job.scenario)
-        key = job_key(job, fingerprint, digests[job.scenario])
-        stats.keys[job.label] = key
-        rec = cache.get(key)
+        k = key(job, fingerprint, digests[job.scenario])
+        stats.keys[job.label] = k
+        rec = cache.get(k)
         if rec is None:
-            todo.append((job, key))
+            todo.append((job, k))
         else:
             results[job] = rec
             stats.hits += 1
@@ -173,12 +182,18 @@ def run_jobs(
         # Longest first (peak before off-peak, grids before crossings), so that the
         # workers finish together.
         todo.sort(key=lambda jk: _expected_cost(jk[0]), reverse=True)
-        futures = {client.submit(fn, job, key=f"ivri-national-{key}", pure=False): (job, key)
-                   for job, key in todo}
+        futures = {client.submit(fn, job, key=f"ivri-run-{k}", pure=False): (job, k) for job, k in todo}
         for fut in as_completed(futures):
-            job, key = futures[fut]
-            rec = fut.result()
-            cache.put(key, rec)
+            job, k = futures[fut]
+            if on_error is None:
+                rec = fut.result()
+            else:
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # noqa: BLE001 - the caller asked to go on past a failed run
+                    on_error(job, exc)
+                    continue
+            cache.put(k, rec)
             results[job] = rec
             stats.simulated_wall_s += float(rec.get("wall_time_s", 0.0))
             if progress is not None:

@@ -22,7 +22,7 @@ from ivri.metrics.health import (
 STATISTICS = """<?xml version="1.0" encoding="UTF-8"?>
 <statistics>
     <vehicles loaded="2354" inserted="1430" running="894" waiting="{waiting}"/>
-    <teleports total="{teleports}" jam="6" yield="103" wrongLane="4"/>
+    <teleports total="{teleports}" jam="{jam}" yield="{yield_}" wrongLane="{wrong}"/>
     <safety collisions="2" emergencyStops="1" emergencyBraking="7"/>
 </statistics>
 """
@@ -35,7 +35,10 @@ def _summary(path: Path, backlog: list[int]) -> Path:
 
 
 def _stats(path: Path, waiting: int, teleports: int) -> Path:
-    path.write_text(STATISTICS.format(waiting=waiting, teleports=teleports), encoding="utf-8")
+    # SUMO's jam reasons add up to the total when no vehicle collided.
+    jam, yield_, wrong = (6, 103, teleports - 109) if teleports else (0, 0, 0)
+    path.write_text(STATISTICS.format(waiting=waiting, teleports=teleports, jam=jam, yield_=yield_, wrong=wrong),
+                    encoding="utf-8")
     return path
 
 
@@ -65,6 +68,35 @@ def test_a_steady_queue_at_the_edge_is_not_gridlock(tmp_path: Path) -> None:
     assert health.never_inserted - health.backlog_mid < BACKLOG_GROWTH_VEHICLES
     assert not health.gridlock
     assert gridlock_line(health.to_dict()) is None
+
+
+def test_a_collision_teleport_is_a_collision_not_a_gridlock(tmp_path: Path) -> None:
+    # SUMO teleports a vehicle after a collision and counts it in the total only.
+    stats = tmp_path / "s.xml"
+    stats.write_text(
+        '<statistics><vehicles loaded="4852" inserted="4852" running="183" waiting="0"/>'
+        '<teleports total="1" jam="0" yield="0" wrongLane="0"/>'
+        '<safety collisions="1" emergencyStops="0" emergencyBraking="0"/></statistics>',
+        encoding="utf-8",
+    )
+    health = compute_health(stats, _summary(tmp_path / "sum.xml", [0] * 10), 0.0, 600.0)
+    assert health.teleports == 1 and health.collisions == 1
+    assert not health.gridlock
+    assert gridlock_line(health.to_dict()) is None
+
+
+def test_a_jam_teleport_is_a_gridlock(tmp_path: Path) -> None:
+    stats = tmp_path / "s.xml"
+    stats.write_text(
+        '<statistics><vehicles loaded="10" inserted="10" running="0" waiting="0"/>'
+        '<teleports total="3" jam="0" yield="1" wrongLane="0"/>'
+        '<safety collisions="2" emergencyStops="0" emergencyBraking="0"/></statistics>',
+        encoding="utf-8",
+    )
+    health = compute_health(stats, _summary(tmp_path / "sum.xml", [0] * 10), 0.0, 600.0)
+    assert health.gridlock
+    line = gridlock_line(health.to_dict())
+    assert line is not None and "1 vehicles teleported out of jams" in line
 
 
 def test_missing_statistics_name_the_file(tmp_path: Path) -> None:

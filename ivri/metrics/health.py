@@ -13,9 +13,12 @@ come from two SUMO outputs that :func:`ivri.metrics.sumo_output_options` switche
   the insertion backlog, whose growth tells a jam that gets worse from a queue at the edge
   that a peak fills and empties.
 
-A run *gridlocks* (:attr:`Health.gridlock`) when SUMO teleported a vehicle, or when the
+A run *gridlocks* (:attr:`Health.gridlock`) when SUMO teleported a vehicle out of a jam (it
+stood too long in a jam, waiting to yield, or on a lane it could not leave), or when the
 backlog at the end is at least :data:`BACKLOG_GROWTH_VEHICLES` vehicles larger than half-way
-through the run.
+through the run. A vehicle that SUMO teleports after a collision (its default
+``--collision.action``) counts in ``teleports`` and ``collisions``, not as a jam: SUMO counts it
+in the total but under none of the three jam reasons.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "backlog_grew",
     "compute_health",
     "gridlock_line",
+    "jam_teleports",
     "read_backlog",
     "read_statistics",
 ]
@@ -159,7 +163,7 @@ def compute_health(statistics: Path, summary: Path, begin_s: float, end_s: float
     span_h = (end_s - mid_s) / _S_PER_H
     growth = (end_backlog - mid_backlog) / span_h if span_h > 0 else None
     backlog_max = max(int(waiting.max()) if waiting.size else 0, end_backlog)
-    gridlock = stats["teleports"] > 0 or backlog_grew(end_backlog, mid_backlog)
+    gridlock = jam_teleports(stats) > 0 or backlog_grew(end_backlog, mid_backlog)
     return Health(
         teleports=stats["teleports"],
         teleports_jam=stats["teleports_jam"],
@@ -178,13 +182,18 @@ def compute_health(statistics: Path, summary: Path, begin_s: float, end_s: float
     )
 
 
+def jam_teleports(counts: Mapping[str, Any]) -> int:
+    """Vehicles teleported out of a jam: jam, yield and wrong lane (not after a collision)."""
+    return sum(int(counts.get(k, 0) or 0) for k in ("teleports_jam", "teleports_yield", "teleports_wrong_lane"))
+
+
 def gridlock_line(health: Mapping[str, Any]) -> str | None:
     """One line that says why a run gridlocked (None when it did not)."""
     if not health.get("gridlock"):
         return None
     parts = []
-    if health.get("teleports"):
-        parts.append(f"{health['teleports']} vehicles teleported out of jams (jam "
+    if jam_teleports(health):
+        parts.append(f"{jam_teleports(health)} vehicles teleported out of jams (jam "
                      f"{health.get('teleports_jam', 0)}, yield {health.get('teleports_yield', 0)}, "
                      f"wrong lane {health.get('teleports_wrong_lane', 0)})")
     end, mid = health.get("never_inserted", 0), health.get("backlog_mid", 0)

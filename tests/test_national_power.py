@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from ivri.errors import ConfigError
 from ivri.national.power import mde, paired_effect, seeds_needed
@@ -34,6 +35,15 @@ def test_noise_larger_than_the_effect_is_not_resolved() -> None:
     e = paired_effect(base, treat)
     assert not e.resolved
     assert e.mde > abs(e.mean)
+
+
+def test_seeds_needed_for_an_effect_far_below_the_spread_is_a_number() -> None:
+    # The G40 figure per intersection-hour against the spread of a real sweep: hundreds of
+    # thousands of seeds, reported as such (it ended the national report with an error before).
+    n = seeds_needed(0.00338068, 0.678324)
+    z = stats.norm.ppf(0.95) + stats.norm.ppf(0.80)
+    assert n == pytest.approx((z * 0.678324 / 0.00338068) ** 2, rel=1e-4)
+    assert mde(0.678324, n) <= 0.00338068 * (1 + 1e-4)
 
 
 def test_seeds_needed_is_the_smallest_n_whose_mde_is_small_enough() -> None:

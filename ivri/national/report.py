@@ -223,13 +223,13 @@ def _verdict(res: dict[str, Any]) -> list[str]:
     if need:
         out.append(f"Power: a quarter of G40's effect is {_fmt(res['g40_per_intersection_hour'] / 4)} h per "
                    f"intersection-hour; with the seed-to-seed spread of {head}'s paired difference "
-                   f"measured here (without emergency vehicles), resolving it takes {min(need)} to "
-                   f"{max(need)} paired seeds per type and day variant ({len(res['seeds'])} were run).")
+                   f"measured here (without emergency vehicles), resolving it takes {min(need):,} to "
+                   f"{max(need):,} paired seeds per type and day variant ({len(res['seeds'])} were run).")
     nat_need = c["veh_h"].get("seeds_for_quarter_g40")
     if nat_need is not None:
         out.append(f"The national figure, emergency part included, varies by {_fmt(c['veh_h']['sd_over_seeds'])} "
                    f"h a year from seed to seed: resolving a quarter of G40 (116,750 h) nationally takes "
-                   f"{nat_need} seeds.")
+                   f"{nat_need:,} seeds.")
     if res["quick"]:
         out.append("This is a --quick run: 4-minute windows of the short variant stand for every day "
                    "type. Do not quote these numbers.")
@@ -279,7 +279,7 @@ def _tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]
                     str(r["n"])] for r in res["power"]["rows"]])
     t["quarter"] = (["type", "variant", "quarter of G40 [h/int-h]", "sd of difference", "seeds needed", "seeds run"],
                     [[r["type"], r["variant"], _fmt(r["target_per_int_h"]), _fmt(r["sd_diff"]),
-                      "-" if r["seeds_needed"] is None else str(r["seeds_needed"]), str(r["seeds_run"])]
+                      "-" if r["seeds_needed"] is None else f"{r['seeds_needed']:,}", str(r["seeds_run"])]
                      for r in res["power"]["seeds_for_quarter_g40"]])
     t["tornado"] = (["parameter", "low", "high", "veh-h at low", "veh-h at high", "litres at low", "litres at high"],
                     [[r["name"], _fmt(r["low_value"]), _fmt(r["high_value"]), _fmt(r["veh_h_low"]),

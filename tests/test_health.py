@@ -70,15 +70,19 @@ def test_a_steady_queue_at_the_edge_is_not_gridlock(tmp_path: Path) -> None:
     assert gridlock_line(health.to_dict()) is None
 
 
-def test_a_collision_teleport_is_a_collision_not_a_gridlock(tmp_path: Path) -> None:
-    # SUMO teleports a vehicle after a collision and counts it in the total only.
-    stats = tmp_path / "s.xml"
-    stats.write_text(
-        '<statistics><vehicles loaded="4852" inserted="4852" running="183" waiting="0"/>'
-        '<teleports total="1" jam="0" yield="0" wrongLane="0"/>'
-        '<safety collisions="1" emergencyStops="0" emergencyBraking="0"/></statistics>',
+def _teleports(path: Path, total: int, yield_: int, collisions: int) -> Path:
+    path.write_text(
+        '<statistics><vehicles loaded="10" inserted="10" running="0" waiting="0"/>'
+        f'<teleports total="{total}" jam="0" yield="{yield_}" wrongLane="0"/>'
+        f'<safety collisions="{collisions}" emergencyStops="0" emergencyBraking="0"/></statistics>',
         encoding="utf-8",
     )
+    return path
+
+
+def test_a_collision_teleport_is_a_collision_not_a_gridlock(tmp_path: Path) -> None:
+    # SUMO teleports a vehicle after a collision and counts it in the total only.
+    stats = _teleports(tmp_path / "s.xml", total=1, yield_=0, collisions=1)
     health = compute_health(stats, _summary(tmp_path / "sum.xml", [0] * 10), 0.0, 600.0)
     assert health.teleports == 1 and health.collisions == 1
     assert not health.gridlock
@@ -86,13 +90,7 @@ def test_a_collision_teleport_is_a_collision_not_a_gridlock(tmp_path: Path) -> N
 
 
 def test_a_jam_teleport_is_a_gridlock(tmp_path: Path) -> None:
-    stats = tmp_path / "s.xml"
-    stats.write_text(
-        '<statistics><vehicles loaded="10" inserted="10" running="0" waiting="0"/>'
-        '<teleports total="3" jam="0" yield="1" wrongLane="0"/>'
-        '<safety collisions="2" emergencyStops="0" emergencyBraking="0"/></statistics>',
-        encoding="utf-8",
-    )
+    stats = _teleports(tmp_path / "s.xml", total=3, yield_=1, collisions=2)
     health = compute_health(stats, _summary(tmp_path / "sum.xml", [0] * 10), 0.0, 600.0)
     assert health.gridlock
     line = gridlock_line(health.to_dict())

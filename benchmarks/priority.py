@@ -201,9 +201,9 @@ def run_key(job: ArmRun, software: dict[str, str], scenario_digest: str) -> str:
 def one_run(job: ArmRun, out: Path) -> dict[str, Any]:
     """One SUMO run and the figures the table needs (aggregates only; runs on a worker)."""
     from ivri.runner import resolve_scenario
+    from ivri.sumo.sumocfg import read_sumocfg
 
     scenario, name, controller, seed, end_s = job.scenario, job.arm, job.controller, job.seed, job.end_s
-    from ivri.sumo.sumocfg import read_sumocfg
 
     _, cfg_path = resolve_scenario(scenario)
     cfg = read_sumocfg(cfg_path)

@@ -10,7 +10,14 @@ needs more: :func:`prepare_scenario` writes a copy of the ``.sumocfg`` into a fo
   (depart + k x horizon, ids suffixed), so its rate per hour stays the same;
 * emergency vehicles (vClass ``emergency``) are thinned to a rate per hour: of the repeated
   emergency trips, every m-th is kept (deterministic, so that baseline and treatment see the
-  same vehicles).
+  same vehicles);
+* a demand without emergency vehicles (the real-world networks: their cities' demand models
+  have none) gets them at the rate asked for: at every 1/rate hours, the first passenger car to
+  depart from then on drives as an emergency vehicle of the bundled scenarios' type, on its own
+  route (deterministic too: every arm of a seed converts the same cars).
+
+A scenario that starts later than 0 s (a real-world morning or evening hour) keeps its demand
+window: only the emergency rate changes.
 
 Elements are written sorted by departure, as SUMO reads route files incrementally. Every path
 of the copy is absolute, so it runs from anywhere.
@@ -25,7 +32,7 @@ from pathlib import Path
 from ivri.errors import NetworkError
 from ivri.timefmt import parse_time_s
 
-__all__ = ["prepare_scenario"]
+__all__ = ["EMERGENCY_VTYPE_ID", "prepare_scenario", "scenario_has_emergency"]
 
 _SINGLE = ("vehicle", "trip", "person")
 _FLOW = ("flow", "personFlow")
@@ -39,26 +46,66 @@ def _depart(elem: ET.Element) -> float:
         return 0.0  # "triggered" and the like: keep them first
 
 
-def _emergency_types(root: ET.Element) -> set[str]:
-    return {t.get("id", "") for t in root.iter("vType") if t.get("vClass") == "emergency"}
+#: The emergency vehicle type of the bundled scenarios (``sumo_networks/build.py``), for demand
+#: that has none: a blue-light van that GreenFlow and KAR recognise.
+EMERGENCY_VTYPE_ID = "ivri_emergency"
+_EMERGENCY_VTYPE = (
+    f'<vType id="{EMERGENCY_VTYPE_ID}" vClass="emergency" emissionClass="HBEFA4/LCV_diesel_N1-III_Euro-6d" '
+    'length="6.5" speedFactor="1.0" speedDev="0" lcSpeedGain="0" guiShape="emergency" color="1,0,0">'
+    '<param key="has.bluelight.device" value="true"/><param key="ivri.mode" value="emergency"/>'
+    '<param key="ivri.fuel" value="diesel"/></vType>')
 
 
-def _rewrite_routes(src: Path, dst: Path, horizon_s: float, end_s: float,
-                    emergency_per_h: float | None) -> dict[str, int]:
+_DEFAULT_TYPE = "DEFAULT_VEHTYPE"
+
+
+def _types_of_class(root: ET.Element, v_class: str) -> set[str]:
+    return {t.get("id", "") for t in root.iter("vType") if t.get("vClass") == v_class}
+
+
+def _defines_emergency_type(path: Path) -> bool:
+    try:
+        return any(el.tag == "vType" and el.get("vClass") == "emergency" for _, el in ET.iterparse(path))
+    except (ET.ParseError, OSError) as exc:
+        raise NetworkError(f"route file {path} cannot be read: {exc}") from None
+
+
+def _convert_to_emergency(demand: list[ET.Element], cars: set[str], begin_s: float, end_s: float,
+                          per_h: float) -> list[ET.Element]:
+    """Turn one passenger car per 1/``per_h`` hours into an emergency vehicle; returns them."""
+    every_s = 3600.0 / per_h
+    due = begin_s + every_s / 2.0  # mid-interval: the first is not lost in the first seconds
+    converted: list[ET.Element] = []
+    for elem in demand:  # sorted by departure
+        if due >= end_s:
+            break
+        if elem.tag == "person" or elem.get("type", _DEFAULT_TYPE) not in cars or _depart(elem) < due:
+            continue
+        elem.set("type", EMERGENCY_VTYPE_ID)
+        elem.set("departSpeed", "max")
+        converted.append(elem)
+        due += every_s
+    return converted
+
+
+def _rewrite_routes(src: Path, dst: Path, begin_s: float, horizon_s: float, end_s: float,
+                    emergency_per_h: float | None, convert: bool) -> dict[str, int]:
     try:
         tree = ET.parse(src)
     except (ET.ParseError, OSError) as exc:
         raise NetworkError(f"route file {src} cannot be read: {exc}") from None
     root = tree.getroot()
-    ev_types = _emergency_types(root)
-    repeats = max(1, math.ceil(end_s / horizon_s))
+    ev_types = _types_of_class(root, "emergency")
+    # SUMO's default type (no ``type`` attribute) is a passenger car.
+    cars = _types_of_class(root, "passenger") | {_DEFAULT_TYPE}
+    repeats = max(1, math.ceil((end_s - begin_s) / horizon_s))
     head: list[ET.Element] = []
     demand: list[ET.Element] = []
     singles_ev: list[ET.Element] = []
     for elem in list(root):
         root.remove(elem)
         if elem.tag in _FLOW:
-            if "end" in elem.attrib and abs(parse_time_s(elem.get("end", "0")) - horizon_s) < 1e-6:
+            if "end" in elem.attrib and abs(parse_time_s(elem.get("end", "0")) - (begin_s + horizon_s)) < 1e-6:
                 elem.set("end", f"{end_s:g}")
             demand.append(elem)
         elif elem.tag in _SINGLE:
@@ -68,15 +115,15 @@ def _rewrite_routes(src: Path, dst: Path, horizon_s: float, end_s: float,
                 if k:
                     copy.set("id", f"{elem.get('id', '')}.r{k}")
                     copy.set("depart", f"{d + k * horizon_s:g}")
-                if d + k * horizon_s >= end_s:
-                    continue
+                if d + k * horizon_s >= end_s or d < begin_s:
+                    continue  # SUMO would not insert it: outside the simulated window
                 (singles_ev if copy.get("type") in ev_types else demand).append(copy)
         else:
             head.append(elem)
     singles_ev.sort(key=_depart)
     kept_ev = singles_ev
     if emergency_per_h is not None:
-        sim_rate = len(singles_ev) / (end_s / 3600.0) if end_s > 0 else 0.0
+        sim_rate = len(singles_ev) / ((end_s - begin_s) / 3600.0) if end_s > begin_s else 0.0
         if emergency_per_h <= 0.0:
             kept_ev = []
         elif sim_rate > emergency_per_h:
@@ -84,6 +131,10 @@ def _rewrite_routes(src: Path, dst: Path, horizon_s: float, end_s: float,
             kept_ev = singles_ev[::every]
     demand.extend(kept_ev)
     demand.sort(key=_depart)
+    if convert and emergency_per_h is not None and emergency_per_h > 0.0:
+        kept_ev = _convert_to_emergency(demand, cars, begin_s, end_s, emergency_per_h)
+        if kept_ev:
+            head.insert(0, ET.fromstring(_EMERGENCY_VTYPE))
     root.extend(head)
     root.extend(demand)
     ET.indent(tree)
@@ -91,9 +142,18 @@ def _rewrite_routes(src: Path, dst: Path, horizon_s: float, end_s: float,
     return {"emergency_vehicles": len(kept_ev)}
 
 
+def scenario_has_emergency(sumocfg: Path) -> bool:
+    """Whether a route file of ``sumocfg`` defines an emergency vehicle type."""
+    from ivri.sumo.sumocfg import read_sumocfg
+
+    return any(_defines_emergency_type(src) for src in read_sumocfg(sumocfg).route_files)
+
+
 def prepare_scenario(sumocfg: Path, folder: Path, end_s: float,
                      emergency_per_h: float | None = None) -> tuple[Path, dict[str, int]]:
     """A copy of ``sumocfg`` in ``folder`` with demand up to ``end_s`` (see the module docstring).
+
+    ``end_s`` is a simulation time (from 0, not from the scenario's begin).
 
     Returns the new ``.sumocfg`` and counts of what it holds.
     """
@@ -106,10 +166,13 @@ def prepare_scenario(sumocfg: Path, folder: Path, end_s: float,
     folder.mkdir(parents=True, exist_ok=True)
     routes: list[str] = []
     counts = {"emergency_vehicles": 0}
+    convert = not scenario_has_emergency(sumocfg)
     for k, src in enumerate(cfg.route_files):
         dst = folder / f"demand{k}.rou.xml"
-        c = _rewrite_routes(src, dst, horizon, end_s, emergency_per_h)
+        c = _rewrite_routes(src, dst, cfg.begin_s, horizon, end_s, emergency_per_h, convert)
         counts["emergency_vehicles"] += c["emergency_vehicles"]
+        # Cars become emergency vehicles in one file only: the rate is the scenario's, not a file's.
+        convert = convert and c["emergency_vehicles"] == 0
         routes.append(str(dst.resolve()))
     tree = ET.parse(cfg.path)
     root = tree.getroot()

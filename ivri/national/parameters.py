@@ -68,6 +68,7 @@ REQUIRED = (
     "fuel.idle_l_per_h",
     "fuel.fleet_factor",
     "calibration.emergency_low_per_h",
+    "calibration.emergency_high_per_h",
     "calibration.bus_line_share",
     "baseline.kar_checkin_m",
     "baseline.kar_approach_speed_mps",

@@ -79,11 +79,14 @@ def execute(job: Job) -> dict[str, Any]:
         scen_end = cfg.end_s if cfg.end_s is not None else begin + 3600.0
         want_end = begin + (job.end_s if job.end_s is not None else scen_end - begin)
         scenario = job.scenario
-        if begin == 0.0 and (want_end > scen_end + 1e-9 or job.emergency_per_h is not None):
+        # Only demand that starts at 0 (the bundled scenarios) is extended past its end; a
+        # real-world hour stays that hour.
+        extend = begin == 0.0 and want_end > scen_end + 1e-9
+        if not extend:
+            want_end = min(want_end, scen_end)
+        if extend or job.emergency_per_h is not None:
             path, _ = prepare_scenario(sumocfg, tmp / "scenario", want_end, job.emergency_per_h)
             scenario = str(path)
-        else:
-            want_end = min(want_end, scen_end)
         rec = run_controller(RunSpec(scenario=scenario, controller=job.controller, seed=job.seed,
                                      out_dir=tmp / "run", end_s=want_end, v2x=True,
                                      v2x_shares=dict(job.shares), rain=rain,

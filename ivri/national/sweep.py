@@ -30,7 +30,9 @@ Emergency levels: the bundled scenarios carry about 3 emergency vehicles an hour
 a Dutch light sees (about 0.1 an hour). Arms that contain emergency priority run at two levels
 (``hi``: as bundled; ``lo``: the parameter ``calibration.emergency_low_per_h``, 0 by default)
 and the extrapolation interpolates between them to the real rate; the other features run at
-``lo`` only.
+``lo`` only. A network whose demand has no emergency vehicles (the real-world ones) gets
+``calibration.emergency_high_per_h`` of them at ``hi``: cars of its own demand, converted
+(:mod:`ivri.national.demand`).
 
 Equipped shares (two levels instead of linear scaling): every single feature whose effect
 depends on a share of equipped road users (``EQUIPPED_KIND``, emergency vehicles aside) also
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from ivri.errors import ConfigError
+from ivri.national.demand import scenario_has_emergency
 from ivri.national.parameters import ParameterSet
 
 __all__ = [
@@ -98,7 +101,8 @@ QUICK_FEATURES = ("g40",)
 QUICK_END_S = 300.0
 QUICK_WARMUP_S = 60.0
 WEATHERS = ("dry", "rain")
-#: Emergency levels: "lo" (calibration.emergency_low_per_h) and "hi" (as the scenario has it).
+#: Emergency levels: "lo" (calibration.emergency_low_per_h) and "hi" (as the scenario has it, or
+#: calibration.emergency_high_per_h converted cars where its demand has no emergency vehicles).
 LEVELS = ("lo", "hi")
 #: The level at which an application with an equipped share runs at a second share.
 SHARE_LEVEL = "share"
@@ -343,11 +347,17 @@ def build_sweep(
             share_levels[f] = other
     webster: dict[str, Any] = {}
     cells: dict[Cell, Job] = {}
+    ev_converted: list[str] = []
     for (t, v), scenario in scen_of.items():
         plan = webster_plan(resolve_scenario(scenario)[1],
                             saturation_pcu_h_lane=params.value("webster.saturation_pcu_h_lane"),
                             c_max=params.value("webster.max_cycle_s"))
         webster[scenario] = plan.to_json()
+        sumocfg = resolve_scenario(scenario)[1]
+        # A demand without emergency vehicles gets them at the "hi" level by converting cars.
+        ev_hi = None if scenario_has_emergency(sumocfg) else params.value("calibration.emergency_high_per_h")
+        if ev_hi is not None:
+            ev_converted.append(t)
         per_arm = {**arm_params, "webster": _canonical({
             "stage_green_s": {k: [round(x, 1) for x in g] for k, g in plan.stage_green_s.items()},
             "offset_s": {k: round(x, 1) for k, x in plan.offset_s.items()}})}
@@ -359,7 +369,7 @@ def build_sweep(
                 if arm in share_levels or (arm == BASELINE and "bus" in share_levels):
                     levels = (*levels, SHARE_LEVEL)
                 for level in levels:
-                    ev = None if level == "hi" else ev_lo
+                    ev = ev_hi if level == "hi" else ev_lo
                     items = share_items
                     if level == SHARE_LEVEL:
                         kind = EQUIPPED_KIND["bus" if arm == BASELINE else arm]
@@ -368,6 +378,10 @@ def build_sweep(
                         mm = None if not has_rain else (rain if weather == "rain" else 0.0)
                         cells[Cell(t, v, weather, level, arm, seed)] = Job(
                             scenario, spec, seed, total, items, mm, warm, ev, per_arm[arm])
+    if ev_converted:
+        notes.append(f"{', '.join(dict.fromkeys(ev_converted))}: the demand has no emergency vehicles; at the "
+                     f"'hi' level one car every {60.0 / params.value('calibration.emergency_high_per_h'):g} "
+                     "min drives its own route as an emergency vehicle")
     variants = tuple(dict.fromkeys(v for _, v in scen_of))
     return Sweep(types=tuple(type_names), variants=variants, day_variant=day_variant, features=feats,
                  seeds=tuple(seeds), end_s=total, shares=shares, cells=cells, notes=notes,

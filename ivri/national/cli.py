@@ -128,8 +128,9 @@ def national(
     cache: Annotated[Path | None, typer.Option("--cache", help="run cache folder (default: "
                      "~/.cache/ivri/national)")] = None,
     scenarios: Annotated[str | None, typer.Option("--scenarios", help="comma-separated types: bundled "
-                         "(crossing,tjunction,corridor,grid: the default) and real-world ones "
-                         "(realworld:cologne3, ...; fetch them with ivri fetch-realworld)")] = None,
+                         "(crossing,tjunction,corridor,grid) and real-world ones (realworld:cologne3, ...; "
+                         "fetch them with ivri fetch-realworld); default: the bundled ones and every "
+                         "fetched real-world network")] = None,
     network: Annotated[list[Path] | None, typer.Option("--network", help="a .sumocfg of your own as one "
                        "more intersection type (needs type_share.<name> in --params); repeatable")] = None,
     features: Annotated[str | None, typer.Option("--features", help="comma-separated features and "

@@ -92,12 +92,14 @@ def intervals_svg(title: str, rows: Sequence[tuple[str, float, float, float]], u
 
 
 def _reference_line(reference: tuple[str, float], lo: float, hi: float, height: int) -> list[str]:
-    """A dashed vertical line at a reference value (the G40 figure), labelled at its foot."""
+    """A dashed vertical line at a reference value (the G40 figure), labelled at its head.
+
+    The label stands above the first row, with a white halo, so that no bar hides it."""
     xr = _x(reference[1], lo, hi)
     return [f'<line x1="{xr:.1f}" y1="{_TOP - 6}" x2="{xr:.1f}" y2="{height - _BOTTOM}" '
             'stroke="#c0392b" stroke-dasharray="5,4" stroke-width="2"/>',
-            f'<text x="{xr + 4:.1f}" y="{height - _BOTTOM - 4}" font-size="11" fill="#c0392b">'
-            f'{escape(reference[0])}</text>']
+            f'<text x="{xr + 4:.1f}" y="{_TOP - 4}" font-size="11" fill="#c0392b" stroke="#fff" '
+            f'stroke-width="3" paint-order="stroke">{escape(reference[0])}</text>']
 
 
 def tornado_svg(title: str, rows: Sequence[tuple[str, float, float]], central: float, unit: str,

@@ -161,6 +161,32 @@ def test_sweep_rejects_unknown_type_and_network_without_share(tmp_path: Path) ->
         build_sweep(load_parameters(), scenarios=["tjunction"], networks=[mine])
 
 
+def test_a_network_without_emergency_vehicles_gets_converted_ones_at_the_hi_level(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from ivri.sumo_networks import get_scenario
+
+    src = get_scenario("crossing:peak").sumocfg
+    routes = ET.parse(src.parent / "crossing.peak.rou.xml")
+    root = routes.getroot()
+    for el in list(root):
+        if el.get("vClass") == "emergency" or el.get("type") == "emergency":
+            root.remove(el)
+    routes.write(tmp_path / "mine.rou.xml")
+    mine = tmp_path / "mine.sumocfg"
+    mine.write_text(f'<configuration><input><net-file value="{src.parent / "crossing.net.xml"}"/>'
+                    '<route-files value="mine.rou.xml"/></input></configuration>', encoding="utf-8")
+    data = tomllib.loads(resources.files("ivri.national").joinpath("parameters.toml").read_text(encoding="utf-8"))
+    data["parameters"]["type_share"]["mine"] = {"value": 0.05, "low": 0.0, "high": 0.1, "unit": "share",
+                                                 "source": "test"}
+    sweep = build_sweep(parse_parameters(data), scenarios=["crossing"], networks=[mine], seeds=[1],
+                        features=["g40"])
+    ev = {(c.itype, c.level): j.emergency_per_h for c, j in sweep.cells.items() if c.arm == "kar"}
+    assert ev[("mine", "hi")] == 3.0 and ev[("mine", "lo")] == 0.0
+    assert ev[("crossing", "hi")] is None  # the bundled demand keeps its own emergency vehicles
+    assert any(n.startswith("mine: the demand has no emergency vehicles") for n in sweep.notes)
+
+
 # --- cache ---------------------------------------------------------------------------------------
 
 

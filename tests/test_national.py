@@ -312,3 +312,16 @@ def test_profiles_set_the_hours_of_each_day_type() -> None:
     with pytest.raises(ConfigError, match=r"\[profiles\].*weights.*24 hourly weights"):
         parse_parameters({**data, "profiles": {**data["profiles"], "weekend": {"days_per_year": 100,
                                                                                "weights": [1.0] * 23}}})
+
+
+def test_progress_log_for_a_log_file_is_throttled_and_estimates_from_simulated_runs() -> None:
+    from ivri.national.cli import _ProgressLog
+
+    log = _ProgressLog(total=10, cached=4, started=0.0)
+    # the cached runs come first and at once: no line, and they do not set the rate
+    assert [log.line(k, 1.0) for k in range(1, 5)] == [None] * 4
+    assert log.line(5, 30.0) is None  # within a minute of the last line
+    # 2 runs simulated in 120 s since the cache was read: 60 s a run, 4 runs to go
+    assert log.line(6, 121.0) == "runs 6/10 (4 from the cache), 2 min elapsed, about 4 min to go"
+    assert log.line(7, 150.0) is None
+    assert log.line(10, 200.0) == "runs 10/10 (4 from the cache), 3 min elapsed"

@@ -25,6 +25,8 @@ def test_quick_end_to_end_and_rerun_from_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _national(tmp_path / "a", cache)
     assert first.returncode == 0, first.stderr[-3000:]
+    # not a terminal: a plain progress line instead of the live bar
+    assert "runs 12/12 (0 from the cache)" in first.stderr
     out = tmp_path / "a"
     for name in ("report.md", "report.html", "national.json", "tornado.svg", "types.svg",
                  "intervals_veh_h.svg", "intervals_fuel_l.svg"):
@@ -51,6 +53,7 @@ def test_quick_end_to_end_and_rerun_from_cache(tmp_path: Path) -> None:
     again = json.loads((tmp_path / "b" / "national.json").read_text(encoding="utf-8"))
     if again["software"] == res["software"]:
         assert again["run_stats"]["cache_hits"] == 12 and again["run_stats"]["simulated"] == 0
+        assert "runs 12/12 (12 from the cache)" in second.stderr
         assert again["national"] == res["national"]
     else:  # the engine's source changed between the two runs (someone edits the tree): all misses
         assert again["run_stats"]["simulated"] == 12

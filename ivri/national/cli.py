@@ -38,6 +38,42 @@ def _csv(text: str | None) -> list[str] | None:
     return items
 
 
+class _ProgressLog:
+    """Progress lines for a console that is not a terminal (a log file, a batch job).
+
+    One line at most every :attr:`every_s` seconds and one at the end, with the runs done, how
+    many came from the cache, and the time still to go at the rate of the simulated runs so far.
+    """
+
+    every_s: float = 60.0
+
+    def __init__(self, total: int, cached: int, started: float) -> None:
+        self.total = total
+        self.cached = cached
+        self.started = started
+        self._last = started
+        self._sim_started: float | None = started if cached == 0 else None
+
+    def line(self, done: int, now: float) -> str | None:
+        """The line to print after ``done`` runs at time ``now`` (``perf_counter``), or None."""
+        if done == self.cached and self._sim_started is None:
+            self._sim_started = now  # the cached runs are read first, all at once
+        if done < self.total and now - self._last < self.every_s:
+            return None
+        self._last = now
+        text = (f"runs {done}/{self.total} ({min(done, self.cached)} from the cache), "
+                f"{_minutes(now - self.started)} elapsed")
+        simulated = done - self.cached
+        if simulated > 0 and done < self.total and self._sim_started is not None:
+            rate_s = (now - self._sim_started) / simulated
+            text += f", about {_minutes(rate_s * (self.total - done))} to go"
+        return text
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def run_national(
     out: Path,
     *,
@@ -78,19 +114,25 @@ def run_national(
                   f"cache {cache.folder}")
     for note in sweep.notes:
         console.print(f"[yellow]note:[/] {note}")
+    from ivri.national.cache import job_key, scenario_digest, software_fingerprint
+
     started = time.perf_counter()
+    fp = software_fingerprint()
+    digests = {s: scenario_digest(s) for s in {j.scenario for j in jobs}}
+    missing = [j for j in jobs if not cache.path(job_key(j, fp, digests[j.scenario])).is_file()]
+    log = _ProgressLog(len(jobs), len(jobs) - len(missing), started)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console) as bar:
         task = bar.add_task("runs", total=len(jobs), last="")
 
         def report(done: int, total: int, job: Any, rec: dict[str, Any]) -> None:
             bar.update(task, completed=done, last=f"{job.label}: {rec['vehicle_loss_hours']:.2f} veh-h")
+            if not console.is_terminal:
+                # A run in the background or under a scheduler has no live bar: a line now and then.
+                line = log.line(done, time.perf_counter())
+                if line:
+                    console.print(line, highlight=False)
 
-        from ivri.national.cache import job_key, scenario_digest, software_fingerprint
-
-        fp = software_fingerprint()
-        digests = {s: scenario_digest(s) for s in {j.scenario for j in jobs}}
-        missing = [j for j in jobs if not cache.path(job_key(j, fp, digests[j.scenario])).is_file()]
         if missing:
             with cluster_client(scheduler, workers) as client:
                 results, stats = run_jobs(jobs, cache, client, progress=report)

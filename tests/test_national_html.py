@@ -105,3 +105,15 @@ def test_html_report_renders_in_a_headless_browser(report: tuple[Path, dict[str,
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape == (1600, 1200, 3)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+
+
+def test_method_says_how_real_world_networks_are_run(report: tuple[Path, dict[str, Any]]) -> None:
+    from ivri.national.report import _method
+
+    _, res = report
+    assert not any("real-world" in m for m in _method(res))  # no real-world type, no sentence
+    span_s = res["end_s"] - res["warmup_s"]
+    real = {**res, "variants": [*res["variants"], "real"],
+            "runs": [{"window_s": span_s}, {"window_s": 2700.0}, {"window_s": 2700.0}]}
+    runs_line = next(m for m in _method(real) if m.startswith("Runs:"))
+    assert "(2700 s counted)" in runs_line and "3 of its cars an hour" in runs_line

@@ -296,6 +296,17 @@ def _tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]
 
 def _method(res: dict[str, Any]) -> list[str]:
     specs = res["specs"]
+    span_s = res["end_s"] - res["warmup_s"]
+    real_world = ""
+    if "real" in res["variants"]:
+        # Their demand is one real hour: the count ends with it, and emergency vehicles are
+        # added from their own cars (the sweep's note names the networks).
+        shorter = sorted({r["window_s"] for r in res["runs"] if r["window_s"] < span_s - 1.0})
+        ev_per_h = res["parameters"]["parameters"]["calibration.emergency_high_per_h"]["value"]
+        real_world = (" The real-world networks keep their own hour of demand after the same warm-up, so their "
+                      "count ends with it" + (f" ({', '.join(f'{w:.0f}' for w in shorter)} s counted)" if shorter else "")
+                      + f"; their demand has no emergency vehicles, so at level hi {ev_per_h:g} of its cars an "
+                      "hour drive their own routes as emergency vehicles.")
     return [
         (f"Baseline (the counterfactual): today's vehicle-actuated light with KAR-style emergency and bus "
         f"pre-emption, `{specs.get(BASELINE, '')}` with the emergency request cut to the KAR check-in distance "
@@ -306,9 +317,9 @@ def _method(res: dict[str, Any]) -> list[str]:
         "(optimum cycle (1.5 L + 5) / (1 - Y), greens in proportion to the critical flow ratios, one cycle and "
         "green-wave offsets on networks with several lights) with plain vehicle-actuated control, and is "
         "scaled by the share of today's lights that run fixed time."),
-        (f"Runs: {res['warmup_s']:.0f} s of warm-up that is not counted, then {res['end_s'] - res['warmup_s']:.0f} s "
+        (f"Runs: {res['warmup_s']:.0f} s of warm-up that is not counted, then {span_s:.0f} s "
         "counted; only trips that want to depart after the warm-up count (each with all it lost up to the end). "
-        "Scenario demand is stationary and is repeated past the bundled hour."),
+        "Scenario demand is stationary and is repeated past the bundled hour." + real_world),
         (f"Seeds: {len(res['seeds'])} common random numbers (baseline and treatment on the same seed); effects "
         f"are paired differences with a t interval; the minimum detectable effect is (t(1-a/2) + t(power)) x "
         f"sd / sqrt(n) at a = {res['power']['alpha']}, power {res['power']['power']}."),

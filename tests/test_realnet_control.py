@@ -194,6 +194,10 @@ def test_short_approach_is_measured_upstream_through_the_unsignalised_node(tmp_p
     with caplog.at_level("WARNING", logger="ivri.sumo"):
         dets = write_detectors(maps, net, tmp_path / "det.add.xml")
     assert "mc_0" in caplog.text  # the stop-line lane shorter than a car is named
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ivri.sumo"):
+        write_detectors(maps, net, tmp_path / "again.add.xml")
+    assert "mc_0" not in caplog.text  # once per process, not once per run of a sweep
     ext = [d for d in dets if d.kind == "extension" and d.lane == "wm_0"]
     assert len(ext) == 1 and (0, g) in ext[0].targets
     # 40 m before the stop line: the loop sits on wm at (length - (40 - offset)).

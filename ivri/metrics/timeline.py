@@ -9,7 +9,9 @@ never a Python loop over signal groups. Channels:
 ``state``     the core's aspect (:data:`~ivri.core.idx.RED`, ``GREEN``, ``AMBER``); compared
               only on ticks where the core reports a change
 ``demand``    1 while a road user calls for green (the observation's ``demand``)
-``detector``  1 while a vehicle is over one of the group's loops (``gap_s`` is 0)
+``detector``  1 while a vehicle is over one of the group's loops (``gap_s`` at most
+              :data:`~ivri.sumo.observe.STOPLINE_GAP_LAG_S`, the lag of a stop-line loop's
+              detections, so a vehicle left an extension loop up to that long before)
 ``priority``  the highest :class:`~ivri.controllers.priority.PriorityClass` requesting the group
 ``granted``   the highest class whose request the arbiter is acting on (held, cleared for,
               or called)
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork
+from ivri.sumo.observe import STOPLINE_GAP_LAG_S
 
 __all__ = ["CHANNELS", "TIMELINE_FILENAME", "Timeline", "TimelineRecorder", "load_timeline"]
 
@@ -80,7 +83,7 @@ class TimelineRecorder:
         if demand is not None:
             self._diff("demand", t_s, demand)
         if gap_s is not None:
-            np.less(gap_s, 1e-6, out=self._occupied)
+            np.less_equal(gap_s, STOPLINE_GAP_LAG_S + 1e-6, out=self._occupied)
             self._diff("detector", t_s, self._occupied)
         tracked = controller.tracked_requests() if controller is not None else None
         if tracked is not None:

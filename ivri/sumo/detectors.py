@@ -6,7 +6,9 @@ Every incoming lane of a vehicle signal group (motor, bicycle, bus, tram) gets t
 * a stop-line loop ("koplus") 1.5 m before the lane end. SUMO stops the first vehicle at a
   red light with its front about 1.0 m before the lane end, so a point loop at exactly 1 m
   would miss it; 1.5 m is covered by any waiting car or bicycle. It sees the queue
-  discharge, which keeps a green extended while the queue still leaves;
+  discharge, which keeps a green extended while the queue still leaves; its detections
+  count 1 s later in the gap than the extension loop's (a shorter gap time, as Dutch
+  practice gives the koplus: :data:`~ivri.sumo.observe.STOPLINE_GAP_LAG_S`);
 * an extension loop ("verweglus") 40 m upstream, or at the lane start on a shorter lane
   (left out when the lane is too short to hold both loops apart): arrivals that extend.
   Loops are placed by distance from the stop line: where the stop-line lane is shorter,
@@ -79,6 +81,7 @@ CAR_LENGTH_M = 5.0
 _BIKE_CLASSES = frozenset({"bicycle", "moped", "scooter", "pedestrian"})
 
 log = logging.getLogger("ivri.sumo")
+_SHORT_LANES_REPORTED: set[str] = set()
 
 DetectorKind = Literal["stopline", "extension", "exit"]
 
@@ -217,9 +220,12 @@ def write_detectors(
     for (lane_id, pos), tg in exits.items():
         detectors.append(Detector(_unique(f"{DETECTOR_PREFIX}exit_{lane_id}", taken), lane_id,
                                   "exit", round(pos, 2), tuple(tg)))
-    if too_short:
+    listed = ", ".join(too_short[:10]) + (" ..." if len(too_short) > 10 else "")
+    if too_short and listed not in _SHORT_LANES_REPORTED:
+        # Once per process: a sweep writes the same network's detectors for hundreds of runs.
+        _SHORT_LANES_REPORTED.add(listed)
         log.warning("stop-line lanes shorter than a car (%.0f m), their queue is measured upstream: %s",
-                    CAR_LENGTH_M, ", ".join(too_short[:10]) + (" ..." if len(too_short) > 10 else ""))
+                    CAR_LENGTH_M, listed)
 
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              "<!-- written by ivri.sumo.detectors: read in memory, outputs discarded -->",

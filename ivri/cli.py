@@ -63,7 +63,7 @@ def run(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write kpis.json, a comparison "
                    "plot and SUMO's outputs into this folder")] = None,
     seed: Annotated[int, typer.Option(help="random seed for SUMO")] = 42,
-    end: Annotated[float | None, typer.Option(help="stop the simulation at this time [s] "
+    end: Annotated[float | None, typer.Option(help="stop the simulation at this time, in s of SUMO's clock, "
                    "instead of the scenario's end")] = None,
     config: Annotated[Path | None, typer.Option(help="intersection config (TOML/YAML/JSON) instead "
                       "of deriving the intersections from the SUMO network")] = None,
@@ -365,8 +365,10 @@ def plot(
                                            "controller's folder in it")],
     intersection: Annotated[str, typer.Option("--intersection", "-i", help="intersection id (see "
                             "`ivri derive`)")],
-    t_from: Annotated[float | None, typer.Option("--from", metavar="S", help="start of the window [s]")] = None,
-    t_to: Annotated[float | None, typer.Option("--to", metavar="S", help="end of the window [s]")] = None,
+    t_from: Annotated[float | None, typer.Option("--from", metavar="S", help="start of the window, in s of "
+                                                          "SUMO's clock (a scenario may start at its hour of "
+                                                          "day, e.g. 57600)")] = None,
+    t_to: Annotated[float | None, typer.Option("--to", metavar="S", help="end of the window, in s of SUMO's clock")] = None,
 ) -> None:
     """Draw the signal timeline of one intersection: per signal group its red, green and amber
     over time, the detector occupancy and calls beneath, priority requests and grants above.

@@ -98,6 +98,9 @@ def test_plot_command_errors(run_dir: Path, tmp_path: Path) -> None:
     assert_clean_error(ivri("plot", str(run_dir), "--intersection", "J9"), "J9", "C")
     assert_clean_error(ivri("plot", str(run_dir), "--intersection", "C", "--from", "150", "--to", "50"),
                        "empty time window")
+    # A window after the run's end (a clock mistaken for seconds into the run) names the span.
+    assert_clean_error(ivri("plot", str(run_dir), "--intersection", "C", "--from", "90000", "--to", "90600"),
+                       "empty time window", "the run spans")
     assert_clean_error(ivri("plot", str(tmp_path), "--intersection", "C"), "no timeline.npz")
     broken = tmp_path / "timeline.npz"
     broken.write_text("not numpy")

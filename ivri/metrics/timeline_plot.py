@@ -33,7 +33,8 @@ def plot_timeline(timeline: Timeline, intersection: str, path: str | Path, *, t_
     """Draw the timeline of ``intersection`` between ``t_from`` and ``t_to`` (default: the whole
     run) and save it as ``path`` with each suffix of ``formats``. Returns the files written.
 
-    Raises ``KeyError`` for an unknown intersection and ``ValueError`` for an empty window.
+    Raises ``KeyError`` for an unknown intersection and ``ValueError`` for an empty window or
+    one outside the run.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -42,7 +43,9 @@ def plot_timeline(timeline: Timeline, intersection: str, path: str | Path, *, t_
     i = timeline.index_of(intersection)
     lo = timeline.begin_s if t_from is None else float(t_from)
     hi = timeline.end_s if t_to is None else float(t_to)
-    if not hi > lo:
+    # A window outside the run (times are SUMO's clock, which a real-world scenario starts at
+    # its hour of day, e.g. 57,600 s) would draw an empty chart without a word.
+    if not hi > lo or hi <= timeline.begin_s or lo >= timeline.end_s:
         raise ValueError(f"empty time window: from {lo:g} s to {hi:g} s (the run spans "
                          f"{timeline.begin_s:g} to {timeline.end_s:g} s)")
     groups = timeline.group_ids[i]

@@ -134,6 +134,16 @@ def test_full_sweep_defaults_to_twenty_seeds_and_a_counted_span() -> None:
         build_sweep(load_parameters(), scenarios=["crossing"], seeds=[1], warmup_s=600.0, end_s=300.0)
 
 
+def test_a_package_without_its_parts_says_its_shares_are_not_varied() -> None:
+    alone = build_sweep(load_parameters(), scenarios=["crossing"], features=["full"], seeds=[1])
+    note = next(n for n in alone.notes if n.startswith("full:"))
+    for part in ("schwung", "crosswalk", "bus", "truck", "glosa"):
+        assert part in note
+    assert "greenflow" not in note  # its share is interpolated through the emergency levels
+    with_parts = build_sweep(load_parameters(), scenarios=["crossing"], features=["g40", "glosa"], seeds=[1])
+    assert not any(n.startswith("g40:") for n in with_parts.notes)
+
+
 def test_sweep_leaves_out_unregistered_applications_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     import ivri.controllers as ctl
 

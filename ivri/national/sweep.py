@@ -282,6 +282,14 @@ def build_sweep(
     feats = tuple(f for f in wanted if all(a in available for a in PACKAGES.get(f, (f,))))
     if not feats:
         raise ConfigError("no feature left to simulate")
+    for pkg in (f for f in feats if f in PACKAGES):
+        # A package's share adjustment comes from its parts run alone (two shares each); without
+        # them the report would show flat equipped.* rows that look like "the share does not matter".
+        alone = [a for a in PACKAGES[pkg] if a in EQUIPPED_KIND and a != "greenflow" and a not in feats]
+        if alone:
+            notes.append(f"{pkg}: {', '.join(alone)} not run alone, so the package is measured at the "
+                         f"central equipped shares only and their ranges are not propagated (the "
+                         f"equipped.* rows of the tornado stay flat); add them to --features to vary them")
     shares = {k: params.value(f"equipped.{k}") for k in ("emergency", "bus", "truck", "cyclist",
                                                             "slow_pedestrian", "car")}
     share_items = tuple(sorted(shares.items()))

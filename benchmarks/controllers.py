@@ -232,15 +232,15 @@ def targets(summary: list[dict[str, Any]]) -> list[str]:
         mp = s.get("max_pressure_vs_sumo_actuated")
         # Per controller: fixed-time's gridlocks (a plan not timed to demand) are not a miss
         # of the adaptive controllers that the zero-gridlock target is about.
-        grid = ", ".join(f"{c} {s['gridlocked_runs'][c]}" for c in IVRI_CONTROLLERS
-                         if c in s["gridlocked_runs"]) or "-"
+        gridlocked = ", ".join(f"{c} {s['gridlocked_runs'][c]}" for c in IVRI_CONTROLLERS
+                               if c in s["gridlocked_runs"]) or "-"
         out.append(
             f"- {s['network']}: actuated / best SUMO ({s['best_sumo']}) = "
             f"{'-' if ratio is None else f'{ratio:.2f}'} "
             f"({'met' if ratio is not None and ratio <= 1.0 else 'missed'}); "
             f"max-pressure vs sumo-actuated {_diff(mp)} "
             f"({'met' if mp is not None and mp['mean'] <= 0 else 'missed'}); "
-            f"gridlocked runs: {grid}")
+            f"gridlocked runs: {gridlocked}")
     return out
 
 

@@ -227,6 +227,18 @@ def _canonical(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":")) if params else ""
 
 
+def _second_share(feature: str, params: ParameterSet) -> float | None:
+    """The equipped share a single feature is also run at (the end of its parameter's range
+    away from the central value), or None: packages, features without an equipped kind, and
+    emergency priority (its share is interpolated through the emergency levels) run at one."""
+    kind = EQUIPPED_KIND.get(feature)
+    if feature in PACKAGES or kind is None or kind == "emergency":
+        return None
+    par = params[f"equipped.{kind}"]
+    other = par.high if par.high > par.value else par.low
+    return None if other == par.value else other
+
+
 def build_sweep(
     params: ParameterSet,
     *,
@@ -285,7 +297,7 @@ def build_sweep(
     for pkg in (f for f in feats if f in PACKAGES):
         # A package's share adjustment comes from its parts run alone (two shares each); without
         # them the report would show flat equipped.* rows that look like "the share does not matter".
-        alone = [a for a in PACKAGES[pkg] if a in EQUIPPED_KIND and a != "greenflow" and a not in feats]
+        alone = [a for a in PACKAGES[pkg] if a not in feats and _second_share(a, params) is not None]
         if alone:
             notes.append(f"{pkg}: {', '.join(alone)} not run alone, so the package is measured at the "
                          f"central equipped shares only and their ranges are not propagated (the "
@@ -344,15 +356,7 @@ def build_sweep(
         spec, cp = _arm_controller(arm, params, available)
         specs[arm] = spec
         arm_params[arm] = _canonical(cp)
-    share_levels: dict[str, float] = {}
-    for f in feats:
-        kind = EQUIPPED_KIND.get(f)
-        if f in PACKAGES or kind is None or kind == "emergency":
-            continue
-        par = params[f"equipped.{kind}"]
-        other = par.high if par.high > par.value else par.low
-        if other != par.value:
-            share_levels[f] = other
+    share_levels = {f: second for f in feats if (second := _second_share(f, params)) is not None}
     webster: dict[str, Any] = {}
     cells: dict[Cell, Job] = {}
     ev_converted: list[str] = []

@@ -50,6 +50,9 @@ class Observation:
     #: on at least half the lanes it feeds), so a green moves (next to) nobody. None: not measured (the
     #: gateway and tests that do not fill it), which controllers read as "never blocked".
     exit_blocked: np.ndarray | None = None
+    #: bool ``[I, G]``: a vehicle was over one of the group's loops during the last step (the
+    #: signal timeline's detector row; controllers read ``gap_s``). None: not measured.
+    detector_occupied: np.ndarray | None = None
 
     @classmethod
     def empty(cls, net: CompiledNetwork, t_s: float = 0.0) -> Observation:
@@ -62,6 +65,7 @@ class Observation:
             approach_veh=net.full(0.0),
             downstream_queue_veh=net.full(0.0),
             exit_blocked=net.full(False, np.bool_),
+            detector_occupied=net.full(False, np.bool_),
         )
 
 

@@ -224,12 +224,12 @@ def run_controller(spec: RunSpec, progress: ProgressCallback | None = None) -> d
                 obs = bridge.observe()
                 state, changed = cosim.exchange(t_s, obs)
                 bridge.actuate(state, changed)
-                recorder.record(t_s, state, changed, obs.demand, obs.gap_s)
+                recorder.record(t_s, state, changed, obs.demand, obs.detector_occupied)
             elif engine is not None:
                 obs = bridge.observe()
                 changed = engine.tick(obs)
                 bridge.actuate(engine.signals, changed)
-                recorder.record(t_s, engine.signals.state, changed, obs.demand, obs.gap_s, controller)
+                recorder.record(t_s, engine.signals.state, changed, obs.demand, obs.detector_occupied, controller)
                 if advise:
                     bridge.apply_advice(engine.advice())
             if view is not None:

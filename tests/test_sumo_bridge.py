@@ -216,6 +216,7 @@ def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path, stopline_loops
         assert not obs.demand.any()  # 190 m away: not yet past the extension loop
         first_demand = None
         passed_at = None
+        seen_occupied = False
         while bridge.t_s < 50:
             bridge.step()
             obs = bridge.observe()
@@ -227,9 +228,17 @@ def test_demand_follows_one_vehicle(cross4: Path, tmp_path: Path, stopline_loops
             # Demand never lapses between the extension loop and standing at the stop line.
             assert obs.demand[0, w] == (first_demand is not None)
             assert not obs.demand[0, others].any()
+            # Over a loop during the step: only this vehicle's group, only while it is on one.
+            assert not obs.detector_occupied[0, others].any()
+            if obs.detector_occupied[0, w]:
+                seen_occupied = True
+                assert obs.gap_s[0, w] < bridge.dt_s + STOPLINE_GAP_LAG_S
         # Everything stays red: the vehicle waits at the stop line (halting: demand).
         assert first_demand is not None and first_demand < 20 and passed_at == first_demand
         assert obs.demand[0, w] and obs.queue_veh[0, w] == 1.0
+        assert seen_occupied  # passing the extension loop at least
+        # Standing at the stop line: over its loop where there is one, past the extension loop.
+        assert obs.detector_occupied[0, w] == stopline_loops
         if stopline_loops:
             # Standing on the stop-line loop, whose detections count STOPLINE_GAP_LAG_S later.
             assert obs.gap_s[0, w] == STOPLINE_GAP_LAG_S > 0.0

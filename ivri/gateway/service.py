@@ -721,18 +721,19 @@ class GatewayService:
             self._urgent.clear()  # every input handled so far is in this decision
         self.table.expire(now, self.station_ttl_s)
         v2x = self.table.observation(self.sites, now, self.default_eta_s)
-        blocked = None
+        blocked = occupied = None
         if self.demand_source is not None:
             det = self.demand_source()
             demand, gap, queue, approach, down, blocked = (det.demand, det.gap_s, det.queue_veh, det.approach_veh,
                                                            det.downstream_queue_veh, det.exit_blocked)
+            occupied = det.detector_occupied
         else:
             demand, gap, queue, approach = detector_view(
                 v2x, self.net.timing.valid.shape, self.extension_m, self.always_demand)
             down = self._zeros
         obs = Observation(t_s=self.core.t_s + self.tick_s, demand=demand, gap_s=gap,
                           queue_veh=queue, approach_veh=approach, downstream_queue_veh=down,
-                          v2x=v2x, exit_blocked=blocked)
+                          v2x=v2x, exit_blocked=blocked, detector_occupied=occupied)
         self.engine.decide(obs)
 
     def _tick(self, now: float) -> None:

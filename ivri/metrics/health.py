@@ -192,8 +192,9 @@ def gridlock_line(health: Mapping[str, Any]) -> str | None:
     if not health.get("gridlock"):
         return None
     parts = []
-    if jam_teleports(health):
-        parts.append(f"{jam_teleports(health)} vehicles teleported out of jams (jam "
+    jammed = jam_teleports(health)
+    if jammed:
+        parts.append(f"{jammed} vehicles teleported out of jams (jam "
                      f"{health.get('teleports_jam', 0)}, yield {health.get('teleports_yield', 0)}, "
                      f"wrong lane {health.get('teleports_wrong_lane', 0)})")
     end, mid = health.get("never_inserted", 0), health.get("backlog_mid", 0)

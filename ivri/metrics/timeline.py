@@ -9,9 +9,8 @@ never a Python loop over signal groups. Channels:
 ``state``     the core's aspect (:data:`~ivri.core.idx.RED`, ``GREEN``, ``AMBER``); compared
               only on ticks where the core reports a change
 ``demand``    1 while a road user calls for green (the observation's ``demand``)
-``detector``  1 while a vehicle is over one of the group's loops (``gap_s`` at most
-              :data:`~ivri.sumo.observe.STOPLINE_GAP_LAG_S`, the lag of a stop-line loop's
-              detections, so a vehicle left an extension loop up to that long before)
+``detector``  1 while a vehicle is over one of the group's loops (the observation's
+              ``detector_occupied``: over one during the tick's step)
 ``priority``  the highest :class:`~ivri.controllers.priority.PriorityClass` requesting the group
 ``granted``   the highest class whose request the arbiter is acting on (held, cleared for,
               or called)
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from ivri.core.compile import CompiledNetwork
-from ivri.sumo.observe import STOPLINE_GAP_LAG_S
 
 __all__ = ["CHANNELS", "TIMELINE_FILENAME", "Timeline", "TimelineRecorder", "load_timeline"]
 
@@ -56,7 +54,6 @@ class TimelineRecorder:
         self._prev = {c: np.zeros(shape, dtype=np.int8) for c in CHANNELS}
         self._chunks: dict[str, list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]] = {c: [] for c in CHANNELS}
         self._changed = np.zeros(shape, dtype=np.bool_)
-        self._occupied = np.zeros(shape, dtype=np.bool_)
         self._cls = np.zeros(shape, dtype=np.int8)
         self._granted = np.zeros(shape, dtype=np.int8)
 
@@ -72,19 +69,18 @@ class TimelineRecorder:
         self._chunks[channel].append((t_s, ii.astype(np.int16), gg.astype(np.int16), values))
 
     def record(self, t_s: float, state: np.ndarray, changed: np.ndarray | None = None,
-               demand: np.ndarray | None = None, gap_s: np.ndarray | None = None,
+               demand: np.ndarray | None = None, occupied: np.ndarray | None = None,
                controller: Any = None) -> None:
         """Record one tick: the core's ``state`` (``[I, G]``) and its ``changed`` mask (``[I]``;
-        None: compare all), the observation's ``demand`` and ``gap_s``, and the priority
+        None: compare all), the observation's ``demand`` and ``detector_occupied``, and the priority
         requests that ``controller`` tracks (:meth:`~ivri.controllers.base.Controller.tracked_requests`)."""
         self.end_s = float(t_s)
         if changed is None or changed.any():
             self._diff("state", t_s, state)
         if demand is not None:
             self._diff("demand", t_s, demand)
-        if gap_s is not None:
-            np.less_equal(gap_s, STOPLINE_GAP_LAG_S + 1e-6, out=self._occupied)
-            self._diff("detector", t_s, self._occupied)
+        if occupied is not None:
+            self._diff("detector", t_s, occupied)
         tracked = controller.tracked_requests() if controller is not None else None
         if tracked is not None:
             priority_masks(tracked, self._cls, self._granted)

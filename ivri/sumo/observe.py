@@ -41,6 +41,8 @@ kernel over precomputed (object, column) index pairs, into the reused Observatio
 * ``demand``: a halting vehicle on an incoming lane (this includes the vehicle waiting at
   the stop line), a vehicle over or past a loop within the last :data:`CALL_WINDOW_S` (it
   is between the extension loop and the stop line), or a person waiting to cross;
+* ``detector_occupied``: a vehicle was over one of the group's loops (stop line or
+  extension) during the last step;
 * ``gap_s``: the shortest time since a vehicle was over a loop of the group's lanes, its
   stop-line loops counted :data:`STOPLINE_GAP_LAG_S` later where it has extension loops
   (:func:`_gap_pairs` says why);
@@ -134,14 +136,15 @@ def _gap_pairs(loops: Sequence[Detector], loop_pos: dict[str, int],
 @njit
 def _aggregate(halting: np.ndarray, vehicles: np.ndarray, loop_since: np.ndarray, ped_cols: np.ndarray,
                in_lane: np.ndarray, in_col: np.ndarray, out_lane: np.ndarray, out_col: np.ndarray,
-               gap_loop: np.ndarray, gap_col: np.ndarray, gap_lag: np.ndarray, call_window_s: float,
+               gap_loop: np.ndarray, gap_col: np.ndarray, gap_lag: np.ndarray, call_window_s: float, step_s: float,
                queue: np.ndarray, approach: np.ndarray, down: np.ndarray, gap: np.ndarray,
-               demand: np.ndarray) -> None:  # pragma: no cover - numba
+               demand: np.ndarray, occupied: np.ndarray) -> None:  # pragma: no cover - numba
     """Fill the flat ``[I*G]`` observation arrays in place from this step's per-object values."""
     queue[:] = 0.0
     approach[:] = 0.0
     down[:] = 0.0
     gap[:] = NO_DETECTION_S
+    occupied[:] = False
     for k in range(in_lane.shape[0]):
         lane, c = in_lane[k], in_col[k]
         queue[c] += halting[lane]
@@ -152,6 +155,8 @@ def _aggregate(halting: np.ndarray, vehicles: np.ndarray, loop_since: np.ndarray
         v = loop_since[gap_loop[k]]
         c = gap_col[k]
         gap[c] = min(gap[c], v + gap_lag[k])
+        if v < step_s:  # 0 while a vehicle is over the loop; a vehicle at speed passes within a step
+            occupied[c] = True
     for c in ped_cols:
         queue[c] += 1.0
         approach[c] += 1.0
@@ -458,9 +463,10 @@ class Observer:
         obs.t_s = t_s
         _aggregate(self._halting, self._vehicles, self._loop_since, self._ped_cols,
                    self._in_lane, self._in_col, self._out_lane, self._out_col,
-                   self._gap_loop, self._gap_col, self._gap_lag, CALL_WINDOW_S,
+                   self._gap_loop, self._gap_col, self._gap_lag, CALL_WINDOW_S, self.dt_s,
                    obs.queue_veh.reshape(-1), obs.approach_veh.reshape(-1),
-                   obs.downstream_queue_veh.reshape(-1), obs.gap_s.reshape(-1), obs.demand.reshape(-1))
+                   obs.downstream_queue_veh.reshape(-1), obs.gap_s.reshape(-1), obs.demand.reshape(-1),
+                   obs.detector_occupied.reshape(-1))
         if obs.exit_blocked is not None:
             _exit_blocked(self._standing_s, EXIT_BLOCKED_S, self._exit_loop, self._exit_col, self._n_exits,
                           self._down_loop, self._down_col, self._controlled, self._wave_s,

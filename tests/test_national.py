@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -11,7 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from ivri.errors import ConfigError
-from ivri.national.cache import RunCache, job_key, scenario_digest, software_fingerprint
+from ivri.national.cache import (
+    RunCache,
+    export_runs,
+    job_key,
+    scenario_digest,
+    software_fingerprint,
+)
 from ivri.national.parameters import load_parameters, parse_parameters
 from ivri.national.runs import run_jobs
 from ivri.national.sweep import Job, build_sweep
@@ -242,6 +249,36 @@ def test_run_cache_round_trip_and_counts(tmp_path: Path) -> None:
     assert len(cache) == 1 and not list((tmp_path / "c").glob(".tmp-*"))
     (tmp_path / "c" / "broken.json").write_text("{", encoding="utf-8")
     assert cache.get("broken") is None
+
+
+def test_exported_runs_load_into_another_cache(tmp_path: Path) -> None:
+    key_a, key_b = "a" * 64, "b" * 64
+    records = {key_b: {"vehicle_loss_hours": 2.5, "stops": 7}, key_a: {"vehicle_loss_hours": 1.0}}
+    path = export_runs(tmp_path / "runs.jsonl.gz", records)
+    again = export_runs(tmp_path / "again.jsonl.gz", dict(reversed(records.items())))
+    assert path.read_bytes() == again.read_bytes()  # same runs, same file (no time stamp, key order)
+    cache = RunCache(tmp_path / "c")
+    cache.put(key_a, {"vehicle_loss_hours": 1.0})
+    assert cache.load(path) == 1  # key_a was there already
+    assert cache.get(key_b) == {"vehicle_loss_hours": 2.5, "stops": 7} and len(cache) == 2
+
+
+def test_a_malformed_runs_file_names_its_line_and_adds_nothing(tmp_path: Path) -> None:
+    import gzip
+
+    good = json.dumps({"key": "c" * 64, "record": {"vehicle_loss_hours": 1.0}})
+    for bad, why in ((good + "\n{not json\n", "line 2"),
+                     (json.dumps({"key": "short", "record": {"vehicle_loss_hours": 1.0}}) + "\n", "line 1"),
+                     (good + "\n" + json.dumps({"key": "d" * 64, "record": {"stops": 3}}) + "\n", "line 2")):
+        path = tmp_path / "runs.jsonl.gz"
+        path.write_bytes(gzip.compress(bad.encode()))
+        cache = RunCache(tmp_path / "c")
+        with pytest.raises(ConfigError, match=why):
+            cache.load(path)
+        assert len(cache) == 0
+    (tmp_path / "plain.jsonl.gz").write_text(good, encoding="utf-8")  # not gzip
+    with pytest.raises(ConfigError, match="plain.jsonl.gz: cannot read runs"):
+        RunCache(tmp_path / "c").load(tmp_path / "plain.jsonl.gz")
 
 
 CALLS: list[Job] = []

@@ -12,11 +12,11 @@ import pytest
 pytestmark = pytest.mark.sumo
 
 
-def _national(out: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+def _national(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     # A subprocess: the LocalCluster's worker processes and their logging stay out of pytest.
     return subprocess.run(
         [sys.executable, "-m", "ivri.national", "--quick", "--workers", "2", "--draws", "500",
-         "--out", str(out), "--cache", str(cache)],
+         "--out", str(out), "--cache", str(cache), *extra],
         capture_output=True, text=True, timeout=600, check=False,
     )
 
@@ -28,7 +28,7 @@ def test_quick_end_to_end_and_rerun_from_cache(tmp_path: Path) -> None:
     # not a terminal: a plain progress line instead of the live bar
     assert "runs 12/12 (0 from the cache)" in first.stderr
     out = tmp_path / "a"
-    for name in ("report.md", "report.html", "national.json", "tornado.svg", "types.svg",
+    for name in ("report.md", "report.html", "national.json", "runs.jsonl.gz", "tornado.svg", "types.svg",
                  "intervals_veh_h.svg", "intervals_fuel_l.svg"):
         assert (out / name).is_file(), name
     res = json.loads((out / "national.json").read_text(encoding="utf-8"))
@@ -55,5 +55,11 @@ def test_quick_end_to_end_and_rerun_from_cache(tmp_path: Path) -> None:
         assert again["run_stats"]["cache_hits"] == 12 and again["run_stats"]["simulated"] == 0
         assert "runs 12/12 (12 from the cache)" in second.stderr
         assert again["national"] == res["national"]
+        # the runs travel with the report: a new cache that loads them simulates nothing
+        third = _national(tmp_path / "c", tmp_path / "empty", "--reuse", str(out / "runs.jsonl.gz"))
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert "reused 12 new run(s)" in third.stderr
+        reused = json.loads((tmp_path / "c" / "national.json").read_text(encoding="utf-8"))
+        assert reused["run_stats"]["simulated"] == 0 and reused["national"] == res["national"]
     else:  # the engine's source changed between the two runs (someone edits the tree): all misses
         assert again["run_stats"]["simulated"] == 12

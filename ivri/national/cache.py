@@ -16,25 +16,37 @@ through the job.
 
 One JSON file per run, ``<key>.json``, written atomically (temporary file + rename), so that a
 crashed run never leaves a half-written entry.
+
+A report's runs travel with it: :func:`export_runs` writes every record of the report under its
+key into ``runs.jsonl.gz`` (one JSON object per line), and :meth:`RunCache.load` puts such a
+file's records into a cache, so that seeds run on another machine, or in an earlier session,
+count as cache hits. A record only ever matches the job, software and scenario content its
+key was made from.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ivri.errors import ConfigError
 from ivri.national.sweep import Job
 
-__all__ = ["RunCache", "default_cache_dir", "job_key", "scenario_digest", "software_fingerprint"]
+__all__ = ["RunCache", "default_cache_dir", "export_runs", "job_key", "scenario_digest",
+           "software_fingerprint"]
 
 #: Engine sources whose change invalidates the cache (relative to the ivri package).
 _ENGINE_PARTS = ("core", "sumo", "metrics", "runner.py", "config.py", "errors.py")
+#: What a cache key looks like (a SHA-256 in hex).
+_KEY = re.compile(r"[0-9a-f]{64}")
 #: Bumped when the record that :func:`ivri.national.runs.execute` returns changes shape.
 RECORD_VERSION = 2
 
@@ -126,3 +138,42 @@ class RunCache:
 
     def __len__(self) -> int:
         return len(list(self.folder.glob("*.json"))) if self.folder.is_dir() else 0
+
+    def load(self, path: Path) -> int:
+        """Put the records of a ``runs.jsonl.gz`` (see :func:`export_runs`) into this cache;
+        returns how many were new. A malformed file raises :class:`ConfigError` naming its line
+        and adds nothing."""
+        entries: list[tuple[str, dict[str, Any]]] = []
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    try:
+                        entry = json.loads(line)
+                        key, record = entry["key"], entry["record"]
+                    except (ValueError, KeyError, TypeError):
+                        raise ConfigError(f"{path}, line {n}: not a run record "
+                                          '({"key": ..., "record": {...}})') from None
+                    if not (isinstance(key, str) and _KEY.fullmatch(key) and isinstance(record, dict)
+                            and "vehicle_loss_hours" in record):
+                        raise ConfigError(f"{path}, line {n}: not a run record (a 64-digit hex key and "
+                                          "a record with vehicle_loss_hours)")
+                    entries.append((key, record))
+        except (OSError, EOFError) as exc:
+            raise ConfigError(f"{path}: cannot read runs ({exc})") from None
+        new = 0
+        for key, record in entries:
+            if not self.path(key).is_file():
+                self.put(key, record)
+                new += 1
+        return new
+
+
+def export_runs(path: Path, records: dict[str, dict[str, Any]]) -> Path:
+    """Write ``{key: record}`` as ``runs.jsonl.gz`` (one ``{"key", "record"}`` per line, in key
+    order, so that the same runs give the same file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No name and no time stamp in the gzip header, so the file only changes when the runs do.
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        for key in sorted(records):
+            gz.write((json.dumps({"key": key, "record": records[key]}, sort_keys=True) + "\n").encode())
+    return path

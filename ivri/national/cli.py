@@ -90,10 +90,11 @@ def run_national(
     warmup_s: float | None = None,
     span_s: float | None = None,
     draws: int = 4000,
+    reuse: list[Path] | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """The whole estimate: sweep, runs (cached, on Dask), effects, extrapolation, report."""
-    from ivri.national.cache import RunCache, default_cache_dir
+    from ivri.national.cache import RunCache, default_cache_dir, export_runs
     from ivri.national.effects import compute_effects
     from ivri.national.parameters import load_parameters
     from ivri.national.report import build_result, write_report
@@ -114,6 +115,8 @@ def run_national(
                   f"cache {cache.folder}")
     for note in sweep.notes:
         console.print(f"[yellow]note:[/] {note}")
+    for path in reuse or ():
+        console.print(f"reused {cache.load(path)} new run(s) from {path}")
     from ivri.national.cache import job_key, scenario_digest, software_fingerprint
 
     started = time.perf_counter()
@@ -142,6 +145,7 @@ def run_national(
     res = build_result(table, params, results, stats, quick=quick, mc_draws=draws)
     res["wall_time_s"] = round(time.perf_counter() - started, 2)
     paths = write_report(res, out)
+    paths.append(export_runs(out / "runs.jsonl.gz", {stats.keys[j.label]: r for j, r in results.items()}))
     c = res["g40_comparison"]
     console.print(f"{res['headline_feature']}: vehicle-loss hours {c['veh_h']['central']:,.0f} "
                   f"(90 %: {c['veh_h']['p5']:,.0f} to {c['veh_h']['p95']:,.0f}; minimum detectable "
@@ -186,6 +190,9 @@ def national(
     end: Annotated[float | None, typer.Option("--end", help="cap warm-up + span at this many seconds "
                                                             "(smoke runs)")] = None,
     draws: Annotated[int, typer.Option("--draws", help="Monte Carlo draws")] = 4000,
+    reuse: Annotated[list[Path] | None, typer.Option("--reuse", help="the runs.jsonl.gz of an earlier "
+                     "report: its runs count as cached where job, engine and scenario match "
+                     "(seeds run elsewhere or earlier); repeatable")] = None,
 ) -> None:
     """Simulate representative intersections and extrapolate to the Netherlands: vehicle-loss
     hours, fuel, CO2, emergency-vehicle time and cyclist delay per year, with a 90 % interval,
@@ -204,6 +211,6 @@ def national(
         run_national(out, quick=quick, scheduler=scheduler, workers=workers, params_file=params,
                      cache_dir=cache, scenarios=_csv(scenarios), networks=network,
                      features=_csv(features), seeds=seed_list, end_s=end, warmup_s=warmup, span_s=span,
-                     draws=draws)
+                     draws=draws, reuse=reuse)
     except IvriError as exc:
         _fail(str(exc))

@@ -392,7 +392,8 @@ def _html(res: dict[str, Any], tables: dict[str, tuple[list[str], list[list[str]
                  f"in {res['run_stats']['wall_s']:.0f} s. ivri {escape(sw['ivri'])}, SUMO {escape(sw['sumo'])}, "
                  f"source {escape(sw['source'])}; seeds {escape(str(res['seeds']))}; parameters "
                  f"{escape(res['parameters']['path'])} (digest {escape(res['parameters']['digest'])}). Every run "
-                 "with its figures and cache key is in national.json.</p>")),
+                 "with its figures and cache key is in national.json; its whole record in runs.jsonl.gz, which "
+                 "<code>ivri national --reuse</code> loads into a cache.</p>")),
         "notes": ("Notes", "<ul>" + "".join(f"<li>{escape(n)}</li>" for n in res["notes"] or ["none"]) + "</ul>"),
     }
     assert tuple(sections) == HTML_SECTIONS
@@ -480,7 +481,8 @@ def write_report(res: dict[str, Any], out: Path) -> list[Path]:
         "",
         (f"{res['run_stats']['jobs']} runs: {res['run_stats']['cache_hits']} from the cache, "
          f"{res['run_stats']['simulated']} simulated on {res['run_stats']['workers'] or '-'} Dask worker(s) "
-         f"in {res['run_stats']['wall_s']:.0f} s. Every run with its figures and cache key is in national.json."),
+         f"in {res['run_stats']['wall_s']:.0f} s. Every run with its figures and cache key is in national.json; "
+         "its whole record in runs.jsonl.gz, which `ivri national --reuse` loads into a cache."),
         "",
     ]
     path = out / "report.md"

@@ -46,14 +46,23 @@ def _record(arm: str, level: str, seed: int) -> dict[str, Any]:
     }
 
 
-def _table() -> tuple[Any, Any]:
+def _runs(scenarios: tuple[str, ...] = ("crossing",), wall_s: dict[str, float] | None = None
+          ) -> tuple[Any, Any, dict[Job, dict[str, Any]]]:
+    """Parameters, sweep and known records (with ``wall_s[scenario]`` as each run's wall time)."""
     params = load_parameters()
-    sweep = build_sweep(params, scenarios=["crossing"], features=["g40", "schwung"], seeds=list(SEEDS),
+    sweep = build_sweep(params, scenarios=list(scenarios), features=["g40", "schwung"], seeds=list(SEEDS),
                         warmup_s=600.0, span_s=WINDOW_S)
-    arm_of = {}
+    cell_of = {}
     for cell, job in sweep.cells.items():
-        arm_of.setdefault(job, (cell.arm, cell.level, cell.seed))
-    results: dict[Job, dict[str, Any]] = {job: _record(*arm_of[job]) for job in sweep.jobs}
+        cell_of.setdefault(job, cell)
+    results: dict[Job, dict[str, Any]] = {
+        job: {**_record(c.arm, c.level, c.seed), "wall_time_s": (wall_s or {}).get(c.itype, 0.0)}
+        for job, c in cell_of.items()}
+    return params, sweep, results
+
+
+def _table() -> tuple[Any, Any]:
+    params, sweep, results = _runs()
     return params, compute_effects(sweep, results)
 
 
@@ -153,3 +162,31 @@ def test_a_network_without_emergency_vehicles_keeps_its_lo_effect() -> None:
     weighted = sum(p[f"day_hours.{d}"] * p[f"day_scale.{d}"] for d in table.sweep.day_variant)
     got = per_intersection_year(table, p, "crossing", "g40")["veh_h"]
     assert np.isfinite(got) and got == pytest.approx(1.0 * weighted)
+
+
+def test_seeds_go_where_the_spread_is_large_and_runs_are_cheap() -> None:
+    from ivri.national.report import allocation_for_fraction_of_g40, national_over_seeds
+
+    # one type: its spread is the national figure's spread over seeds
+    params, sweep, results = _runs(wall_s={"crossing": 10.0})
+    table = compute_effects(sweep, results)
+    alloc = allocation_for_fraction_of_g40(table, params, results, "g40")
+    assert alloc is not None
+    sd = float(national_over_seeds(table, params.values(), "g40").std(ddof=1))
+    assert alloc["strata"]["crossing"]["sd"] == pytest.approx(sd)
+    # the runs of one seed of g40 and its baseline (kar), at both emergency levels and every variant
+    n_runs = len({j for c, j in sweep.cells.items() if c.arm in ("kar", "g40")}) / len(SEEDS)
+    assert alloc["strata"]["crossing"]["cost_per_seed"] == pytest.approx(10.0 * n_runs)
+    assert alloc["strata"]["crossing"]["seeds"] == alloc["uniform_seeds"]  # one stratum: nothing to shift
+
+    # two types with the same runs per intersection but for a run costing 4x as much on one: per
+    # unit of spread (its share of the country scales it) it gets half the seeds
+    params, sweep, results = _runs(("crossing", "tjunction"), {"crossing": 10.0, "tjunction": 40.0})
+    alloc = allocation_for_fraction_of_g40(compute_effects(sweep, results), params, results, "g40")
+    assert alloc is not None
+    a, b = alloc["strata"]["crossing"], alloc["strata"]["tjunction"]
+    assert a["seeds"] / b["seeds"] == pytest.approx(2.0 * a["sd"] / b["sd"], rel=0.01)
+    assert alloc["optimal_cost"] < alloc["uniform_cost"]
+    # stand-in runs without a wall time: nothing to allocate by
+    params, sweep, results = _runs()
+    assert allocation_for_fraction_of_g40(compute_effects(sweep, results), params, results, "g40") is None

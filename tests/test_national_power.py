@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from ivri.errors import ConfigError
-from ivri.national.power import mde, paired_effect, seeds_needed
+from ivri.national.power import mde, optimal_allocation, paired_effect, seeds_needed
 
 
 def test_mde_on_a_synthetic_sample_matches_the_t_table() -> None:
@@ -63,3 +63,20 @@ def test_one_seed_detects_nothing_and_bad_levels_are_errors() -> None:
         mde(1.0, 5, alpha=1.5)
     with pytest.raises(ConfigError, match="zero"):
         seeds_needed(0.0, 1.0)
+
+
+def test_optimal_allocation_by_hand() -> None:
+    # sd 2 and 1, a seed of the first costs 1 and of the second 4; variance target 1/100
+    z = stats.norm.ppf(0.95) + stats.norm.ppf(0.80)
+    alloc = optimal_allocation({"a": 2.0, "b": 1.0}, {"a": 1.0, "b": 4.0}, effect=0.1 * z)
+    # n_t = sd_t / sqrt(c_t) * (2 * 1 + 1 * 2) / V: 800 and 200, variance 4/800 + 1/200 = 1/100
+    assert {t: s["seeds"] for t, s in alloc["strata"].items()} == {"a": 800, "b": 200}
+    assert alloc["uniform_seeds"] == 500  # (4 + 1) / V
+    assert alloc["optimal_cost"] == pytest.approx(1600.0) and alloc["uniform_cost"] == pytest.approx(2500.0)
+    # alike strata: the allocation is the uniform one
+    same = optimal_allocation({"a": 1.0, "b": 1.0}, {"a": 3.0, "b": 3.0}, effect=0.1 * z)
+    assert [s["seeds"] for s in same["strata"].values()] == [same["uniform_seeds"]] * 2
+    with pytest.raises(ConfigError, match="strata differ"):
+        optimal_allocation({"a": 1.0}, {"b": 1.0}, effect=1.0)
+    with pytest.raises(ConfigError, match="costs must be positive"):
+        optimal_allocation({"a": 1.0}, {"a": 0.0}, effect=1.0)

@@ -20,6 +20,7 @@ from noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from scipy import stats
 
 from ivri.errors import ConfigError
 
-__all__ = ["ALPHA", "POWER", "PairedEffect", "mde", "paired_effect", "seeds_needed"]
+__all__ = ["ALPHA", "POWER", "PairedEffect", "mde", "optimal_allocation", "paired_effect", "seeds_needed"]
 
 #: Two-sided test level of the report (its intervals are 90 %: 1 - ALPHA).
 ALPHA = 0.10
@@ -124,3 +125,42 @@ def paired_effect(base: np.ndarray, treat: np.ndarray, alpha: float = ALPHA,
     se = sd / math.sqrt(n)
     half = float(stats.t.ppf(1.0 - alpha / 2.0, n - 1)) * se
     return PairedEffect(n, mean, sd, se, mean - half, mean + half, mde(sd, n, alpha, power), alpha, power)
+
+
+def optimal_allocation(sd: Mapping[str, float], cost: Mapping[str, float], effect: float,
+                       alpha: float = ALPHA, power: float = POWER) -> dict[str, Any]:
+    """Seeds per stratum that resolve ``effect`` in a sum of independent strata at least cost.
+
+    The national figure is a sum over intersection types, each simulated on its own seeds:
+    its variance over ``n_t`` seeds per type is ``sum_t sd_t^2 / n_t``, with ``sd_t`` the
+    seed-to-seed standard deviation of type t's contribution. Resolving ``effect`` (as MDE, in
+    the normal approximation of :func:`seeds_needed`) needs that variance at or below
+    ``V = (effect / (z_{1-alpha/2} + z_power))^2``. With ``cost_t`` per seed (core seconds of
+    the runs one seed of type t takes), the cheapest allocation (Neyman's, with costs: Cochran,
+    *Sampling Techniques*, 3rd ed., 1977, section 5.5) is::
+
+        n_t = sd_t / sqrt(cost_t) * sum_u(sd_u * sqrt(cost_u)) / V      (at least 2)
+
+    against the same seeds for every type, ``n = sum_t sd_t^2 / V``. Returns the seeds per
+    stratum under both and the total cost of each.
+    """
+    _check(alpha, power)
+    if set(sd) != set(cost):
+        raise ConfigError(f"strata differ: sd has {sorted(sd)}, cost has {sorted(cost)}")
+    if effect == 0.0:
+        raise ConfigError("an effect of zero cannot be resolved by any number of seeds")
+    if any(not (c > 0.0) for c in cost.values()) or any(not (s >= 0.0) for s in sd.values()):
+        raise ConfigError("costs must be positive and standard deviations non-negative")
+    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
+    v = (abs(float(effect)) / z) ** 2
+    root_sum = sum(sd[t] * math.sqrt(cost[t]) for t in sd)
+    # Rounded up, but not for the last bits of a float: 800.0000000001 seeds are 800.
+    optimal = {t: max(2, math.ceil(sd[t] / math.sqrt(cost[t]) * root_sum / v - 1e-9)) for t in sd}
+    uniform = max(2, math.ceil(sum(s * s for s in sd.values()) / v - 1e-9))
+    return {
+        "effect": abs(float(effect)), "alpha": alpha, "power": power,
+        "strata": {t: {"sd": sd[t], "cost_per_seed": cost[t], "seeds": optimal[t]} for t in sd},
+        "uniform_seeds": uniform,
+        "uniform_cost": uniform * sum(cost.values()),
+        "optimal_cost": sum(optimal[t] * cost[t] for t in sd),
+    }

@@ -26,13 +26,13 @@ from ivri.national.extrapolate import (
     tornado,
 )
 from ivri.national.parameters import ParameterSet
-from ivri.national.power import ALPHA, POWER, mde, seeds_needed
+from ivri.national.power import ALPHA, POWER, mde, optimal_allocation, seeds_needed
 from ivri.national.runs import RunStats
 from ivri.national.svg import bars_svg, intervals_svg, tornado_svg
 from ivri.national.sweep import BASELINE, PACKAGES, Job
 
-__all__ = ["HTML_SECTIONS", "build_result", "g40_per_intersection_hour", "national_over_seeds",
-           "seeds_for_fraction_of_g40", "write_report"]
+__all__ = ["HTML_SECTIONS", "allocation_for_fraction_of_g40", "build_result", "g40_per_intersection_hour",
+           "national_over_seeds", "seeds_for_fraction_of_g40", "write_report"]
 
 _LABEL = {
     "veh_h": "vehicle-loss hours",
@@ -81,6 +81,33 @@ def seeds_for_fraction_of_g40(table: EffectTable, params: ParameterSet, feature:
         n = seeds_needed(target, sd, alpha, power) if math.isfinite(sd) else None
         out.append({"type": row["type"], "variant": row["variant"], "target_per_int_h": target,
                     "sd_diff": sd, "seeds_needed": n, "seeds_run": row["n"]})
+    return out
+
+
+def allocation_for_fraction_of_g40(table: EffectTable, params: ParameterSet, results: dict[Job, dict[str, Any]],
+                                   feature: str, fraction: float = 0.25) -> dict[str, Any] | None:
+    """Seeds per intersection type that resolve ``fraction`` x G40's hours nationally at least
+    core time (:func:`~ivri.national.power.optimal_allocation`), next to the same seeds for every type.
+
+    A type's spread is that of its contribution to the national figure over its seeds (the
+    other types at their mean); its cost per seed, the measured wall time of the runs one seed
+    of ``feature`` and its baseline take there (both emergency levels, every variant). None
+    with fewer than two seeds."""
+    if table.n_seeds < 2:
+        return None
+    p = params.values()
+    sd: dict[str, float] = {}
+    cost: dict[str, float] = {}
+    for t in table.sweep.types:
+        contrib = np.array([float(national(table, p, feature, {t: i})["veh_h"]) for i in range(table.n_seeds)])
+        sd[t] = float(contrib.std(ddof=1))
+        jobs = {job for cell, job in table.sweep.cells.items()
+                if cell.itype == t and cell.arm in (BASELINE, feature)}
+        cost[t] = sum(float(results[j].get("wall_time_s") or 0.0) for j in jobs if j in results) / table.n_seeds
+        if not cost[t] > 0.0:
+            return None  # stand-in runs without a wall time (tests): nothing to allocate by
+    out = optimal_allocation(sd, cost, fraction * params.value("reference.g40_vehicle_loss_hours"))
+    out["fraction_of_g40"] = fraction
     return out
 
 
@@ -156,7 +183,8 @@ def build_result(table: EffectTable, params: ParameterSet, results: dict[Job, di
         "g40_comparison": comparison,
         "g40_per_intersection_hour": target,
         "power": {"alpha": ALPHA, "power": POWER, "rows": table.power("veh_h"),
-                  "seeds_for_quarter_g40": seeds_for_fraction_of_g40(table, params, head)},
+                  "seeds_for_quarter_g40": seeds_for_fraction_of_g40(table, params, head),
+                  "allocation_for_quarter_g40": allocation_for_fraction_of_g40(table, params, results, head)},
         "monte_carlo": mc_info,
         "tornado": tornado(table, params, head),
         "webster": sweep.webster,
@@ -230,6 +258,13 @@ def _verdict(res: dict[str, Any]) -> list[str]:
         out.append(f"The national figure, emergency part included, varies by {_fmt(c['veh_h']['sd_over_seeds'])} "
                    f"h a year from seed to seed: resolving a quarter of G40 (116,750 h) nationally takes "
                    f"{nat_need:,} seeds.")
+    alloc = res["power"].get("allocation_for_quarter_g40")
+    if alloc is not None:
+        out.append(f"Seeds need not be the same for every type: giving more to the types whose share of the "
+                   f"national figure varies most and whose runs are cheap (Neyman allocation) resolves a quarter "
+                   f"of G40 with {alloc['optimal_cost'] / 3600:,.0f} core-hours instead of "
+                   f"{alloc['uniform_cost'] / 3600:,.0f} ({alloc['uniform_seeds']:,} seeds for every type); "
+                   "seeds per type in the power section.")
     if res["quick"]:
         out.append("This is a --quick run: 4-minute windows of the short variant stand for every day "
                    "type. Do not quote these numbers.")
@@ -281,6 +316,11 @@ def _tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]
                     [[r["type"], r["variant"], _fmt(r["target_per_int_h"]), _fmt(r["sd_diff"]),
                       "-" if r["seeds_needed"] is None else f"{r['seeds_needed']:,}", str(r["seeds_run"])]
                      for r in res["power"]["seeds_for_quarter_g40"]])
+    alloc = res["power"].get("allocation_for_quarter_g40")
+    t["allocation"] = (["type", "sd of its national share per seed [h/yr]", "core-s per seed", "seeds (allocated)",
+                        "seeds (same for all)"],
+                       [[ty, _fmt(a["sd"]), f"{a['cost_per_seed']:,.0f}", f"{a['seeds']:,}",
+                         f"{alloc['uniform_seeds']:,}"] for ty, a in alloc["strata"].items()] if alloc else [])
     t["tornado"] = (["parameter", "low", "high", "veh-h at low", "veh-h at high", "litres at low", "litres at high"],
                     [[r["name"], _fmt(r["low_value"]), _fmt(r["high_value"]), _fmt(r["veh_h_low"]),
                       _fmt(r["veh_h_high"]), _fmt(r["fuel_l_low"]), _fmt(r["fuel_l_high"])] for r in res["tornado"]])
@@ -382,7 +422,9 @@ def _html(res: dict[str, Any], tables: dict[str, tuple[list[str], list[list[str]
         "power": ("Statistical power",
                   "<p>Paired differences per intersection-hour of the counted window (dry weather), their "
                   "90 % interval and minimum detectable effect; below, the seeds that resolve a quarter of "
-                  "G40's effect per intersection-hour.</p>" + table("power") + table("quarter")),
+                  "G40's effect per intersection-hour; last, the seeds per type that resolve a quarter of G40's "
+                  "hours nationally at least core time.</p>" + table("power") + table("quarter")
+                  + (table("allocation") if tables["allocation"][1] else "")),
         "tornado": ("Which parameters matter (tornado)", svgs["tornado"] + table("tornado")),
         "method": ("Method", "<ul>" + "".join(f"<li>{escape(s)}</li>" for s in _method(res)) + "</ul>"),
         "assumptions": ("Every assumption with its source", table("assumptions")),
@@ -458,6 +500,8 @@ def write_report(res: dict[str, Any], out: Path) -> list[Path]:
         "",
         _md_table(*tables["power"]),
         _md_table(*tables["quarter"]),
+        "",
+        _md_table(*tables["allocation"]) if tables["allocation"][1] else "",
         "## Which parameters matter (tornado)",
         "",
         "![tornado](tornado.svg)",

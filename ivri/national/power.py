@@ -44,6 +44,11 @@ def _check(alpha: float, power: float) -> None:
         raise ConfigError(f"power must be in (0, 1), got {power}")
 
 
+def _z_sum(alpha: float, power: float) -> float:
+    """``z_{1-alpha/2} + z_power``: the normal-approximation factor between an MDE and a standard error."""
+    return float(stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power))
+
+
 def mde(sd_diff: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """Minimum detectable effect of ``n`` paired differences with standard deviation ``sd_diff``.
 
@@ -73,7 +78,7 @@ def seeds_needed(effect: float, sd_diff: float, alpha: float = ALPHA, power: flo
         return 2
     if effect == 0.0:
         raise ConfigError("an effect of zero cannot be resolved by any number of seeds")
-    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
+    z = _z_sum(alpha, power)
     approx = (z * sd_diff / effect) ** 2
     if approx > n_max:
         return math.ceil(approx)
@@ -151,7 +156,7 @@ def optimal_allocation(sd: Mapping[str, float], cost: Mapping[str, float], effec
         raise ConfigError("an effect of zero cannot be resolved by any number of seeds")
     if any(not (c > 0.0) for c in cost.values()) or any(not (s >= 0.0) for s in sd.values()):
         raise ConfigError("costs must be positive and standard deviations non-negative")
-    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
+    z = _z_sum(alpha, power)
     v = (abs(float(effect)) / z) ** 2
     root_sum = sum(sd[t] * math.sqrt(cost[t]) for t in sd)
     # Rounded up, but not for the last bits of a float: 800.0000000001 seeds are 800.

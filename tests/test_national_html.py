@@ -71,6 +71,10 @@ def test_html_report_is_self_contained_with_every_section(report: tuple[Path, di
         assert p["source"][:40] in text
     # the power table reports each seed-paired effect with its interval
     assert re.search(r"seeds needed", text)
+    # how the headline settles with the seeds: one row per prefix of the seeds, G40's line on it
+    running = res["g40_comparison"]["veh_h"]["running"]
+    assert [r["seeds"] for r in running] == list(range(2, len(res["seeds"]) + 1))
+    assert "after the first n seeds" in text and f"{len(res['seeds'])} seeds" in text
     assert "KAR" in text and "Webster" in text
 
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from ivri.errors import ConfigError
-from ivri.national.power import mde, optimal_allocation, paired_effect, seeds_needed
+from ivri.national.power import mde, optimal_allocation, paired_effect, running_effects, seeds_needed
 
 
 def test_mde_on_a_synthetic_sample_matches_the_t_table() -> None:
@@ -80,3 +80,16 @@ def test_optimal_allocation_by_hand() -> None:
         optimal_allocation({"a": 1.0}, {"b": 1.0}, effect=1.0)
     with pytest.raises(ConfigError, match="costs must be positive"):
         optimal_allocation({"a": 1.0}, {"a": 0.0}, effect=1.0)
+
+
+def test_running_effects_follow_the_seeds_in_order() -> None:
+    d = np.array([4.0, 2.0, 3.0, 1.0, 5.0])
+    steps = running_effects(d, alpha=0.10)
+    assert [e.n for e in steps] == [2, 3, 4, 5]
+    # after two seeds: mean 3, sd sqrt(2), t_0.95 with 1 df = 6.314
+    assert steps[0].mean == pytest.approx(3.0)
+    assert steps[0].high - steps[0].mean == pytest.approx(6.314 * math.sqrt(2.0) / math.sqrt(2.0), rel=1e-3)
+    # the last step is the effect of every seed, and the interval narrows as seeds come in
+    assert steps[-1] == paired_effect(d, np.zeros(5), alpha=0.10)
+    assert steps[-1].high - steps[-1].low < steps[0].high - steps[0].low
+    assert running_effects(np.array([1.0])) == []

@@ -29,7 +29,8 @@ from scipy import stats
 
 from ivri.errors import ConfigError
 
-__all__ = ["ALPHA", "POWER", "PairedEffect", "mde", "optimal_allocation", "paired_effect", "seeds_needed"]
+__all__ = ["ALPHA", "POWER", "PairedEffect", "effect_of_differences", "mde", "optimal_allocation", "paired_effect",
+           "running_effects", "seeds_needed"]
 
 #: Two-sided test level of the report (its intervals are 90 %: 1 - ALPHA).
 ALPHA = 0.10
@@ -113,15 +114,12 @@ class PairedEffect:
         return {**asdict(self), "resolved": self.resolved}
 
 
-def paired_effect(base: np.ndarray, treat: np.ndarray, alpha: float = ALPHA,
-                  power: float = POWER) -> PairedEffect:
-    """The effect ``base - treat`` over paired seeds, with its ``1 - alpha`` interval and MDE."""
+def effect_of_differences(differences: np.ndarray, alpha: float = ALPHA, power: float = POWER) -> PairedEffect:
+    """The mean of already-paired differences (one per seed), with its ``1 - alpha`` t interval and MDE."""
     _check(alpha, power)
-    b = np.asarray(base, dtype=float)
-    t = np.asarray(treat, dtype=float)
-    if b.shape != t.shape or b.ndim != 1 or b.size == 0:
-        raise ConfigError(f"paired samples need equal 1-d shapes, got {b.shape} and {t.shape}")
-    d = b - t
+    d = np.asarray(differences, dtype=float)
+    if d.ndim != 1 or d.size == 0:
+        raise ConfigError(f"differences need a non-empty 1-d sample, got shape {d.shape}")
     n = d.size
     mean = float(d.mean())
     if n < 2:
@@ -130,6 +128,24 @@ def paired_effect(base: np.ndarray, treat: np.ndarray, alpha: float = ALPHA,
     se = sd / math.sqrt(n)
     half = float(stats.t.ppf(1.0 - alpha / 2.0, n - 1)) * se
     return PairedEffect(n, mean, sd, se, mean - half, mean + half, mde(sd, n, alpha, power), alpha, power)
+
+
+def paired_effect(base: np.ndarray, treat: np.ndarray, alpha: float = ALPHA,
+                  power: float = POWER) -> PairedEffect:
+    """The effect ``base - treat`` over paired seeds, with its ``1 - alpha`` interval and MDE."""
+    b = np.asarray(base, dtype=float)
+    t = np.asarray(treat, dtype=float)
+    if b.shape != t.shape or b.ndim != 1 or b.size == 0:
+        raise ConfigError(f"paired samples need equal 1-d shapes, got {b.shape} and {t.shape}")
+    return effect_of_differences(b - t, alpha, power)
+
+
+def running_effects(differences: np.ndarray, alpha: float = ALPHA, power: float = POWER) -> list[PairedEffect]:
+    """The effect after the first 2, 3, ..., n seeds, in the order given: how the estimate and
+    its interval settle as seeds are added (a reader's check that more seeds would not move it
+    much, or that they would)."""
+    d = np.asarray(differences, dtype=float)
+    return [effect_of_differences(d[:k], alpha, power) for k in range(2, d.size + 1)]
 
 
 def optimal_allocation(sd: Mapping[str, float], cost: Mapping[str, float], effect: float,

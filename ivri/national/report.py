@@ -26,7 +26,15 @@ from ivri.national.extrapolate import (
     tornado,
 )
 from ivri.national.parameters import ParameterSet
-from ivri.national.power import ALPHA, POWER, mde, optimal_allocation, seeds_needed
+from ivri.national.power import (
+    ALPHA,
+    POWER,
+    effect_of_differences,
+    mde,
+    optimal_allocation,
+    running_effects,
+    seeds_needed,
+)
 from ivri.national.runs import RunStats
 from ivri.national.svg import bars_svg, intervals_svg, tornado_svg
 from ivri.national.sweep import BASELINE, PACKAGES, Job
@@ -49,6 +57,9 @@ _LINE_TEXT = {
     "full": "(b) the full package",
     CONVERSION_LINE: "(c) converting fixed time (Webster) to actuation",
 }
+_SEEDS_CHART_TEXT = ("How the headline settles as seeds are added: the mean of the national figure computed "
+                     "from each seed alone, over the first n seeds in seed order, with its 90 % t interval "
+                     "(the spread over seeds only; the Monte Carlo interval above adds the parameters').")
 #: Section ids of the HTML page, in order (tests check that every one is there).
 HTML_SECTIONS = ("summary", "verdict", "lines", "features", "types", "power", "tornado", "method",
                  "assumptions", "webster", "runs", "notes")
@@ -126,15 +137,9 @@ def build_result(table: EffectTable, params: ParameterSet, results: dict[Job, di
     nat: dict[str, Any] = {}
     for f in all_lines:
         nat[f] = summarise(national(table, p, f), draws[f])
-        by_seed = national_over_seeds(table, p, f)
-        n = by_seed.size
-        sd = float(by_seed.std(ddof=1)) if n > 1 else math.nan
-        from scipy import stats as st
-
-        half = float(st.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n) if n > 1 else math.inf
-        nat[f]["seeds"] = {"n": n, "mean": float(by_seed.mean()), "sd": sd,
-                           "low": float(by_seed.mean() - half), "high": float(by_seed.mean() + half),
-                           "mde": mde(sd, n) if n > 1 else math.inf}
+        by_seed = effect_of_differences(national_over_seeds(table, p, f))
+        nat[f]["seeds"] = {"n": by_seed.n, "mean": by_seed.mean, "sd": by_seed.sd,
+                           "low": by_seed.low, "high": by_seed.high, "mde": by_seed.mde}
     g40 = {"veh_h": params.value("reference.g40_vehicle_loss_hours"),
            "fuel_l": params.value("reference.g40_fuel_litres")}
     comparison: dict[str, Any] = {}
@@ -147,6 +152,10 @@ def build_result(table: EffectTable, params: ParameterSet, results: dict[Job, di
                          "ratio_p95": s["p95"] / ref, "g40_inside_90": s["p5"] <= ref <= s["p95"],
                          "mde": mde(float(by_seed.std(ddof=1)), n) if n > 1 else math.inf,
                          "sd_over_seeds": float(by_seed.std(ddof=1)) if n > 1 else math.nan}
+    # The headline's estimate after 2, 3, ... seeds in seed order, for the chart of how it settles.
+    comparison["veh_h"]["running"] = [
+        {"seeds": e.n, "mean": e.mean, "low": e.low, "high": e.high}
+        for e in running_effects(national_over_seeds(table, p, head))]
     sd_nat = comparison["veh_h"]["sd_over_seeds"]
     quarter = 0.25 * g40["veh_h"]
     comparison["veh_h"]["seeds_for_quarter_g40"] = (
@@ -398,6 +407,12 @@ def _svgs(res: dict[str, Any]) -> dict[str, str]:
             [(t, res["per_intersection_year"][t][head]["veh_h"]) for t in res["types"]],
             "hours per intersection per year"),
     }
+    running = c["veh_h"].get("running") or []
+    if len(running) >= 2:
+        out["seeds_veh_h"] = intervals_svg(
+            f"{head}: national vehicle-loss hours per year after the first n seeds (90 % t interval over seeds)",
+            [(f"{r['seeds']} seeds", r["mean"], r["low"], r["high"]) for r in running],
+            "vehicle-loss hours per year (saved > 0), central parameters", ("G40 467,000 h", c["veh_h"]["g40"]))
     return out
 
 
@@ -424,7 +439,8 @@ def _html(res: dict[str, Any], tables: dict[str, tuple[list[str], list[list[str]
                   "90 % interval and minimum detectable effect; below, the seeds that resolve a quarter of "
                   "G40's effect per intersection-hour; last, the seeds per type that resolve a quarter of G40's "
                   "hours nationally at least core time.</p>" + table("power") + table("quarter")
-                  + (table("allocation") if tables["allocation"][1] else "")),
+                  + (table("allocation") if tables["allocation"][1] else "")
+                  + (f"<p>{escape(_SEEDS_CHART_TEXT)}</p>" + svgs["seeds_veh_h"] if "seeds_veh_h" in svgs else "")),
         "tornado": ("Which parameters matter (tornado)", svgs["tornado"] + table("tornado")),
         "method": ("Method", "<ul>" + "".join(f"<li>{escape(s)}</li>" for s in _method(res)) + "</ul>"),
         "assumptions": ("Every assumption with its source", table("assumptions")),
@@ -502,6 +518,7 @@ def write_report(res: dict[str, Any], out: Path) -> list[Path]:
         _md_table(*tables["quarter"]),
         "",
         _md_table(*tables["allocation"]) if tables["allocation"][1] else "",
+        *([_SEEDS_CHART_TEXT, "", "![seeds](seeds_veh_h.svg)", ""] if "seeds_veh_h" in svgs else []),
         "## Which parameters matter (tornado)",
         "",
         "![tornado](tornado.svg)",

@@ -16,6 +16,7 @@ from ivri.national.cache import (
     RunCache,
     export_runs,
     job_key,
+    run_source_files,
     scenario_digest,
     software_fingerprint,
 )
@@ -239,6 +240,38 @@ def test_fingerprint_and_scenario_digest_are_stable() -> None:
     assert set(fp) == {"ivri", "sumo", "source", "record"}
     assert scenario_digest("crossing:short") == scenario_digest("crossing:short")
     assert scenario_digest("crossing:short") != scenario_digest("tjunction:short")
+
+
+_RUN_ONE_JOB = """
+import json, sys
+from ivri.national.runs import execute
+from ivri.national.sweep import Job
+rec = execute(Job(scenario="crossing:short", controller="actuated+greenflow+bus+glosa+schwung+rain", seed=42,
+                  end_s=60.0, shares=(("cyclist", 0.1),), rain_mm_h=2.0, warmup_s=10.0, emergency_per_h=3.0))
+assert rec["simulated_s"] > 0
+print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())
+                        if n.split(".")[0] in ("ivri", "controllers") and getattr(m, "__file__", None))))
+"""
+
+
+@pytest.mark.sumo
+def test_every_module_a_run_imports_is_in_the_cache_key() -> None:
+    # A record must not outlive the code that made it: run one short job of the G40 package
+    # with rain in a fresh interpreter and check that each ivri module it loaded is hashed into
+    # the fingerprint (the cache itself, which runs.py imports to store records, excepted).
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _RUN_ONE_JOB], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = {Path(f).resolve() for f in json.loads(done.stdout.strip().splitlines()[-1])}
+    packages = run_source_files()
+    root = packages[0][0]
+    hashed = {p.resolve() for _, files in packages for p in files}
+    assert len(loaded) > 20 and root / "engine.py" in hashed
+    missing = sorted(str(p) for p in loaded - hashed if p != root / "national" / "cache.py")
+    assert not missing, f"modules a run imports but the cache key does not hash: {missing}"
 
 
 def test_run_cache_round_trip_and_counts(tmp_path: Path) -> None:

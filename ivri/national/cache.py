@@ -40,11 +40,16 @@ from typing import Any
 from ivri.errors import ConfigError
 from ivri.national.sweep import Job
 
-__all__ = ["RunCache", "default_cache_dir", "export_runs", "job_key", "scenario_digest",
+__all__ = ["RunCache", "default_cache_dir", "export_runs", "job_key", "run_source_files", "scenario_digest",
            "software_fingerprint"]
 
-#: Engine sources whose change invalidates the cache (relative to the ivri package).
-_ENGINE_PARTS = ("core", "sumo", "metrics", "runner.py", "config.py", "errors.py")
+#: Sources of the ivri package that no run imports (relative to it): the report side of the
+#: estimate, the command line, the live gateway and the TLCGen import. Every other module,
+#: and every module of the controllers package, is in the cache key: leaving out one that a run
+#: does import would let a record outlive the code that made it, so the list is of exclusions.
+_NOT_RUN_SOURCES = ("__main__.py", "cli.py", "cosim.py", "gateway", "its", "tlcgen",
+                    "national/__main__.py", "national/cli.py", "national/cache.py", "national/report.py",
+                    "national/power.py", "national/extrapolate.py", "national/effects.py", "national/svg.py")
 #: What a cache key looks like (a SHA-256 in hex).
 _KEY = re.compile(r"[0-9a-f]{64}")
 #: Bumped when the record that :func:`ivri.national.runs.execute` returns changes shape.
@@ -66,23 +71,31 @@ def _hash_files(paths: list[Path], root: Path | None = None) -> str:
     return h.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def software_fingerprint() -> dict[str, str]:
-    """ivri version, SUMO version and a hash of the engine's source files."""
+def run_source_files() -> list[tuple[Path, list[Path]]]:
+    """The Python files a run's record depends on, per package root: the ivri package's
+    (without :data:`_NOT_RUN_SOURCES`), the controllers' and the bundled scenarios' packages."""
     import ivri
     import ivri.controllers
-    from ivri.sumo.connection import sumo_version
+    import ivri.sumo_networks
 
     root = Path(ivri.__file__).resolve().parent
-    files: list[Path] = []
-    for part in _ENGINE_PARTS:
-        p = root / part
-        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
-    ctl_root = Path(ivri.controllers.__file__).resolve().parent
-    ctl_files = sorted(ctl_root.rglob("*.py"))
+    skip = [root / part for part in _NOT_RUN_SOURCES]
+    out = [(root, [p for p in sorted(root.rglob("*.py")) if not any(p == s or s in p.parents for s in skip)])]
+    for package in (ivri.controllers, ivri.sumo_networks):
+        pkg_root = Path(package.__file__).resolve().parent
+        out.append((pkg_root, sorted(pkg_root.rglob("*.py"))))
+    return out
+
+
+@lru_cache(maxsize=1)
+def software_fingerprint() -> dict[str, str]:
+    """ivri version, SUMO version and a hash of the source files a run depends on."""
+    import ivri
+    from ivri.sumo.connection import sumo_version
+
     h = hashlib.sha256()
-    h.update(_hash_files(files, root).encode())
-    h.update(_hash_files(ctl_files, ctl_root).encode())
+    for root, files in run_source_files():
+        h.update(_hash_files(files, root).encode())
     return {"ivri": ivri.__version__, "sumo": sumo_version(), "source": h.hexdigest()[:16],
             "record": str(RECORD_VERSION)}
 

@@ -258,7 +258,7 @@ print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())
 def test_every_module_a_run_imports_is_in_the_cache_key() -> None:
     # A record must not outlive the code that made it: run one short job of the G40 package
     # with rain in a fresh interpreter and check that each ivri module it loaded is hashed into
-    # the fingerprint (the cache itself, which runs.py imports to store records, excepted).
+    # the fingerprint.
     import subprocess
     import sys
 
@@ -270,7 +270,9 @@ def test_every_module_a_run_imports_is_in_the_cache_key() -> None:
     root = packages[0][0]
     hashed = {p.resolve() for _, files in packages for p in files}
     assert len(loaded) > 20 and root / "engine.py" in hashed
-    missing = sorted(str(p) for p in loaded - hashed if p != root / "national" / "cache.py")
+    # the cache and the job order are loaded with runs.py but do not shape a record
+    bookkeeping = {root / "national" / "cache.py", root / "national" / "schedule.py"}
+    missing = sorted(str(p) for p in loaded - hashed - bookkeeping)
     assert not missing, f"modules a run imports but the cache key does not hash: {missing}"
 
 
@@ -405,3 +407,15 @@ def test_progress_log_for_a_log_file_is_throttled_and_estimates_from_simulated_r
     assert log.line(6, 121.0) == "runs 6/10 (4 from the cache), 2 min elapsed, about 4 min to go"
     assert log.line(7, 150.0) is None
     assert log.line(10, 200.0) == "runs 10/10 (4 from the cache), 3 min elapsed"
+
+
+def test_progress_log_weighs_the_runs_left_by_their_expected_cost() -> None:
+    from ivri.national.cli import _ProgressLog
+    from ivri.national.schedule import expected_cost
+
+    grid, crossing = _job(scenario="grid:peak", end_s=8100.0), _job(scenario="crossing:offpeak", end_s=8100.0)
+    assert expected_cost(grid) > 4 * expected_cost(crossing)  # measured: 29 s against 5 s
+    costs = {grid: 30.0, crossing: 5.0, _job(seed=1): 5.0, _job(seed=2): 5.0}
+    log = _ProgressLog(total=4, cached=0, started=0.0, costs=costs)
+    # the dear run came first and took 60 s: the three cheap ones left take about 30 s, not 180 s
+    assert log.line(1, 60.0, grid) == "runs 1/4 (0 from the cache), 1 min elapsed, about 30 s to go"

@@ -9,7 +9,13 @@ import pytest
 from scipy import stats
 
 from ivri.errors import ConfigError
-from ivri.national.power import mde, optimal_allocation, paired_effect, running_effects, seeds_needed
+from ivri.national.power import (
+    mde,
+    optimal_allocation,
+    paired_effect,
+    running_effects,
+    seeds_needed,
+)
 
 
 def test_mde_on_a_synthetic_sample_matches_the_t_table() -> None:

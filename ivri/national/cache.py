@@ -43,13 +43,15 @@ from ivri.national.sweep import Job
 __all__ = ["RunCache", "default_cache_dir", "export_runs", "job_key", "run_source_files", "scenario_digest",
            "software_fingerprint"]
 
-#: Sources of the ivri package that no run imports (relative to it): the report side of the
-#: estimate, the command line, the live gateway and the TLCGen import. Every other module,
-#: and every module of the controllers package, is in the cache key: leaving out one that a run
-#: does import would let a record outlive the code that made it, so the list is of exclusions.
+#: Sources of the ivri package that cannot change a run's record (relative to it): the report
+#: side of the estimate, its cache and job order, the command line, the live gateway and the
+#: TLCGen import. Every other module, and every module of the controllers package, is in the
+#: cache key: leaving out one that a run does import would let a record outlive the code that
+#: made it, so the list is of exclusions.
 _NOT_RUN_SOURCES = ("__main__.py", "cli.py", "cosim.py", "gateway", "its", "tlcgen",
                     "national/__main__.py", "national/cli.py", "national/cache.py", "national/report.py",
-                    "national/power.py", "national/extrapolate.py", "national/effects.py", "national/svg.py")
+                    "national/power.py", "national/extrapolate.py", "national/effects.py", "national/svg.py",
+                    "national/schedule.py")
 #: What a cache key looks like (a SHA-256 in hex).
 _KEY = re.compile(r"[0-9a-f]{64}")
 #: Bumped when the record that :func:`ivri.national.runs.execute` returns changes shape.

@@ -7,14 +7,18 @@ runs it on its own.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ivri.errors import ConfigError, IvriError
+
+if TYPE_CHECKING:
+    from ivri.national.sweep import Job
 
 __all__ = ["national", "run_national"]
 
@@ -42,22 +46,32 @@ class _ProgressLog:
     """Progress lines for a console that is not a terminal (a log file, a batch job).
 
     One line at most every :attr:`every_s` seconds and one at the end, with the runs done, how
-    many came from the cache, and the time still to go at the rate of the simulated runs so far.
+    many came from the cache, and the time still to go: the time the simulated runs took so far
+    per unit of their expected cost, times the expected cost of the runs still to do. (The jobs
+    go out longest first, so a plain count of runs would overestimate early on.)
     """
 
     every_s: float = 60.0
 
-    def __init__(self, total: int, cached: int, started: float) -> None:
+    def __init__(self, total: int, cached: int, started: float, costs: Mapping[Job, float] | None = None) -> None:
         self.total = total
         self.cached = cached
         self.started = started
+        self.costs = dict(costs or {})
+        self._cost_left = sum(self.costs.values())
+        self._cost_done = 0.0
         self._last = started
         self._sim_started: float | None = started if cached == 0 else None
 
-    def line(self, done: int, now: float) -> str | None:
-        """The line to print after ``done`` runs at time ``now`` (``perf_counter``), or None."""
+    def line(self, done: int, now: float, job: Job | None = None) -> str | None:
+        """The line to print after ``done`` runs, the last ``job``, at time ``now``
+        (``perf_counter``), or None."""
         if done == self.cached and self._sim_started is None:
             self._sim_started = now  # the cached runs are read first, all at once
+        if job is not None and done > self.cached and job in self.costs:
+            cost = self.costs.pop(job)
+            self._cost_done += cost
+            self._cost_left -= cost
         if done < self.total and now - self._last < self.every_s:
             return None
         self._last = now
@@ -65,8 +79,12 @@ class _ProgressLog:
                 f"{_minutes(now - self.started)} elapsed")
         simulated = done - self.cached
         if simulated > 0 and done < self.total and self._sim_started is not None:
-            rate_s = (now - self._sim_started) / simulated
-            text += f", about {_minutes(rate_s * (self.total - done))} to go"
+            spent = now - self._sim_started
+            if self._cost_done > 0.0:
+                left = spent * max(self._cost_left, 0.0) / self._cost_done
+            else:  # no costs given: at the rate of the runs so far
+                left = spent / simulated * (self.total - done)
+            text += f", about {_minutes(left)} to go"
         return text
 
 
@@ -99,6 +117,7 @@ def run_national(
     from ivri.national.parameters import load_parameters
     from ivri.national.report import build_result, write_report
     from ivri.national.runs import cluster_client, run_jobs
+    from ivri.national.schedule import expected_cost
     from ivri.national.sweep import build_sweep
 
     console = console or _err
@@ -123,7 +142,7 @@ def run_national(
     fp = software_fingerprint()
     digests = {s: scenario_digest(s) for s in {j.scenario for j in jobs}}
     missing = [j for j in jobs if not cache.path(job_key(j, fp, digests[j.scenario])).is_file()]
-    log = _ProgressLog(len(jobs), len(jobs) - len(missing), started)
+    log = _ProgressLog(len(jobs), len(jobs) - len(missing), started, {j: expected_cost(j) for j in missing})
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console) as bar:
         task = bar.add_task("runs", total=len(jobs), last="")
@@ -132,7 +151,7 @@ def run_national(
             bar.update(task, completed=done, last=f"{job.label}: {rec['vehicle_loss_hours']:.2f} veh-h")
             if not console.is_terminal:
                 # A run in the background or under a scheduler has no live bar: a line now and then.
-                line = log.line(done, time.perf_counter())
+                line = log.line(done, time.perf_counter(), job)
                 if line:
                     console.print(line, highlight=False)
 

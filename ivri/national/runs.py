@@ -20,6 +20,7 @@ from typing import Any
 
 from ivri.errors import ConfigError
 from ivri.national.cache import RunCache, job_key, scenario_digest, software_fingerprint
+from ivri.national.schedule import expected_cost
 from ivri.national.sweep import Job
 from ivri.runner import run_dir_of
 
@@ -184,7 +185,7 @@ def run_jobs(
         stats.scheduler = str(client.scheduler.address)
         # Longest first (peak before off-peak, grids before crossings), so that the
         # workers finish together.
-        todo.sort(key=lambda jk: _expected_cost(jk[0]), reverse=True)
+        todo.sort(key=lambda jk: expected_cost(jk[0]), reverse=True)
         futures = {client.submit(fn, job, key=f"ivri-run-{k}", pure=False): (job, k) for job, k in todo}
         for fut in as_completed(futures):
             job, k = futures[fut]
@@ -203,17 +204,3 @@ def run_jobs(
                 progress(len(results), len(jobs), job, rec)
     stats.wall_s = time.perf_counter() - started
     return results, stats
-
-
-_TYPE_COST = {"grid": 9.0, "corridor": 5.0, "crossing": 1.0, "tjunction": 0.8,
-              "realworld:cologne3": 6.0, "realworld:cologne8": 15.0, "realworld:ingolstadt7": 10.0,
-              "realworld:ingolstadt21": 30.0}
-_VARIANT_COST = {"peak": 2.5, "offpeak": 1.0, "short": 0.4}
-
-
-def _expected_cost(job: Job) -> float:
-    name, _, variant = job.scenario.partition(":")
-    apps = job.controller.count("+")
-    length = (job.end_s or 3600.0) / 3600.0
-    base = _TYPE_COST.get(job.scenario, _TYPE_COST.get(name, 3.0))
-    return base * _VARIANT_COST.get(variant, 2.0) * (1.0 + 0.1 * apps) * length

@@ -57,8 +57,7 @@ class _ProgressLog:
         self.total = total
         self.cached = cached
         self.started = started
-        self.costs = dict(costs or {})
-        self._cost_left = sum(self.costs.values())
+        self._costs = dict(costs or {})  # of the runs still to do
         self._cost_done = 0.0
         self._last = started
         self._sim_started: float | None = started if cached == 0 else None
@@ -68,10 +67,8 @@ class _ProgressLog:
         (``perf_counter``), or None."""
         if done == self.cached and self._sim_started is None:
             self._sim_started = now  # the cached runs are read first, all at once
-        if job is not None and done > self.cached and job in self.costs:
-            cost = self.costs.pop(job)
-            self._cost_done += cost
-            self._cost_left -= cost
+        if job is not None and done > self.cached and job in self._costs:
+            self._cost_done += self._costs.pop(job)
         if done < self.total and now - self._last < self.every_s:
             return None
         self._last = now
@@ -81,7 +78,7 @@ class _ProgressLog:
         if simulated > 0 and done < self.total and self._sim_started is not None:
             spent = now - self._sim_started
             if self._cost_done > 0.0:
-                left = spent * max(self._cost_left, 0.0) / self._cost_done
+                left = spent * sum(self._costs.values()) / self._cost_done
             else:  # no costs given: at the rate of the runs so far
                 left = spent / simulated * (self.total - done)
             text += f", about {_minutes(left)} to go"

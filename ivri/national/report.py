@@ -30,7 +30,6 @@ from ivri.national.power import (
     ALPHA,
     POWER,
     effect_of_differences,
-    mde,
     optimal_allocation,
     running_effects,
     seeds_needed,
@@ -146,16 +145,15 @@ def build_result(table: EffectTable, params: ParameterSet, results: dict[Job, di
     for k, ref in g40.items():
         s = nat[head][k]
         by_seed = national_over_seeds(table, p, head, k)
-        n = by_seed.size
+        over_seeds = effect_of_differences(by_seed)
         comparison[k] = {"g40": ref, "central": s["central"], "p5": s["p5"], "p95": s["p95"],
                          "ratio_central": s["central"] / ref, "ratio_p5": s["p5"] / ref,
                          "ratio_p95": s["p95"] / ref, "g40_inside_90": s["p5"] <= ref <= s["p95"],
-                         "mde": mde(float(by_seed.std(ddof=1)), n) if n > 1 else math.inf,
-                         "sd_over_seeds": float(by_seed.std(ddof=1)) if n > 1 else math.nan}
-    # The headline's estimate after 2, 3, ... seeds in seed order, for the chart of how it settles.
-    comparison["veh_h"]["running"] = [
-        {"seeds": e.n, "mean": e.mean, "low": e.low, "high": e.high}
-        for e in running_effects(national_over_seeds(table, p, head))]
+                         "mde": over_seeds.mde, "sd_over_seeds": over_seeds.sd}
+        if k == "veh_h":
+            # The estimate after 2, 3, ... seeds in seed order, for the chart of how it settles.
+            comparison[k]["running"] = [{"seeds": e.n, "mean": e.mean, "low": e.low, "high": e.high}
+                                        for e in running_effects(by_seed)]
     sd_nat = comparison["veh_h"]["sd_over_seeds"]
     quarter = 0.25 * g40["veh_h"]
     comparison["veh_h"]["seeds_for_quarter_g40"] = (

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ class _Page(HTMLParser):
         self.text.append(data)
 
 
+def page_html(out: Path) -> str:
+    return (out / "report.html").read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     from test_national_extrapolate import _table
@@ -65,6 +70,12 @@ def test_html_report_is_self_contained_with_every_section(report: tuple[Path, di
     assert "467 k" in text and "17.00 M" in text and "minimum detectable effect" in text
     assert "(a) G40's scope: information services + emergency priority" in text
     assert "(c) converting fixed time (Webster) to actuation" in text
+    # a line the sweep left out is named as such, not silently missing (this sample has no "full")
+    assert "full" not in res["lines"]
+    assert "(b) the full package" in text and "not run (add full to --features)" in text
+    # the page's links name each section in full, short of a trailing parenthesis
+    assert escape("(a) G40's scope, (b) the full package, (c) the fixed-time conversion") + "</a>" in page_html(out)
+    assert ">Effect per feature</a>" in page_html(out)
     # every parameter with its source
     for name, p in res["parameters"]["parameters"].items():
         assert name in text

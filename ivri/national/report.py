@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -300,14 +301,22 @@ def _tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]
                     [[_LABEL[k], _fmt(c[k]["central"]), f"{_fmt(c[k]['p5'])} to {_fmt(c[k]['p95'])}",
                       _fmt(c[k]["mde"]), _fmt(c[k]["g40"]), f"{c[k]['ratio_central']:.3g}"]
                      for k in ("veh_h", "fuel_l")])
+
+    def line_row(f: str) -> list[str]:
+        if f not in res["lines"]:
+            # A line the sweep left out is named, so that a reader does not take its absence
+            # for an effect of zero.
+            return [_LINE_TEXT[f], f"not run (add {f} to --features)", "", "", "", ""]
+        n = nat[f]
+        return [_LINE_TEXT[f],
+                f"{_fmt(n['veh_h']['central'])} ({_fmt(n['veh_h']['p5'])} to {_fmt(n['veh_h']['p95'])})",
+                _fmt(n["seeds"]["mde"]),
+                f"{_fmt(n['fuel_l']['central'])} ({_fmt(n['fuel_l']['p5'])} to {_fmt(n['fuel_l']['p95'])})",
+                _fmt(n["stops"]["central"]), _fmt(n["limit_h"]["central"])]
+
     t["lines"] = (["line", "vehicle-loss hours (90 %)", "min. detectable", "fuel [L] (90 %)",
                    "stops", "loss vs speed limit [h]"],
-                  [[_LINE_TEXT.get(f, f),
-                    f"{_fmt(nat[f]['veh_h']['central'])} ({_fmt(nat[f]['veh_h']['p5'])} to {_fmt(nat[f]['veh_h']['p95'])})",
-                    _fmt(nat[f]["seeds"]["mde"]),
-                    f"{_fmt(nat[f]['fuel_l']['central'])} ({_fmt(nat[f]['fuel_l']['p5'])} to {_fmt(nat[f]['fuel_l']['p95'])})",
-                    _fmt(nat[f]["stops"]["central"]), _fmt(nat[f]["limit_h"]["central"])]
-                   for f in res["lines"] if f in _LINE_TEXT])
+                  [line_row(f) for f in _LINE_TEXT if f in res["lines"] or f != CONVERSION_LINE])
     t["features"] = (["feature", *[_LABEL[k] for k in OUTPUTS]],
                      [[f, *[f"{_fmt(nat[f][k]['central'])} ({_fmt(nat[f][k]['p5'])} to {_fmt(nat[f][k]['p95'])})"
                             for k in OUTPUTS]] for f in res["lines"]])
@@ -453,7 +462,9 @@ def _html(res: dict[str, Any], tables: dict[str, tuple[list[str], list[list[str]
         "notes": ("Notes", "<ul>" + "".join(f"<li>{escape(n)}</li>" for n in res["notes"] or ["none"]) + "</ul>"),
     }
     assert tuple(sections) == HTML_SECTIONS
-    nav = " · ".join(f'<a href="#{k}">{escape(v[0].split(" (")[0])}</a>' for k, v in sections.items())
+    # The link text is the title without a trailing parenthesis ("Effect per feature (per year, ...)").
+    nav = " · ".join(f'<a href="#{k}">{escape(re.sub(r" [(][^()]*[)]$", "", v[0]))}</a>'
+                     for k, v in sections.items())
     body = "".join(f'<section id="{k}"><h2>{escape(title)}</h2>{html}</section>' for k, (title, html) in sections.items())
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:.8em 0;font-size:13px;width:100%}"

@@ -44,10 +44,6 @@ class _Page(HTMLParser):
         self.text.append(data)
 
 
-def page_html(out: Path) -> str:
-    return (out / "report.html").read_text(encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     from test_national_extrapolate import _table
@@ -61,8 +57,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
 
 def test_html_report_is_self_contained_with_every_section(report: tuple[Path, dict[str, Any]]) -> None:
     out, res = report
+    html = (out / "report.html").read_text(encoding="utf-8")
     page = _Page()
-    page.feed((out / "report.html").read_text(encoding="utf-8"))
+    page.feed(html)
     assert tuple(page.ids) == HTML_SECTIONS
     assert page.svgs >= 4 and page.scripts == 0 and page.external == []
     text = " ".join(page.text)
@@ -74,8 +71,8 @@ def test_html_report_is_self_contained_with_every_section(report: tuple[Path, di
     assert "full" not in res["lines"]
     assert "(b) the full package" in text and "not run (add full to --features)" in text
     # the page's links name each section in full, short of a trailing parenthesis
-    assert escape("(a) G40's scope, (b) the full package, (c) the fixed-time conversion") + "</a>" in page_html(out)
-    assert ">Effect per feature</a>" in page_html(out)
+    assert escape("(a) G40's scope, (b) the full package, (c) the fixed-time conversion") + "</a>" in html
+    assert ">Effect per feature</a>" in html
     # every parameter with its source
     for name, p in res["parameters"]["parameters"].items():
         assert name in text

@@ -291,6 +291,11 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _with_interval(d: dict[str, float]) -> str:
+    """``central (p5 to p95)`` of one output's summary."""
+    return f"{_fmt(d['central'])} ({_fmt(d['p5'])} to {_fmt(d['p95'])})"
+
+
 def _tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The report's tables, shared by the Markdown and the HTML."""
     c = res["g40_comparison"]
@@ -308,18 +313,14 @@ def _tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]
             # for an effect of zero.
             return [_LINE_TEXT[f], f"not run (add {f} to --features)", "", "", "", ""]
         n = nat[f]
-        return [_LINE_TEXT[f],
-                f"{_fmt(n['veh_h']['central'])} ({_fmt(n['veh_h']['p5'])} to {_fmt(n['veh_h']['p95'])})",
-                _fmt(n["seeds"]["mde"]),
-                f"{_fmt(n['fuel_l']['central'])} ({_fmt(n['fuel_l']['p5'])} to {_fmt(n['fuel_l']['p95'])})",
-                _fmt(n["stops"]["central"]), _fmt(n["limit_h"]["central"])]
+        return [_LINE_TEXT[f], _with_interval(n["veh_h"]), _fmt(n["seeds"]["mde"]),
+                _with_interval(n["fuel_l"]), _fmt(n["stops"]["central"]), _fmt(n["limit_h"]["central"])]
 
     t["lines"] = (["line", "vehicle-loss hours (90 %)", "min. detectable", "fuel [L] (90 %)",
                    "stops", "loss vs speed limit [h]"],
                   [line_row(f) for f in _LINE_TEXT if f in res["lines"] or f != CONVERSION_LINE])
     t["features"] = (["feature", *[_LABEL[k] for k in OUTPUTS]],
-                     [[f, *[f"{_fmt(nat[f][k]['central'])} ({_fmt(nat[f][k]['p5'])} to {_fmt(nat[f][k]['p95'])})"
-                            for k in OUTPUTS]] for f in res["lines"]])
+                     [[f, *[_with_interval(nat[f][k]) for k in OUTPUTS]] for f in res["lines"]])
     t["types"] = (["type", "line", *[_LABEL[k] for k in OUTPUTS]],
                   [[ty, f, *[_fmt(v[k]) for k in OUTPUTS]]
                    for ty, byf in res["per_intersection_year"].items() for f, v in byf.items()])

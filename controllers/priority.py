@@ -149,7 +149,7 @@ class ClassRules:
         serves it in its own order, at a gap-out, without cutting anyone's green.
     ``gap_out_s``
         With ``precall``: while the request waits, the base controller sees a conflicting
-        green as gapped out once no vehicle has passed its detectors for this long (a
+        motor green as gapped out once no vehicle has passed its detectors for this long (a
         shorter gap than its own), so the running stage ends at its next real gap and the
         cycle reaches the requested group sooner. Stages stay whole: nothing is cut while
         vehicles queue at the stop line.

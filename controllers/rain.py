@@ -10,9 +10,11 @@ While active, for each cyclist signal group (parameters per intersection):
 
 * earlier and more frequent service, a shorter cycle rather than a cut: a cyclist group
   whose riders have waited ``wait_s`` is called early (class RAIN, ``precall``), and the
-  running motor stage ends at its next real gap (2 s, the class's ``gap_out_s``, instead of
-  the base controller's 3 s); no motor green with vehicles still passing closely is cut,
-  and no maximum green is shortened;
+  running stage's motor greens end at their next real gap (2 s, the class's ``gap_out_s``,
+  instead of the base controller's 3 s); no motor green with vehicles still passing closely
+  is cut, and no maximum green is shortened. A conflicting cycle track keeps its own gap:
+  riders pass a loop at longer headways, and ending its green at 2 s moved the delay from
+  one cycle track to the other (tjunction:peak, seed 42: every cycle stream about 20 s a trip worse);
 * longer green: a cyclist green is held while riders keep coming (the time since one last
   passed a detector is below ``gap_s``) up to ``max_green_s``, also past the group's normal
   maximum green, where the net-benefit rule says it pays (the riders' person-seconds

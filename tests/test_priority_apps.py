@@ -540,6 +540,26 @@ def test_rain_cyclists_waiting_get_green_earlier() -> None:
     assert d.log.rows == [] and not d.extend.any()
 
 
+def test_rain_call_does_not_cut_a_conflicting_cycle_track() -> None:
+    """Raining, actuated base: two conflicting cycle tracks. C's riders pass its loop every
+    2.5 s (under the actuated gap of 3 s) and D waits. The shorter gap of rain mode (2 s) ends
+    motor greens only: riders pass a loop at longer headways, and cutting C for D would move
+    the same riders' delay from one track to the other. C runs to its max green (60 s), as
+    without rain mode; with a motor group in C's place it would end at once (the test above)."""
+    net = intersection([group("C", mode="bicycle", max_green_s=60.0),
+                        group("D", mode="bicycle", max_green_s=60.0)], [conflict("C", "D")])
+
+    def riders_on_c(t: float, obs: Observation) -> None:
+        obs.gap_s[0, 0] = 2.5
+
+    wet = RainMode(rain=RainSeries.constant(5.0), wait_s=20.0)
+    r = Run(net, arbiter(VehicleActuated(), wet), riders_on_c, 200)
+    base = Run(net, VehicleActuated(), riders_on_c, 200)
+    assert base.green_starts("C")[0] == 0.5 and base.green_at_or_after("D", 0.0) >= 60.0
+    assert r.log.events("grant", signal_group="D", priority_class="rain")
+    assert r.green_at_or_after("D", 0.0) == base.green_at_or_after("D", 0.0)
+
+
 def test_schwung_early_call_brings_green_by_arrival_without_cutting() -> None:
     """Actuated base, default cyclist rules (an early call and nothing more): a cyclist with the
     app arrives at C at 40 s; C's detectors see it only then. A's traffic stops at 20 s (it

@@ -67,7 +67,7 @@ from ivri.core.jit import njit
 from ivri.core.state import SignalState
 from ivri.errors import ConfigError
 
-from ._common import EPS_S, TickClock, contiguous_timing
+from ._common import EPS_S, TickClock, contiguous_timing, slow_mode_mask
 from .base import NO_DETECTION_S, Controller, Observation
 from .priority import (
     DEFAULT_NET_BENEFIT,
@@ -237,12 +237,14 @@ class ReqArrays(NamedTuple):
 
 
 class WeighArrays(NamedTuple):
-    """What the net-benefit rule weighs with (see the module docstring)."""
+    """What the net-benefit rule weighs with, and which greens an early call may shorten (see
+    the module docstring)."""
 
     persons: np.ndarray     # float64[I, G]: persons per road user of each group
     lanes: np.ndarray       # float64[I, G]: lanes of each group
     params: np.ndarray      # float64[3]: sat_headway_s, stop_penalty_s, saturation
     cycle_open: np.ndarray  # bool[I]: no intervention yet this cycle and nobody owed
+    slow: np.ndarray        # bool[I, G]: pedestrian and bicycle groups (keep their own gap)
 
 
 class ArbiterOut(NamedTuple):
@@ -299,6 +301,7 @@ def arbitrate_kernel(
     lanes = weigh.lanes
     nb = weigh.params
     cycle_open = weigh.cycle_open
+    slow = weigh.slow
     out_request = out.request
     out_extend = out.extend
     out_precall = out.precall
@@ -424,8 +427,13 @@ def arbitrate_kernel(
         status[r] = act
         if act == Status.CALLED:
             out_precall[i, g] = True  # no reservation: the base controller decides when
+            # Only motor greens end at the shorter gap: riders and walkers pass a loop at
+            # longer headways, so a 2 s gap would cut a cycle track's green while its queue
+            # still rides off (rain mode on tjunction:peak, seed 42: every cycle stream lost
+            # about 20 s per trip).
             for k in range(n_g):
-                if (timing.conflict[i, g, k] and timing.valid[i, k] and sig.state[i, k] == GREEN
+                if (timing.conflict[i, g, k] and timing.valid[i, k] and not slow[i, k]
+                        and sig.state[i, k] == GREEN
                         and (gap_s[i, k] >= rules.gap_out_s[c]
                              or sig.elapsed_s[i, k] + dt_s >= rules.gap_out_after_s[c] - EPS_S)):
                     out_gapout[i, k] = True
@@ -572,7 +580,7 @@ class PriorityArbiter(Controller):
         self.precall_ = net.full(False, np.bool_)
         self.base_demand_ = net.full(False, np.bool_)
         self.gapout_ = net.full(False, np.bool_)
-        self.motor_ = (net.mode != MODE_BICYCLE) & (net.mode != MODE_PEDESTRIAN)
+        self.slow_ = slow_mode_mask(net)
         self.base_gap_ = net.full(0.0)
         self.held_back_ = net.full(False, np.bool_)
         self.held_total_ = net.full(False, np.bool_)  # held back since the emergency began
@@ -661,10 +669,7 @@ class PriorityArbiter(Controller):
         # detector); the core keeps reading the real detectors.
         np.logical_or(obs.demand, self.precall_, out=self.base_demand_)
         np.copyto(self.base_gap_, obs.gap_s)
-        # Only motor greens end at the shorter gap: riders and walkers pass a loop at longer
-        # headways, so a 2 s gap would cut a cycle track's green while its queue still rides
-        # off (rain mode on tjunction:peak, seed 42: every cycle stream lost about 20 s per trip).
-        self.base_gap_[self.gapout_ & self.motor_] = NO_DETECTION_S
+        self.base_gap_[self.gapout_] = NO_DETECTION_S
         base_request = self.base.step(replace(obs, demand=self.base_demand_, gap_s=self.base_gap_), signals)
         parts = [app.requests(obs, signals) for app in self.applications]
         parts.append(self._compensation(signals, obs.demand))
@@ -682,7 +687,7 @@ class PriorityArbiter(Controller):
             TrafficArrays(obs.demand, obs.gap_s, obs.queue_veh, obs.approach_veh, base_request),
             ReqArrays(req.intersection, req.group, req.cls, req.eta_s, sticky, charged, order),
             self.rules_,
-            WeighArrays(self.persons_, self.lanes_, self.nb_, cycle_open),
+            WeighArrays(self.persons_, self.lanes_, self.nb_, cycle_open, self.slow_),
             self.budget_,
             ArbiterOut(self.request_, self.extend_, self.precall_, self.gapout_, self.held_back_,
                        np.zeros(n, dtype=np.int8), np.zeros(n), np.zeros(n), self.intervened_),
